@@ -1,0 +1,293 @@
+"""Turns one decoded JSON object into a typed event, or says exactly which field is wrong and why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from rules_engine.events import (
+    INVESTOR_CLASSES,
+    KYC_STATUSES,
+    RAILS,
+    REPORT_TYPES,
+    SIDES,
+    AccountEvent,
+    Event,
+    FundsEvent,
+    ParticipantEvent,
+    Party,
+    PriceEvent,
+    ReportEvent,
+    ReserveEvent,
+    TradeEvent,
+    TransferEvent,
+    TravelRuleInfo,
+)
+from rules_engine.money import ZERO, parse_decimal
+from rules_engine.timestamps import parse_timestamp
+
+
+class FieldError(ValueError):
+    """A single field is missing or malformed; ``field`` names it for the error report."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+_ENVELOPE = ("event_id", "type", "participant", "ts", "site")
+# event_id, type, participant, ts, site, extra: the positional head of every event dataclass.
+Envelope = tuple[str, str, str, datetime, str | None, dict[str, Any]]
+
+
+def _str(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        raise FieldError(name, "required field is missing")
+    if not isinstance(value, str):
+        raise FieldError(name, f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise FieldError(name, "must not be empty")
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:
+    if obj.get(name) is None:
+        return None
+    return _str(obj, name)
+
+
+def _choice(obj: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> str:
+    value = _str(obj, name)
+    if value not in allowed:
+        raise FieldError(name, f"must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _dec(obj: Mapping[str, Any], name: str, *, positive: bool = False) -> Decimal:
+    value = obj.get(name)
+    if value is None:
+        raise FieldError(name, "required field is missing")
+    try:
+        result = parse_decimal(value)
+    except ValueError as exc:
+        raise FieldError(name, str(exc)) from None
+    if positive and result <= ZERO:
+        raise FieldError(name, f"must be greater than zero, not {value}")
+    if result < ZERO:
+        raise FieldError(name, f"must not be negative, not {value}")
+    return result
+
+
+def _opt_dec(obj: Mapping[str, Any], name: str) -> Decimal | None:
+    if obj.get(name) is None:
+        return None
+    return _dec(obj, name)
+
+
+def _int(obj: Mapping[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if value is None:
+        raise FieldError(name, "required field is missing")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(name, f"must be an integer, not {type(value).__name__}")
+    if value < 0:
+        raise FieldError(name, "must not be negative")
+    return value
+
+
+def _str_list(obj: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise FieldError(name, "must be a list of strings")
+    return tuple(value)
+
+
+def _party(value: Any, name: str) -> Party | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FieldError(name, "must be an object with name and account")
+    party_name, account = value.get("name"), value.get("account")
+    for key, item in (("name", party_name), ("account", account)):
+        if item is not None and not isinstance(item, str):
+            raise FieldError(f"{name}.{key}", "must be a string")
+    return Party(name=party_name or None, account=account or None)
+
+
+def _travel_rule(obj: Mapping[str, Any]) -> TravelRuleInfo | None:
+    value = obj.get("travel_rule")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FieldError("travel_rule", "must be an object with originator and beneficiary")
+    return TravelRuleInfo(
+        originator=_party(value.get("originator"), "travel_rule.originator"),
+        beneficiary=_party(value.get("beneficiary"), "travel_rule.beneficiary"),
+    )
+
+
+def _account(o: Mapping[str, Any], env: Envelope) -> Event:
+    verified = o.get("bank_account_verified")
+    if verified is not None and not isinstance(verified, bool):
+        raise FieldError("bank_account_verified", "must be true or false")
+    return AccountEvent(
+        *env,
+        account=_str(o, "account"),
+        kyc_status=_choice(o, "kyc_status", KYC_STATUSES),
+        investor_class=_choice(o, "investor_class", INVESTOR_CLASSES),
+        bank_account_verified=verified,
+        wallets=_str_list(o, "wallets"),
+    )
+
+
+def _trade(o: Mapping[str, Any], env: Envelope) -> Event:
+    return TradeEvent(
+        *env,
+        account=_str(o, "account"),
+        side=_choice(o, "side", SIDES),
+        base=_str(o, "base"),
+        quote=_str(o, "quote"),
+        quantity=_dec(o, "quantity", positive=True),
+        price=_dec(o, "price", positive=True),
+        counterparty_account=_opt_str(o, "counterparty_account"),
+    )
+
+
+def _funds(o: Mapping[str, Any], env: Envelope) -> Event:
+    rail = _choice(o, "rail", RAILS)
+    onchain = rail == "onchain"
+    return FundsEvent(
+        *env,
+        account=_str(o, "account"),
+        asset=_str(o, "asset"),
+        amount=_dec(o, "amount", positive=True),
+        rail=rail,
+        chain=_str(o, "chain") if onchain else _opt_str(o, "chain"),
+        address=_str(o, "address") if onchain else _opt_str(o, "address"),
+        tx_hash=_str(o, "tx_hash") if onchain else _opt_str(o, "tx_hash"),
+        travel_rule=_travel_rule(o),
+    )
+
+
+def _transfer(o: Mapping[str, Any], env: Envelope) -> Event:
+    return TransferEvent(
+        *env,
+        chain=_str(o, "chain"),
+        tx_hash=_str(o, "tx_hash"),
+        log_index=_int(o, "log_index"),
+        block=_int(o, "block"),
+        from_address=_str(o, "from"),
+        to_address=_str(o, "to"),
+        asset=_str(o, "asset"),
+        amount=_dec(o, "amount"),
+        token=_opt_str(o, "token"),
+    )
+
+
+def _price(o: Mapping[str, Any], env: Envelope) -> Event:
+    return PriceEvent(
+        *env,
+        base=_str(o, "base"),
+        quote=_str(o, "quote"),
+        price=_dec(o, "price", positive=True),
+        source=_str(o, "source"),
+    )
+
+
+def _report(o: Mapping[str, Any], env: Envelope) -> Event:
+    report_type = _choice(o, "report_type", REPORT_TYPES)
+    refs = _str_list(o, "refs")
+    period = _opt_str(o, "period")
+    if report_type == "periodic" and period is None:
+        raise FieldError("period", "required for a periodic report")
+    if report_type != "periodic" and not refs:
+        raise FieldError("refs", f"a {report_type} report must list the event ids it covers")
+    return ReportEvent(*env, report_type=report_type, refs=refs or (), period=period)
+
+
+def _reserve(o: Mapping[str, Any], env: Envelope) -> Event:
+    return ReserveEvent(
+        *env,
+        asset=_str(o, "asset"),
+        custody_balance=_dec(o, "custody_balance"),
+        client_liabilities=_dec(o, "client_liabilities"),
+    )
+
+
+def _participant(o: Mapping[str, Any], env: Envelope) -> Event:
+    event = ParticipantEvent(
+        *env,
+        charter_capital_vnd=_opt_dec(o, "charter_capital_vnd"),
+        foreign_ownership_pct=_opt_dec(o, "foreign_ownership_pct"),
+        institutional_ownership_pct=_opt_dec(o, "institutional_ownership_pct"),
+    )
+    if (
+        event.charter_capital_vnd is None
+        and event.foreign_ownership_pct is None
+        and event.institutional_ownership_pct is None
+    ):
+        raise FieldError("charter_capital_vnd", "a participant event needs at least one fact")
+    return event
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], Envelope], Event]] = {
+    "account": _account,
+    "trade": _trade,
+    "deposit": _funds,
+    "withdrawal": _funds,
+    "transfer": _transfer,
+    "price": _price,
+    "report": _report,
+    "reserve": _reserve,
+    "participant": _participant,
+}
+
+KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    "account": frozenset({"account", "kyc_status", "investor_class", "bank_account_verified", "wallets"}),
+    "trade": frozenset({"account", "side", "base", "quote", "quantity", "price", "counterparty_account"}),
+    "deposit": frozenset(
+        {"account", "asset", "amount", "rail", "chain", "address", "tx_hash", "travel_rule"}
+    ),
+    "transfer": frozenset(
+        {"chain", "tx_hash", "log_index", "block", "from", "to", "asset", "amount", "token"}
+    ),
+    "price": frozenset({"base", "quote", "price", "source"}),
+    "report": frozenset({"report_type", "refs", "period"}),
+    "reserve": frozenset({"asset", "custody_balance", "client_liabilities"}),
+    "participant": frozenset({"charter_capital_vnd", "foreign_ownership_pct", "institutional_ownership_pct"}),
+}
+KNOWN_FIELDS["withdrawal"] = KNOWN_FIELDS["deposit"]
+_ENVELOPE_SET = frozenset(_ENVELOPE)
+
+
+def event_from_dict(obj: Any) -> Event:
+    """Build the typed event; unknown extra fields are kept in ``extra`` as the contract requires."""
+    if not isinstance(obj, dict):
+        raise FieldError("", f"an event must be a JSON object, not {type(obj).__name__}")
+    event_type = _str(obj, "type")
+    builder = _BUILDERS.get(event_type)
+    if builder is None:
+        raise FieldError("type", f"unknown event type {event_type!r}")
+    try:
+        ts = parse_timestamp(obj.get("ts")) if obj.get("ts") is not None else None
+    except ValueError as exc:
+        raise FieldError("ts", str(exc)) from None
+    if ts is None:
+        raise FieldError("ts", "required field is missing")
+    known = KNOWN_FIELDS[event_type]
+    extra = {k: v for k, v in obj.items() if k not in known and k not in _ENVELOPE_SET}
+    envelope: Envelope = (
+        _str(obj, "event_id"),
+        event_type,
+        _str(obj, "participant"),
+        ts,
+        _opt_str(obj, "site"),
+        extra,
+    )
+    return builder(obj, envelope)

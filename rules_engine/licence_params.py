@@ -1,0 +1,116 @@
+"""Reads one rule's parameters with messages that name the rule and the field, as regulators need."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rules_engine.events import EVENT_TYPES
+from rules_engine.money import ZERO, parse_decimal
+from rules_engine.timestamps import parse_duration
+
+
+class ParamError(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+class ParamReader:
+    """Tracks which keys a rule kind consumed, so a misspelt parameter is caught rather than ignored."""
+
+    def __init__(self, raw: Mapping[str, Any], base_dir: Path | None = None) -> None:
+        self._raw = raw
+        self.used: set[str] = set()
+        # Files a rule names (address lists) are found next to the licence file.
+        self.base_dir = base_dir or Path.cwd()
+
+    def has(self, name: str) -> bool:
+        return self._raw.get(name) is not None
+
+    def _get(self, name: str, required: bool) -> Any:
+        self.used.add(name)
+        value = self._raw.get(name)
+        if value is None and required:
+            raise ParamError(name, "missing parameter")
+        return value
+
+    def decimal(self, name: str, *, required: bool = True, positive: bool = True) -> Decimal | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        try:
+            number = parse_decimal(value)
+        except ValueError as exc:
+            raise ParamError(name, str(exc)) from None
+        if positive and number <= ZERO:
+            raise ParamError(name, f"must be greater than zero, not {value}")
+        return number
+
+    def req_decimal(self, name: str) -> Decimal:
+        number = self.decimal(name)
+        assert number is not None
+        return number
+
+    def integer(self, name: str, *, minimum: int = 1) -> int:
+        value = self._get(name, True)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamError(name, f"must be a whole number, not {value!r}")
+        if value < minimum:
+            raise ParamError(name, f"must be at least {minimum}")
+        return int(value)
+
+    def duration(self, name: str) -> timedelta:
+        value = self._get(name, True)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ParamError(name, str(exc)) from None
+
+    def text(self, name: str, *, choices: tuple[str, ...] | None = None) -> str:
+        value = self._get(name, True)
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ParamError(name, f"must be a string, not {value!r}")
+        text = str(value)
+        if choices is not None and text not in choices:
+            raise ParamError(name, f"must be one of {', '.join(choices)}, not {text!r}")
+        return text
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._get(name, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ParamError(name, f"must be true or false, not {value!r}")
+        return value
+
+    def strings(self, name: str, *, required: bool = True) -> tuple[str, ...] | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value:
+            raise ParamError(name, "must be a non-empty list")
+        items = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                raise ParamError(name, f"list items must be strings, not {item!r}")
+            items.append(str(item))
+        return tuple(items)
+
+    def event_types(self, name: str, default: tuple[str, ...]) -> frozenset[str]:
+        listed = self.strings(name, required=False)
+        if listed is None:
+            return frozenset(default)
+        unknown = [item for item in listed if item not in EVENT_TYPES]
+        if unknown:
+            raise ParamError(name, f"unknown event type(s): {', '.join(unknown)}")
+        return frozenset(listed)
+
+    def unused(self, common: frozenset[str]) -> list[str]:
+        return sorted(
+            k for k in self._raw if k not in self.used and k not in common and not k.startswith("__")
+        )

@@ -1,0 +1,42 @@
+"""Geographic scope: Da Nang licences name the testing sites where customers may transact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rules_engine.events import CUSTOMER_TYPES, Event, account_of
+from rules_engine.facts import Facts
+from rules_engine.licence_params import ParamReader
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind, fixed
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    sites: frozenset[str]
+
+
+def parse(reader: ParamReader) -> Params:
+    sites = reader.strings("sites")
+    assert sites is not None
+    return Params(frozenset(sites))
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+    params: Params = rule.params
+    if event.site in params.sites:
+        return None
+    where = f"site {event.site}" if event.site else "no site"
+    return [
+        rule.finding(
+            subject=account_of(event) or event.participant,
+            ts=event.ts,
+            key=event.event_id,
+            evidence=(event.event_id,),
+            message=f"{event.type} event {event.event_id} was made at {where}, outside the licensed sites "
+            f"({', '.join(sorted(params.sites))}).",
+        )
+    ]
+
+
+KIND = RuleKind("allowed_sites", parse, fixed(*CUSTOMER_TYPES), check)

@@ -1,0 +1,44 @@
+"""What a rule kind module provides: parameters, the event types it reads, a check, and optional
+clock handling for deadline rules. Modules stay plain functions over (rule, event, facts, state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rules_engine.events import Event
+from rules_engine.facts import Facts
+from rules_engine.findings import Finding
+from rules_engine.licence_params import ParamReader
+from rules_engine.rule_spec import RuleSpec
+
+Findings = Sequence[Finding] | None
+Check = Callable[[RuleSpec, Event, Facts, Any], Findings]
+OnClock = Callable[[RuleSpec, datetime, Facts, Any], Findings]
+
+
+def _no_state(params: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleKind:
+    name: str
+    parse: Callable[[ParamReader], Any]
+    event_types: Callable[[Any], frozenset[str]]
+    check: Check
+    new_state: Callable[[Any], Any] = _no_state
+    on_clock: OnClock | None = None
+    # True when the check reads facts.value, so the engine values the event (once) before calling it.
+    valued: bool = False
+
+
+def fixed(*types: str) -> Callable[[Any], frozenset[str]]:
+    chosen = frozenset(types)
+    return lambda params: chosen
+
+
+def no_params(reader: ParamReader) -> None:
+    return None

@@ -1,0 +1,57 @@
+"""Customer cap: each newly verified account beyond the cap is a breach of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rules_engine.events import AccountEvent, Event
+from rules_engine.facts import Facts
+from rules_engine.licence_params import ParamReader
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind, fixed
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    max: int
+
+
+State = set[str]
+
+
+def parse(reader: ParamReader) -> Params:
+    return Params(reader.integer("max"))
+
+
+def new_state(params: Params) -> State:
+    return set()
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
+    if not isinstance(event, AccountEvent):
+        return None
+    if event.kyc_status != "verified":
+        state.discard(event.account)
+        return None
+    if event.account in state:
+        return None
+    state.add(event.account)
+    params: Params = rule.params
+    if len(state) <= params.max:
+        return None
+    return [
+        rule.finding(
+            subject=event.account,
+            ts=event.ts,
+            key=event.event_id,
+            evidence=(event.event_id,),
+            observed=Decimal(len(state)),
+            limit=Decimal(params.max),
+            message=f"Verifying account {event.account} brings the participant to {len(state)} verified "
+            f"customers, above the cap of {params.max}.",
+        )
+    ]
+
+
+KIND = RuleKind("max_accounts", parse, fixed("account"), check, new_state=new_state)

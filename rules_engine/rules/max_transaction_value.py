@@ -1,0 +1,47 @@
+"""A single transaction may not exceed the per-transaction cap (valued in the reporting currency)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rules_engine.events import Event, account_of
+from rules_engine.facts import Facts
+from rules_engine.licence_params import ParamReader
+from rules_engine.money import decimal_text
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind
+
+DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    max: Decimal
+    applies_to: frozenset[str]
+
+
+def parse(reader: ParamReader) -> Params:
+    return Params(reader.req_decimal("max"), reader.event_types("applies_to", DEFAULT_TYPES))
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+    params: Params = rule.params
+    value = facts.value
+    if value is None or value <= params.max:
+        return None
+    return [
+        rule.finding(
+            subject=account_of(event) or event.participant,
+            ts=event.ts,
+            key=event.event_id,
+            evidence=(event.event_id,),
+            observed=value,
+            limit=params.max,
+            message=f"{event.type} {event.event_id} is worth {decimal_text(value)} "
+            f"{facts.header.reporting_currency}, above the cap of {decimal_text(params.max)}.",
+        )
+    ]
+
+
+KIND = RuleKind("max_transaction_value", parse, lambda p: p.applies_to, check, valued=True)

@@ -1,0 +1,75 @@
+"""Participant-level conditions of the national pilot: charter capital and ownership structure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rules_engine.events import Event, ParticipantEvent
+from rules_engine.facts import Facts
+from rules_engine.findings import Finding
+from rules_engine.licence_params import ParamError, ParamReader
+from rules_engine.money import decimal_text
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind, fixed
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    min_charter_capital_vnd: Decimal | None
+    max_foreign_ownership_pct: Decimal | None
+    min_institutional_ownership_pct: Decimal | None
+
+
+def parse(reader: ParamReader) -> Params:
+    params = Params(
+        reader.decimal("min_charter_capital_vnd", required=False),
+        reader.decimal("max_foreign_ownership_pct", required=False, positive=False),
+        reader.decimal("min_institutional_ownership_pct", required=False, positive=False),
+    )
+    if (
+        params.min_charter_capital_vnd is None
+        and params.max_foreign_ownership_pct is None
+        and params.min_institutional_ownership_pct is None
+    ):
+        raise ParamError("min_charter_capital_vnd", "missing parameter (give at least one limit)")
+    return params
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+    if not isinstance(event, ParticipantEvent):
+        return None
+    params: Params = rule.params
+    found: list[Finding] = []
+
+    def breach(name: str, observed: Decimal, limit: Decimal, text: str) -> None:
+        found.append(
+            rule.finding(
+                subject=event.participant,
+                ts=event.ts,
+                key=f"{event.event_id}:{name}",
+                evidence=(event.event_id,),
+                observed=observed,
+                limit=limit,
+                message=f"{text} ({decimal_text(observed)} against a limit of {decimal_text(limit)}).",
+            )
+        )
+
+    capital, floor = event.charter_capital_vnd, params.min_charter_capital_vnd
+    if capital is not None and floor is not None and capital < floor:
+        breach("charter_capital_vnd", capital, floor, "Charter capital is below the required minimum")
+    foreign, cap = event.foreign_ownership_pct, params.max_foreign_ownership_pct
+    if foreign is not None and cap is not None and foreign > cap:
+        breach("foreign_ownership_pct", foreign, cap, "Foreign ownership exceeds the permitted share")
+    institutional, least = event.institutional_ownership_pct, params.min_institutional_ownership_pct
+    if institutional is not None and least is not None and institutional < least:
+        breach(
+            "institutional_ownership_pct",
+            institutional,
+            least,
+            "Institutional ownership is below the minimum",
+        )
+    return found or None
+
+
+KIND = RuleKind("participant_limits", parse, fixed("participant"), check)

@@ -1,0 +1,112 @@
+"""Periodic (monthly or quarterly) reports must arrive by due_day of the following period.
+
+A period is judged only when the event-time clock is seen passing its due moment. Deadlines that fell
+before the first event the engine saw are not judged: the report may have been filed before the data
+begins, and an unprovable finding would only teach users to ignore findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rules_engine.events import Event, ReportEvent
+from rules_engine.facts import Facts
+from rules_engine.licence_params import ParamError, ParamReader
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind, fixed
+
+_MONTHS = {"month": 1, "quarter": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    every: str
+    due_day: int
+
+
+@dataclass(slots=True)
+class State:
+    next_index: int | None = None  # months since year 0 of the next period to judge
+    received: dict[str, datetime] = field(default_factory=dict)
+
+
+def parse(reader: ParamReader) -> Params:
+    every = reader.text("every", choices=tuple(_MONTHS))
+    due_day = reader.integer("due_day")
+    if due_day > 28:
+        raise ParamError("due_day", "must be 28 or less so every month has it")
+    return Params(every, due_day)
+
+
+def new_state(params: Params) -> State:
+    return State()
+
+
+def period_label(index: int, every: str) -> str:
+    year, month0 = divmod(index, 12)
+    if every == "quarter":
+        return f"{year}-Q{month0 // 3 + 1}"
+    return f"{year}-{month0 + 1:02d}"
+
+
+def _period_start_index(ts: datetime, every: str) -> int:
+    index = ts.year * 12 + ts.month - 1
+    return index - index % _MONTHS[every]
+
+
+def _month_start(index: int, like: datetime) -> datetime:
+    year, month0 = divmod(index, 12)
+    return datetime(year, month0 + 1, 1, tzinfo=like.tzinfo)
+
+
+def due_moment(index: int, params: Params, like: datetime) -> datetime:
+    """End of due_day of the month after the period, in the licence's own time zone."""
+    following = _month_start(index + _MONTHS[params.every], like)
+    return following + timedelta(days=params.due_day)
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
+    if isinstance(event, ReportEvent) and event.report_type == "periodic" and event.period:
+        earlier = state.received.get(event.period)
+        if earlier is None or event.ts < earlier:
+            state.received[event.period] = event.ts
+    return None
+
+
+def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findings:
+    params: Params = rule.params
+    header = facts.header
+    local_now = now.astimezone(header.valid_from.tzinfo)
+    if state.next_index is None:
+        # First tick: start with the earliest period whose deadline has not passed yet.
+        index = _period_start_index(header.valid_from.astimezone(header.valid_from.tzinfo), params.every)
+        while due_moment(index, params, header.valid_from) < local_now:
+            index += _MONTHS[params.every]
+        state.next_index = index
+        return None
+    found = []
+    last_index = _period_start_index(header.valid_until.astimezone(header.valid_from.tzinfo), params.every)
+    while state.next_index <= last_index:
+        index = state.next_index
+        due = due_moment(index, params, header.valid_from)
+        if due >= local_now:
+            break
+        state.next_index = index + _MONTHS[params.every]
+        label = period_label(index, params.every)
+        filed = state.received.get(label)
+        if filed is not None and filed <= due:
+            continue
+        late = f"; it came only at {filed.isoformat()}" if filed is not None else ""
+        found.append(
+            rule.finding(
+                subject=header.participant,
+                ts=due,
+                key=f"period:{label}",
+                message=f"The {params.every}ly report for {label} was due by {due.isoformat()} "
+                f"and had not arrived{late}.",
+            )
+        )
+    return found
+
+
+KIND = RuleKind("periodic_report", parse, fixed("report"), check, new_state=new_state, on_clock=on_clock)

@@ -1,0 +1,53 @@
+"""Fair pricing: trade prices must stay near the reference market price (same pair, listed sources)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rules_engine.events import Event, TradeEvent
+from rules_engine.facts import Facts
+from rules_engine.licence_params import ParamReader
+from rules_engine.money import HUNDRED, decimal_text, rounded
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind, fixed
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    max_pct: Decimal
+    sources: tuple[str, ...]
+
+
+def parse(reader: ParamReader) -> Params:
+    sources = reader.strings("sources")
+    assert sources is not None
+    return Params(reader.req_decimal("max_pct"), sources)
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+    if not isinstance(event, TradeEvent):
+        return None
+    params: Params = rule.params
+    reference = facts.prices.latest_from(event.base, event.quote, event.ts, params.sources)
+    if reference is None:
+        return None
+    # Compare without dividing: |p - ref| * 100 > max_pct * ref is exact in Decimal.
+    if abs(event.price - reference) * HUNDRED <= params.max_pct * reference:
+        return None
+    deviation = abs(event.price - reference) * HUNDRED / reference
+    return [
+        rule.finding(
+            subject=event.account,
+            ts=event.ts,
+            key=event.event_id,
+            evidence=(event.event_id,),
+            observed=rounded(deviation, 4),
+            limit=params.max_pct,
+            message=f"Trade {event.event_id} at {decimal_text(event.price)} {event.quote} deviates "
+            f"{decimal_text(rounded(deviation, 2))}% from the reference {decimal_text(reference)}.",
+        )
+    ]
+
+
+KIND = RuleKind("price_deviation", parse, fixed("trade"), check)

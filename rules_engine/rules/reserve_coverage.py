@@ -1,0 +1,47 @@
+"""Client assets must be fully held in custody: custody balance over client liabilities >= min_ratio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rules_engine.events import Event, ReserveEvent
+from rules_engine.facts import Facts
+from rules_engine.licence_params import ParamReader
+from rules_engine.money import ZERO, decimal_text, rounded
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind, fixed
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    min_ratio: Decimal
+
+
+def parse(reader: ParamReader) -> Params:
+    return Params(reader.req_decimal("min_ratio"))
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+    if not isinstance(event, ReserveEvent) or event.client_liabilities == ZERO:
+        return None
+    params: Params = rule.params
+    if event.custody_balance >= params.min_ratio * event.client_liabilities:
+        return None
+    ratio = event.custody_balance / event.client_liabilities
+    return [
+        rule.finding(
+            subject=event.participant,
+            ts=event.ts,
+            key=event.event_id,
+            evidence=(event.event_id,),
+            observed=rounded(ratio, 6),
+            limit=params.min_ratio,
+            message=f"{event.asset} custody {decimal_text(event.custody_balance)} covers only "
+            f"{decimal_text(rounded(ratio, 4))} of client liabilities "
+            f"{decimal_text(event.client_liabilities)}.",
+        )
+    ]
+
+
+KIND = RuleKind("reserve_coverage", parse, fixed("reserve"), check)

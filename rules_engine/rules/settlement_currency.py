@@ -1,0 +1,47 @@
+"""Fiat settlement must be in the permitted currency (VND for both Vietnamese pilots)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rules_engine.events import Event, FundsEvent, TradeEvent
+from rules_engine.facts import Facts
+from rules_engine.licence_params import ParamReader
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.base import Findings, RuleKind, fixed
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    currencies: frozenset[str]
+
+
+def parse(reader: ParamReader) -> Params:
+    currencies = reader.strings("currencies")
+    assert currencies is not None
+    return Params(frozenset(currencies))
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+    params: Params = rule.params
+    if isinstance(event, TradeEvent):
+        currency, account, what = event.quote, event.account, "is quoted in"
+    elif isinstance(event, FundsEvent) and event.rail == "bank":
+        currency, account, what = event.asset, event.account, "settles by bank in"
+    else:
+        return None
+    if currency in params.currencies:
+        return None
+    return [
+        rule.finding(
+            subject=account,
+            ts=event.ts,
+            key=event.event_id,
+            evidence=(event.event_id,),
+            message=f"{event.type} {event.event_id} {what} {currency}; permitted settlement currencies are "
+            f"{', '.join(sorted(params.currencies))}.",
+        )
+    ]
+
+
+KIND = RuleKind("settlement_currency", parse, fixed("trade", "deposit", "withdrawal"), check)

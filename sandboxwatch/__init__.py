@@ -1,0 +1,1 @@
+"""sandboxwatch command line: self-check, licence validation and scenario simulation."""

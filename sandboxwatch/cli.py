@@ -1,0 +1,163 @@
+"""``sandboxwatch`` entry point (shared/contract/cli.md, version 1).
+
+Exit codes: 0 no breach or critical finding, 1 at least one, 2 the licence or events cannot be used."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from rules_engine.event_reader import detect_format, read_events
+from rules_engine.findings import SEVERITIES
+from rules_engine.licence import Licence, LicenceError, load_licence
+from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.finding_output import WRITERS
+from sandboxwatch.self_check import run_check
+
+EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
+
+
+class Unusable(Exception):
+    """Input that cannot be used at all (exit 2), as opposed to bad lines inside it."""
+
+
+def _licence(path: str) -> Licence:
+    try:
+        return load_licence(path)
+    except LicenceError as exc:
+        raise Unusable(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str]]:
+    """Yield (lines, source name, format); undecodable bytes become bad lines, not a crash."""
+    if path == "-":
+        stream: TextIO = sys.stdin
+        source = "<stdin>"
+    else:
+        try:
+            stream = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
+        source = path
+    try:
+        first = stream.readline()
+        chosen = fmt or detect_format(source if path != "-" else "", first)
+
+        def lines() -> Iterator[str]:
+            if first:
+                yield first
+            yield from stream
+
+        yield lines(), source, chosen
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    licence = _licence(args.licence)
+    as_of = None
+    if args.as_of:
+        try:
+            as_of = parse_timestamp(args.as_of)
+        except ValueError as exc:
+            raise Unusable(f"--as-of: {exc}") from None
+    with _open_events(args.events, args.events_format) as (lines, source, fmt):
+        result = run_check(licence, read_events(lines, source, fmt), as_of)
+    for error in result.errors:
+        print(error.describe(), file=sys.stderr)
+    writer = WRITERS[args.format]
+    if args.out and args.out != "-":
+        with open(args.out, "w", encoding="utf-8", newline="") as out:
+            writer(result.findings, out)
+    else:
+        writer(result.findings, sys.stdout)
+    stats = result.stats
+    by_severity = ", ".join(f"{stats.findings[s]} {s}" for s in SEVERITIES if stats.findings[s])
+    print(
+        f"{stats.events} events checked against {licence.id} ({len(result.errors)} invalid, "
+        f"{stats.duplicates} duplicate, {stats.other_participant} of other participants): "
+        f"{len(result.findings)} findings{' (' + by_severity + ')' if by_severity else ''}",
+        file=sys.stderr,
+    )
+    return EXIT_FINDINGS if result.failed else EXIT_OK
+
+
+def cmd_licence_validate(args: argparse.Namespace) -> int:
+    licence = _licence(args.file)
+    kinds = sorted({rule.kind for rule in licence.rules})
+    print(
+        f"{args.file}: valid licence {licence.id} for {licence.participant}, {len(licence.rules)} rules "
+        f"({', '.join(kinds)}), {licence.header.valid_from.isoformat()} to "
+        f"{licence.header.valid_until.isoformat()}"
+    )
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+
+    licence = _licence(args.licence)
+    config = SimulationConfig(
+        accounts=args.accounts,
+        seed=args.seed,
+        day=args.day,
+        target_events=args.events,
+        violations=not args.clean,
+    )
+    summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
+    print(summary, file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sandboxwatch", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="self-check events against a licence")
+    check.add_argument("--licence", required=True, help="licence YAML file")
+    check.add_argument("--events", required=True, help="events file (JSONL or CSV), '-' for stdin")
+    check.add_argument("--format", choices=sorted(WRITERS), default="jsonl", help="findings format")
+    check.add_argument("--out", help="write findings here instead of standard output")
+    check.add_argument("--as-of", help="judge deadlines at this RFC 3339 time instead of the latest event")
+    check.add_argument("--events-format", choices=("jsonl", "csv"), help="override format detection")
+    check.set_defaults(run=cmd_check)
+
+    licence = commands.add_parser("licence", help="licence file tools")
+    licence_commands = licence.add_subparsers(dest="licence_command", required=True)
+    validate = licence_commands.add_parser("validate", help="validate a licence file")
+    validate.add_argument("file")
+    validate.set_defaults(run=cmd_licence_validate)
+
+    simulate = commands.add_parser("simulate", help="write a realistic simulated pilot day with violations")
+    simulate.add_argument("--licence", required=True)
+    simulate.add_argument("--out", required=True, help="events JSONL file to write")
+    simulate.add_argument("--truth", help="ground-truth JSON file of injected violations")
+    simulate.add_argument("--accounts", type=int, default=3000)
+    simulate.add_argument("--events", type=int, default=0, help="approximate event count (0: natural day)")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--day", help="local date of the simulated day (default: inside the licence term)")
+    simulate.add_argument("--clean", action="store_true", help="inject no violations")
+    simulate.set_defaults(run=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except Unusable as exc:
+        print(f"sandboxwatch: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

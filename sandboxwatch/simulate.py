@@ -1,0 +1,608 @@
+"""A realistic simulated day of a pilot exchange, with injected violations and their ground truth.
+
+The clean part is built to stay inside whatever limits the licence sets (amounts are derived from its
+thresholds), and every injected violation lives on accounts of its own, so a test can demand both that
+each violation is found and that nothing else is."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+from typing import Any
+
+from rules_engine.events import INVESTOR_CLASSES
+from rules_engine.licence import Licence
+from rules_engine.money import decimal_text
+from rules_engine.rule_spec import RuleSpec
+from rules_engine.rules.periodic_report import due_moment, period_label
+
+Row = dict[str, Any]
+_CENT = Decimal("0.01")
+_BASE_PRICES = {"USDT": Decimal(26300), "USDC": Decimal(26280), "BTC": Decimal(2_500_000_000)}
+_CUSTODY = "0x5a0b54d5dc17e0aadc383d2db43b0a0d3e029c4c"
+_TOKEN = "0xdac17f958d2ee523a2206206994597c13d831ec7"
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    accounts: int = 3000
+    seed: int = 1
+    day: str | None = None
+    target_events: int = 0
+    violations: bool = True
+    duplicate_rate: float = 0.001
+
+
+@dataclass
+class Violation:
+    rules: list[str]
+    what: str
+    evidence: list[str] = field(default_factory=list)
+    subject: str | None = None
+
+
+@dataclass
+class Scenario:
+    rows: list[Row]
+    violations: list[Violation]
+    injected: set[str]
+    start: datetime
+    end: datetime
+
+
+class _Builder:
+    """Holds the running ids and the event list while a scenario is written."""
+
+    def __init__(self, licence: Licence, config: SimulationConfig) -> None:
+        self.licence = licence
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.rows: list[Row] = []
+        self.counter = 0
+        self.block = 21_000_000
+        self.rules = {rule.kind: rule for rule in licence.rules}
+        self.tz = licence.header.valid_from.tzinfo
+        self.currency = licence.header.reporting_currency
+        self.sites = sorted(self._param("allowed_sites", "sites", frozenset({"HQ"})))
+        listed_assets = self._param("allowed_assets", "assets", frozenset({"USDT", "USDC"}))
+        self.asset = "USDT" if "USDT" in listed_assets else sorted(listed_assets)[0]
+        self.sources = list(self._param("price_deviation", "sources", ("binance",)))
+        classes = self._param("investor_class", "classes", frozenset(INVESTOR_CLASSES))
+        self.classes = sorted(classes)
+        self.prices: dict[str, Decimal] = {}
+        self.price_series: list[tuple[datetime, Decimal]] = []
+
+    def _param(self, kind: str, name: str, default: Any) -> Any:
+        rule = self.rules.get(kind)
+        return getattr(rule.params, name) if rule is not None else default
+
+    def rule(self, kind: str) -> RuleSpec | None:
+        return self.rules.get(kind)
+
+    def next_id(self, prefix: str = "ev") -> str:
+        self.counter += 1
+        return f"{prefix}-{self.counter:08d}"
+
+    def emit(self, event_type: str, ts: datetime, **fields: Any) -> Row:
+        row: Row = {
+            "event_id": fields.pop("event_id", None) or self.next_id(),
+            "type": event_type,
+            "participant": self.licence.participant,
+            "ts": ts.isoformat(),
+        }
+        row.update({k: v for k, v in fields.items() if v is not None})
+        row["_ts"] = ts
+        self.rows.append(row)
+        return row
+
+    def hex(self, length: int) -> str:
+        return "0x" + "".join(self.rng.choice("0123456789abcdef") for _ in range(length))
+
+    def reference(self, ts: datetime) -> Decimal:
+        """The reference price in force at ts (the series is built before any trade)."""
+        low, high = 0, len(self.price_series)
+        while low < high:
+            mid = (low + high) // 2
+            if self.price_series[mid][0] <= ts:
+                low = mid + 1
+            else:
+                high = mid
+        return self.price_series[max(low - 1, 0)][1]
+
+    def account(self, ts: datetime, name: str, *, kyc: str = "verified", wallets: int = 1) -> Row:
+        return self.emit(
+            "account",
+            ts,
+            site=self.rng.choice(self.sites),
+            account=name,
+            kyc_status=kyc,
+            investor_class=self.rng.choice(self.classes),
+            bank_account_verified=True,
+            wallets=[self.hex(40) for _ in range(wallets)],
+        )
+
+    def travel(self, account: str) -> Row:
+        return {
+            "originator": {"name": f"Customer {account}", "account": account},
+            "beneficiary": {"name": f"Customer {account}", "account": account},
+        }
+
+    def trade(self, ts: datetime, account: str, value: Decimal, **overrides: Any) -> Row:
+        price = overrides.pop("price", None) or self.reference(ts) * (
+            1 + Decimal(self.rng.randint(-40, 40)) / 10000
+        )
+        price = price.quantize(Decimal(1))
+        quantity = max((value / price).quantize(_CENT, rounding=ROUND_DOWN), _CENT)
+        fields: Row = {
+            "site": self.rng.choice(self.sites),
+            "account": account,
+            "side": self.rng.choice(("buy", "sell")),
+            "base": self.asset,
+            "quote": self.currency,
+            "quantity": decimal_text(quantity),
+            "price": decimal_text(price),
+        }
+        fields.update(overrides)
+        return self.emit("trade", ts, **fields)
+
+    def bank(self, kind: str, ts: datetime, account: str, amount: Decimal, **overrides: Any) -> Row:
+        fields: Row = {
+            "site": self.rng.choice(self.sites),
+            "account": account,
+            "asset": self.currency,
+            "amount": decimal_text(amount.quantize(Decimal(1000))),
+            "rail": "bank",
+        }
+        fields.update(overrides)
+        return self.emit(kind, ts, **fields)
+
+    def onchain(
+        self, kind: str, ts: datetime, account: str, address: str, value: Decimal, *, travel: bool = True
+    ) -> Row:
+        amount = max((value / self.reference(ts)).quantize(_CENT, rounding=ROUND_DOWN), _CENT)
+        tx_hash = self.hex(64)
+        row = self.emit(
+            kind,
+            ts,
+            site=self.rng.choice(self.sites),
+            account=account,
+            asset=self.asset,
+            amount=decimal_text(amount),
+            rail="onchain",
+            chain="ethereum",
+            address=address,
+            tx_hash=tx_hash,
+            travel_rule=self.travel(account) if travel else None,
+        )
+        sender, receiver = (_CUSTODY, address) if kind == "withdrawal" else (address, _CUSTODY)
+        self.block += 1
+        self.emit(
+            "transfer",
+            ts + timedelta(seconds=12),
+            chain="ethereum",
+            tx_hash=tx_hash,
+            log_index=0,
+            block=self.block,
+            **{"from": sender, "to": receiver},
+            asset=self.asset,
+            amount=decimal_text(amount),
+            token=_TOKEN,
+        )
+        return row
+
+
+def _window(licence: Licence, config: SimulationConfig, builder: _Builder) -> datetime:
+    """Start of the simulated 24 hours: noon before a periodic-report deadline, so that deadline is
+    judged inside the day."""
+    header = licence.header
+    tz = header.valid_from.tzinfo
+    if config.day:
+        day = date.fromisoformat(config.day)
+        return datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+    rule = builder.rule("periodic_report")
+    if rule is not None:
+        first = header.valid_from.year * 12 + header.valid_from.month - 1
+        months = 1 if rule.params.every == "month" else 3
+        index = first - first % months + months
+        return due_moment(index, rule.params, header.valid_from) - timedelta(hours=12)
+    start = header.valid_from + timedelta(days=60)
+    return datetime(start.year, start.month, start.day, 12, tzinfo=tz)
+
+
+def _clean_cap(builder: _Builder, sessions: int) -> Decimal:
+    """Largest clean transaction value: far enough under every value limit that no clean account,
+    however busy, can reach a cap, the large-value threshold or the structuring pattern."""
+    limits = [Decimal(30_000_000)]
+    for kind, name in (
+        ("max_transaction_value", "max"),
+        ("rolling_volume", "max"),
+        ("large_value_report", "threshold"),
+        ("structuring", "threshold"),
+    ):
+        rule = builder.rule(kind)
+        if rule is not None:
+            limits.append(getattr(rule.params, name) / (2 * max(sessions, 3)))
+    return min(limits)
+
+
+def _prices(builder: _Builder, start: datetime, end: datetime) -> None:
+    price = _BASE_PRICES.get(builder.asset, Decimal(26300))
+    ts = start
+    while ts <= end:
+        price = (price * (1 + Decimal(builder.rng.randint(-5, 5)) / 10000)).quantize(Decimal(1))
+        builder.price_series.append((ts, price))
+        for source in builder.sources:
+            builder.emit(
+                "price",
+                ts,
+                base=builder.asset,
+                quote=builder.currency,
+                price=decimal_text(price),
+                source=source,
+            )
+        ts += timedelta(minutes=1)
+
+
+def _participant_facts(builder: _Builder, ts: datetime) -> None:
+    rule = builder.rule("participant_limits")
+    facts: Row = {"charter_capital_vnd": "12000000000000", "foreign_ownership_pct": "30"}
+    if rule is not None:
+        params = rule.params
+        if params.min_charter_capital_vnd is not None:
+            facts["charter_capital_vnd"] = decimal_text(params.min_charter_capital_vnd * 2)
+        if params.max_foreign_ownership_pct is not None:
+            facts["foreign_ownership_pct"] = decimal_text(params.max_foreign_ownership_pct / 2)
+        if params.min_institutional_ownership_pct is not None:
+            facts["institutional_ownership_pct"] = decimal_text(
+                min(params.min_institutional_ownership_pct + 10, Decimal(100))
+            )
+    builder.emit("participant", ts, **facts)
+
+
+def _clean_day(builder: _Builder, start: datetime, end: datetime, accounts: int, sessions: int) -> None:
+    rng = builder.rng
+    cap = _clean_cap(builder, sessions)
+    floor = min(Decimal(500_000), cap / 4)
+    names = [f"acc-{i:06d}" for i in range(accounts)]
+    wallets: dict[str, list[str]] = {}
+    for i, name in enumerate(names):
+        row = builder.account(start + timedelta(milliseconds=i), name, wallets=rng.choice((1, 1, 2)))
+        wallets[name] = row["wallets"]
+    span = (end - start).total_seconds() - 4000
+
+    def amount() -> Decimal:
+        return (floor + (cap - floor) * Decimal(rng.random())).quantize(Decimal(1000))
+
+    for name in names:
+        for _ in range(sessions):
+            t = start + timedelta(seconds=60 + rng.random() * span)
+            step = timedelta(seconds=rng.randint(30, 900))
+            counterparty = rng.choice(names) if rng.random() < 0.5 else None
+            if counterparty == name:
+                counterparty = None
+            if rng.random() < 0.7:
+                builder.bank("deposit", t, name, amount())
+                builder.trade(t + step, name, amount(), side="buy", counterparty_account=counterparty)
+                if rng.random() < 0.6:
+                    builder.onchain("withdrawal", t + 2 * step, name, rng.choice(wallets[name]), amount())
+            else:
+                builder.onchain("deposit", t, name, rng.choice(wallets[name]), amount())
+                builder.trade(t + step, name, amount(), side="sell", counterparty_account=counterparty)
+                builder.bank("withdrawal", t + 2 * step, name, amount())
+    hour = start
+    while hour <= end:
+        liabilities = Decimal(rng.randint(5_000_000, 9_000_000))
+        builder.emit(
+            "reserve",
+            hour + timedelta(seconds=30),
+            asset=builder.asset,
+            custody_balance=decimal_text(liabilities * Decimal("1.05")),
+            client_liabilities=decimal_text(liabilities),
+        )
+        hour += timedelta(hours=1)
+
+
+def _inject(builder: _Builder, start: datetime, end: datetime, clean_accounts: int) -> list[Violation]:
+    """One violation per rule kind in the licence, each on accounts used for nothing else."""
+    violations: list[Violation] = []
+    t = start + timedelta(hours=2)
+    small = Decimal(2_000_000)
+    rules = builder.rules
+    verified_bad = 0
+
+    def bad_account(kind: str, at: datetime, **kw: Any) -> tuple[str, Row]:
+        nonlocal verified_bad
+        name = f"bad-{kind.replace('_', '-')}"
+        row = builder.account(at, name, **kw)
+        if kw.get("kyc", "verified") == "verified":
+            verified_bad += 1
+        return name, row
+
+    def add(kind: str, what: str, rows: list[Row], extra: tuple[str, ...] = ()) -> None:
+        rule_ids = [rules[kind].id] + [rules[k].id for k in extra if k in rules]
+        violations.append(Violation(rule_ids, what, [r["event_id"] for r in rows]))
+
+    header = builder.licence.header
+    if "licence_period" in rules:
+        name, _ = bad_account("licence_period", t)
+        late = builder.trade(header.valid_until + timedelta(days=1), name, small)
+        add("licence_period", "a trade dated after the licence ends", [late])
+    if "allowed_sites" in rules:
+        name, _ = bad_account("allowed_sites", t)
+        row = builder.trade(t + timedelta(minutes=5), name, small, site="HN-HK01")
+        add("allowed_sites", "a trade at a site outside the licence", [row])
+    if "allowed_assets" in rules:
+        name, _ = bad_account("allowed_assets", t)
+        listed = rules["allowed_assets"].params.assets
+        asset = next(a for a in ("ETH", "SOL", "XRP", "DOGE") if a not in listed)
+        row = builder.trade(t + timedelta(minutes=5), name, small, base=asset, price=Decimal(90_000_000))
+        add("allowed_assets", f"a trade in unapproved asset {asset}", [row])
+    if "settlement_currency" in rules:
+        name, _ = bad_account("settlement_currency", t)
+        at = t + timedelta(minutes=5)
+        usdt = (small / builder.reference(at)).quantize(_CENT)
+        row = builder.trade(at, name, small, quote="USD", price=Decimal(1), quantity=decimal_text(usdt))
+        add("settlement_currency", "a trade settled in USD", [row])
+    if "kyc_required" in rules:
+        name, _ = bad_account("kyc_required", t, kyc="pending")
+        row = builder.bank("deposit", t + timedelta(minutes=5), name, small)
+        add("kyc_required", "a deposit by an account whose eKYC is pending", [row])
+    if "investor_class" in rules:
+        params = rules["investor_class"].params
+        unlisted = [c for c in INVESTOR_CLASSES if c not in params.classes]
+        if unlisted:
+            name, acct = bad_account("investor_class", t)
+            acct["investor_class"] = unlisted[0]
+            row = builder.trade(t + timedelta(minutes=5), name, small)
+            add("investor_class", f"a trade by a {unlisted[0]} investor", [row])
+        else:
+            row = builder.trade(t + timedelta(minutes=5), "ghost-0001", small)
+            add("investor_class", "a trade by an account with no record", [row], ("kyc_required",))
+    if "registered_wallet" in rules:
+        name, _ = bad_account("registered_wallet", t)
+        row = builder.onchain("withdrawal", t + timedelta(minutes=5), name, builder.hex(40), small)
+        add("registered_wallet", "an on-chain withdrawal to an unregistered address", [row])
+    if "max_transaction_value" in rules:
+        name, _ = bad_account("max_transaction_value", t)
+        value = rules["max_transaction_value"].params.max + 1000
+        row = builder.bank("deposit", t + timedelta(minutes=5), name, value)
+        _report_if_large(builder, row, value)
+        add(
+            "max_transaction_value",
+            "a deposit just above the per-transaction cap",
+            [row],
+            _value_rules_hit(builder, value),
+        )
+    if "rolling_volume" in rules:
+        params = rules["rolling_volume"].params
+        limit = min(
+            _limit(builder, "max_transaction_value", "max"), _limit(builder, "structuring", "threshold")
+        )
+        value = min(limit - 1000, params.max)
+        count = math.floor(params.max / value) + 1
+        gap = max(_window_of(builder, "structuring"), timedelta(hours=1)) + timedelta(hours=1)
+        if gap * count < params.window:
+            first = t - gap * (count - 1)
+            name, _ = bad_account("rolling_volume", first - timedelta(minutes=1))
+            rows = [
+                builder.trade(first + gap * i, name, value, price=builder.reference(start))
+                for i in range(count)
+            ]
+            for row in rows:
+                _report_if_large(builder, row, value)
+            add("rolling_volume", f"{count} trades that together pass the rolling cap", rows)
+    if "large_value_report" in rules:
+        params = rules["large_value_report"].params
+        at = start - params.deadline - timedelta(hours=1)
+        name, _ = bad_account("large_value_report", at - timedelta(minutes=1))
+        row = builder.bank("deposit", at, name, params.threshold)
+        also = tuple(k for k in _value_rules_hit(builder, params.threshold) if k != "large_value_report")
+        add("large_value_report", "a large deposit never reported", [row], also)
+    if "structuring" in rules:
+        params = rules["structuring"].params
+        cap = _limit(builder, "max_transaction_value", "max")
+        each = (params.threshold / params.min_count).quantize(Decimal(1000)) + 1000
+        if each < params.threshold and each <= cap:
+            name, _ = bad_account("structuring", t)
+            step = params.window / (params.min_count + 1)
+            rows = [
+                builder.bank("deposit", t + timedelta(minutes=5) + step * i, name, each)
+                for i in range(params.min_count)
+            ]
+            add("structuring", f"{params.min_count} deposits just under the reporting threshold", rows)
+    if "travel_rule" in rules:
+        threshold = rules["travel_rule"].params.threshold
+        name, acct = bad_account("travel_rule", t)
+        row = builder.onchain(
+            "withdrawal",
+            t + timedelta(minutes=5),
+            name,
+            acct["wallets"][0],
+            threshold * Decimal("1.05"),
+            travel=False,
+        )
+        add(
+            "travel_rule",
+            "an on-chain withdrawal above the threshold without originator/beneficiary",
+            [row],
+            _value_rules_hit(builder, threshold * Decimal("1.05")),
+        )
+    if "blocked_addresses" in rules:
+        blocked = sorted(rules["blocked_addresses"].params.addresses)[0]
+        builder.block += 1
+        row = builder.emit(
+            "transfer",
+            t + timedelta(minutes=7),
+            chain="ethereum",
+            tx_hash=builder.hex(64),
+            log_index=1,
+            block=builder.block,
+            **{"from": _CUSTODY, "to": blocked},
+            asset=builder.asset,
+            amount="150",
+            token=_TOKEN,
+        )
+        add("blocked_addresses", "a custody transfer to a sanctioned address", [row])
+    if "price_deviation" in rules:
+        name, _ = bad_account("price_deviation", t)
+        at = t + timedelta(minutes=5)
+        off = builder.reference(at) * (1 + (rules["price_deviation"].params.max_pct + 2) / 100)
+        row = builder.trade(at, name, small, price=off)
+        add("price_deviation", "a trade priced far from the reference market", [row])
+    if "self_trade" in rules:
+        name, _ = bad_account("self_trade", t)
+        row = builder.trade(t + timedelta(minutes=5), name, small, counterparty_account=name)
+        add("self_trade", "a trade where the account is its own counterparty", [row])
+    if "reserve_coverage" in rules:
+        ratio = rules["reserve_coverage"].params.min_ratio
+        row = builder.emit(
+            "reserve",
+            t + timedelta(minutes=20, seconds=7),
+            asset=builder.asset,
+            custody_balance=decimal_text((Decimal(6_000_000) * ratio * Decimal("0.95")).quantize(_CENT)),
+            client_liabilities="6000000",
+        )
+        add("reserve_coverage", "custody below client liabilities", [row])
+    if "participant_limits" in rules:
+        params = rules["participant_limits"].params
+        facts: Row = {}
+        if params.min_charter_capital_vnd is not None:
+            facts["charter_capital_vnd"] = decimal_text(params.min_charter_capital_vnd / 2)
+        elif params.max_foreign_ownership_pct is not None:
+            facts["foreign_ownership_pct"] = decimal_text(
+                min(params.max_foreign_ownership_pct + 10, Decimal(100))
+            )
+        else:
+            facts["institutional_ownership_pct"] = "0"
+        row = builder.emit("participant", t + timedelta(hours=3), **facts)
+        add("participant_limits", "participant facts below the licence conditions", [row])
+    if "periodic_report" in rules:
+        rule = rules["periodic_report"]
+        label = _due_period(builder, start, end)
+        if label is not None:
+            violations.append(
+                Violation([rule.id], f"no periodic report for {label}", [], builder.licence.participant)
+            )
+    if "max_accounts" in rules:
+        cap = rules["max_accounts"].params.max
+        extra = cap - (clean_accounts + verified_bad) + 1
+        if 0 < extra <= 50_000:
+            rows = [
+                builder.account(end - timedelta(minutes=30) + timedelta(milliseconds=i), f"late-{i:06d}")
+                for i in range(extra)
+            ]
+            add("max_accounts", f"{extra} late sign-ups that take the customer count over the cap", rows[-1:])
+    return violations
+
+
+def _limit(builder: _Builder, kind: str, name: str) -> Decimal:
+    rule = builder.rule(kind)
+    return getattr(rule.params, name) if rule is not None else Decimal(10) ** 15
+
+
+def _window_of(builder: _Builder, kind: str) -> timedelta:
+    rule = builder.rule(kind)
+    return rule.params.window if rule is not None else timedelta(0)
+
+
+def _value_rules_hit(builder: _Builder, value: Decimal) -> tuple[str, ...]:
+    """Other value rules a single injected event of this value necessarily breaks as well."""
+    hit = []
+    if value > _limit(builder, "max_transaction_value", "max"):
+        hit.append("max_transaction_value")
+    if value >= _limit(builder, "large_value_report", "threshold"):
+        hit.append("large_value_report")
+    return tuple(hit)
+
+
+def _report_if_large(builder: _Builder, row: Row, value: Decimal) -> None:
+    """Injected events meant to break one rule get their large-value report, so they break only it."""
+    rule = builder.rule("large_value_report")
+    if rule is not None and value >= rule.params.threshold:
+        builder.emit(
+            "report", row["_ts"] + timedelta(hours=1), report_type="large_value", refs=[row["event_id"]]
+        )
+
+
+def _due_period(builder: _Builder, start: datetime, end: datetime) -> str | None:
+    rule = builder.rule("periodic_report")
+    if rule is None:
+        return None
+    months = 1 if rule.params.every == "month" else 3
+    first = builder.licence.header.valid_from
+    index = first.year * 12 + first.month - 1
+    index -= index % months
+    while True:
+        due = due_moment(index, rule.params, first)
+        if due > end:
+            return None
+        if start < due:
+            return period_label(index, rule.params.every)
+        index += months
+
+
+def build_scenario(licence: Licence, config: SimulationConfig) -> Scenario:
+    builder = _Builder(licence, config)
+    start = _window(licence, config, builder)
+    end = start + timedelta(hours=24) - timedelta(seconds=1)
+    overhead = 1440 * len(builder.sources) + 30 + config.accounts
+    sessions = 2
+    if config.target_events:
+        sessions = max(1, round((config.target_events - overhead) / (config.accounts * 3.9)))
+    _prices(builder, start, end)
+    _participant_facts(builder, start)
+    first_injected = len(builder.rows)
+    violations: list[Violation] = []
+    if config.violations:
+        violations = _inject(builder, start, end, config.accounts)
+    injected = {row["event_id"] for row in builder.rows[first_injected:]}
+    label = _due_period(builder, start, end)
+    rule = builder.rule("periodic_report")
+    if rule is not None and label is not None and not config.violations:
+        builder.emit("report", start + timedelta(hours=3), report_type="periodic", period=label)
+    _clean_day(builder, start, end, config.accounts, sessions)
+    rows = builder.rows
+    duplicates = [dict(row) for row in rows if builder.rng.random() < config.duplicate_rate]
+    rows.extend(duplicates)
+    rows.sort(key=lambda row: row["_ts"])
+    return Scenario(rows=rows, violations=violations, injected=injected, start=start, end=end)
+
+
+def scenario_lines(scenario: Scenario) -> Iterator[str]:
+    for row in scenario.rows:
+        yield json.dumps({k: v for k, v in row.items() if k != "_ts"}, separators=(",", ":")) + "\n"
+
+
+def truth_document(licence: Licence, scenario: Scenario) -> dict[str, Any]:
+    return {
+        "licence": licence.id,
+        "participant": licence.participant,
+        "start": scenario.start.isoformat(),
+        "end": scenario.end.isoformat(),
+        "events": len(scenario.rows),
+        "violations": [
+            {"rules": v.rules, "what": v.what, "evidence": v.evidence, "subject": v.subject}
+            for v in scenario.violations
+        ],
+        "injected_events": sorted(scenario.injected),
+    }
+
+
+def simulate_to_files(licence: Licence, config: SimulationConfig, out: Path, truth: Path | None) -> str:
+    scenario = build_scenario(licence, config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as handle:
+        handle.writelines(scenario_lines(scenario))
+    if truth is not None:
+        truth.write_text(json.dumps(truth_document(licence, scenario), indent=2) + "\n", encoding="utf-8")
+    return (
+        f"wrote {len(scenario.rows)} events ({scenario.start.isoformat()} to {scenario.end.isoformat()}) "
+        f"to {out}, with {len(scenario.violations)} injected violations"
+        + (f"; ground truth in {truth}" if truth else "")
+    )
