@@ -101,18 +101,9 @@ def onchain(
     address: str = "0xaa",
     **fields: Any,
 ) -> dict[str, Any]:
-    return funds(
-        kind,
-        name,
-        when,
-        amount,
-        asset="USDT",
-        rail="onchain",
-        chain="ethereum",
-        address=address,
-        tx_hash="0x01",
-        **fields,
-    )
+    base = {"asset": "USDT", "rail": "onchain", "chain": "ethereum", "address": address, "tx_hash": "0x01"}
+    base.update(fields)
+    return funds(kind, name, when, amount, **base)
 
 
 def price(
