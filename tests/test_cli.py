@@ -1,0 +1,173 @@
+"""The CLI contract: exit codes, output formats, stdin, and invalid lines that do not stop the check."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandboxwatch.cli import main
+from tests.helpers import DA_NANG, account, price, trade, ts
+
+
+def _write(path: Path, rows: list[dict], extra_lines: tuple[str, ...] = ()) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "".join(extra_lines))
+    return path
+
+
+def _rows() -> list[dict]:
+    p = "alphatrue-basal-pay"
+    return [
+        price(ts(hour=0), participant=p),
+        account("c1", participant=p),
+        trade("c1", ts(hour=3), participant=p),
+    ]
+
+
+def test_clean_check_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = _write(tmp_path / "e.jsonl", _rows())
+    assert main(["check", "--licence", str(DA_NANG), "--events", str(events)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "3 events checked" in err
+
+
+def test_breach_exits_one_and_writes_jsonl_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _rows()
+    rows.append(trade("c1", ts(hour=4), quantity="10000", participant="alphatrue-basal-pay"))
+    events = _write(tmp_path / "e.jsonl", rows, ("{broken\n",))
+    code = main(["check", "--licence", str(DA_NANG), "--events", str(events)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    findings = [json.loads(line) for line in out.splitlines()]
+    assert [f["rule"] for f in findings] == ["invalid_event", "tx-cap"]
+    assert findings[0]["severity"] == "warning" and "line 5" in findings[0]["message"]
+    assert "e.jsonl:5: not valid JSON" in err
+    required = {
+        "finding_id",
+        "rule",
+        "kind",
+        "severity",
+        "participant",
+        "subject",
+        "ts",
+        "observed",
+        "limit",
+        "clause",
+        "evidence",
+        "message",
+    }
+    assert required <= set(findings[1])
+    assert findings[1]["observed"] == "260000000" and findings[1]["limit"] == "200000000"
+    assert findings[1]["clause"] == "per-transaction cap"
+
+
+def test_only_warnings_exit_zero(tmp_path: Path) -> None:
+    events = _write(tmp_path / "e.jsonl", _rows(), ("not json\n",))
+    assert main(["check", "--licence", str(DA_NANG), "--events", str(events)]) == 0
+
+
+def test_unusable_inputs_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = _write(tmp_path / "e.jsonl", _rows())
+    assert main(["check", "--licence", str(tmp_path / "missing.yaml"), "--events", str(events)]) == 2
+    assert main(["check", "--licence", str(DA_NANG), "--events", str(tmp_path / "missing.jsonl")]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DA_NANG.read_text().replace("window: 30d", "window: 30 days"))
+    assert main(["check", "--licence", str(bad), "--events", str(events)]) == 2
+    assert main(["check", "--licence", str(DA_NANG), "--events", str(events), "--as-of", "tomorrow"]) == 2
+    err = capsys.readouterr().err
+    assert "rule 'month-cap'" in err and "field 'window'" in err
+
+
+def test_licence_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["licence", "validate", str(DA_NANG)]) == 0
+    assert "valid licence DN-136-PILOT-01" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DA_NANG.read_text().replace("kind: self_trade", "kind: self_dealing"))
+    assert main(["licence", "validate", str(bad)]) == 2
+    assert "rule 'wash'" in capsys.readouterr().err
+
+
+def test_csv_and_table_formats_and_out_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [*_rows(), trade("c1", ts(hour=4), counterparty_account="c1", participant="alphatrue-basal-pay")]
+    events = _write(tmp_path / "e.jsonl", rows)
+    out = tmp_path / "f.csv"
+    main(["check", "--licence", str(DA_NANG), "--events", str(events), "--format", "csv", "--out", str(out)])
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["rule"] == "wash" and row["evidence"] == rows[-1]["event_id"]
+    main(["check", "--licence", str(DA_NANG), "--events", str(events), "--format", "table"])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["TS", "SEVERITY", "RULE", "SUBJECT"]
+    assert "is its own counterparty" in table[2]
+
+
+def test_csv_events_input(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    columns = [
+        "event_id",
+        "type",
+        "participant",
+        "ts",
+        "site",
+        "account",
+        "side",
+        "base",
+        "quote",
+        "quantity",
+        "price",
+        "counterparty_account",
+    ]
+    writer = csv.DictWriter(buffer, columns)
+    writer.writeheader()
+    writer.writerow(
+        {
+            "event_id": "t1",
+            "type": "trade",
+            "participant": "alphatrue-basal-pay",
+            "ts": ts(),
+            "site": "DN-XX",
+            "account": "c9",
+            "side": "buy",
+            "base": "USDT",
+            "quote": "VND",
+            "quantity": "1",
+            "price": "26000",
+        }
+    )
+    path = tmp_path / "e.csv"
+    path.write_text(buffer.getvalue())
+    out = tmp_path / "f.jsonl"
+    assert main(["check", "--licence", str(DA_NANG), "--events", str(path), "--out", str(out)]) == 1
+    assert {json.loads(line)["rule"] for line in out.read_text().splitlines()} == {"sites", "kyc", "eligible"}
+
+
+def test_stdin_and_as_of_through_the_console_script(tmp_path: Path) -> None:
+    rows = [*_rows(), trade("c1", ts(hour=4), quantity="16000", participant="alphatrue-basal-pay")]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    command = [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", "-"]
+    plain = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+    assert plain.returncode == 1
+    assert [json.loads(line)["rule"] for line in plain.stdout.splitlines()] == ["tx-cap"]
+    later = subprocess.run(
+        [*command, "--as-of", "2025-10-03T00:00:00+07:00"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert [json.loads(line)["rule"] for line in later.stdout.splitlines()] == ["tx-cap", "lvtr"]
+
+
+def test_finding_ids_are_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [*_rows(), trade("c1", ts(hour=4), quantity="10000", participant="alphatrue-basal-pay")]
+    events = _write(tmp_path / "e.jsonl", rows, ("oops\n",))
+    main(["check", "--licence", str(DA_NANG), "--events", str(events)])
+    first = capsys.readouterr().out
+    main(["check", "--licence", str(DA_NANG), "--events", str(events)])
+    assert capsys.readouterr().out == first
