@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,12 +16,12 @@ from sandboxwatch.cli import main
 from tests.helpers import DA_NANG, account, price, trade, ts
 
 
-def _write(path: Path, rows: list[dict], extra_lines: tuple[str, ...] = ()) -> Path:
+def _write(path: Path, rows: list[dict[str, Any]], extra_lines: tuple[str, ...] = ()) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "".join(extra_lines))
     return path
 
 
-def _rows() -> list[dict]:
+def _rows() -> list[dict[str, Any]]:
     p = "alphatrue-basal-pay"
     return [
         price(ts(hour=0), participant=p),

@@ -4,6 +4,7 @@ says >=) and the compliant case."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from tests.helpers import (
     account,
@@ -265,7 +266,9 @@ def test_blocked_addresses_case_insensitive_on_funds_and_transfers(tmp_path) -> 
     from rules_engine.licence import load_licence
 
     lic = load_licence(tmp_path / "lic.yaml")
-    transfer = dict(chain="ethereum", tx_hash="0x1", log_index=0, block=1, asset="USDT", amount="1")
+    transfer: dict[str, Any] = dict(
+        chain="ethereum", tx_hash="0x1", log_index=0, block=1, asset="USDT", amount="1"
+    )
     found = run(
         lic,
         [
