@@ -50,6 +50,10 @@ class Engine:
         self.states: dict[str, Any] = {}
         self.clock: datetime | None = None
         self.stats = EngineStats()
+        self._participant = licence.header.participant
+        self._currency = licence.header.reporting_currency
+        self._term_start = licence.header.valid_from
+        self._term_end = licence.header.valid_until
         self._seen: set[object] = set()
         self._dispatch: dict[str, list[tuple[Check, RuleSpec, Any]]] = {t: [] for t in EVENT_TYPES}
         self._clock_rules: list[tuple[OnClock, RuleSpec, Any]] = []
@@ -67,40 +71,46 @@ class Engine:
 
     def process(self, event: Event) -> list[Finding]:
         """Apply one event. Re-delivered event ids and other participants' events change nothing
-        (reference prices are market-wide, so those are taken from any participant)."""
+        (reference prices are market-wide, so those are taken from any participant).
+
+        This runs for every event of every stream, so it reads attributes into locals once."""
         stats = self.stats
         stats.events += 1
+        event_type = event.type
         key: object
-        if event.participant == self.header.participant:
+        if event.participant == self._participant:
             key = event.event_id
-        elif event.type == "price":
+        elif event_type == "price":
             key = (event.participant, event.event_id)
         else:
             stats.other_participant += 1
             return []
-        if key in self._seen:
+        seen = self._seen
+        if key in seen:
             stats.duplicates += 1
             return []
-        self._seen.add(key)
+        seen.add(key)
         found: list[Finding] = []
         ts = event.ts
         # Only in-term events move the clock: a mistyped year must not expire every pending deadline.
-        if (self.clock is None or ts > self.clock) and self.header.in_term(ts):
+        clock = self.clock
+        if (clock is None or ts > clock) and self._term_start <= ts <= self._term_end:
             self.clock = ts
             if self._clock_rules:
                 found.extend(self._tick(ts))
         facts = self.facts
-        if isinstance(event, AccountEvent):
+        if event_type == "account" and isinstance(event, AccountEvent):
             facts.accounts[event.account] = AccountState.from_event(event)
-        elif isinstance(event, PriceEvent):
+        elif event_type == "price" and isinstance(event, PriceEvent):
             facts.prices.add(event)
-        facts.value = None
-        if event.type in self._valued:
-            facts.value = value_of(event, self.header.reporting_currency, facts.prices)
-            if facts.value is None:
+        if event_type in self._valued:
+            value = facts.value = value_of(event, self._currency, facts.prices)
+            if value is None:
                 stats.unvalued += 1
                 found.append(self._unvalued(event))
-        for check, rule, state in self._dispatch[event.type]:
+        else:
+            facts.value = None
+        for check, rule, state in self._dispatch[event_type]:
             result = check(rule, event, facts, state)
             if result:
                 found.extend(result)

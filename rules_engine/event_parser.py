@@ -45,6 +45,8 @@ Envelope = tuple[str, str, str, datetime, str | None, dict[str, Any]]
 
 def _str(obj: Mapping[str, Any], name: str) -> str:
     value = obj.get(name)
+    if type(value) is str and value:
+        return value
     if value is None:
         raise FieldError(name, "required field is missing")
     if not isinstance(value, str):
@@ -263,7 +265,7 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "participant": frozenset({"charter_capital_vnd", "foreign_ownership_pct", "institutional_ownership_pct"}),
 }
 KNOWN_FIELDS["withdrawal"] = KNOWN_FIELDS["deposit"]
-_ENVELOPE_SET = frozenset(_ENVELOPE)
+_ALLOWED = {kind: fields | frozenset(_ENVELOPE) for kind, fields in KNOWN_FIELDS.items()}
 
 
 def event_from_dict(obj: Any) -> Event:
@@ -280,8 +282,8 @@ def event_from_dict(obj: Any) -> Event:
         raise FieldError("ts", str(exc)) from None
     if ts is None:
         raise FieldError("ts", "required field is missing")
-    known = KNOWN_FIELDS[event_type]
-    extra = {k: v for k, v in obj.items() if k not in known and k not in _ENVELOPE_SET}
+    known = _ALLOWED[event_type]
+    extra = {} if obj.keys() <= known else {k: v for k, v in obj.items() if k not in known}
     envelope: Envelope = (
         _str(obj, "event_id"),
         event_type,

@@ -22,6 +22,10 @@ def _reject_float(text: str) -> object:
     return float(text)
 
 
+# One decoder for all lines: json.loads with a keyword argument builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_float=_reject_float)
+
+
 def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> EventError:
     """Keep whatever envelope fields survive, so the invalid-event finding says whose line it was."""
     event_id = participant = None
@@ -48,7 +52,7 @@ def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> Ev
 def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     """One JSONL line to an event; shared by the file reader and the stream consumer."""
     try:
-        obj = json.loads(text, parse_float=_reject_float)
+        obj = _DECODER.decode(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         return EventError(source, line, None, f"not valid JSON: {exc}", text[:_RAW_LIMIT])
     try:
@@ -68,7 +72,7 @@ def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event |
 def _csv_cell(name: str, cell: str) -> Any:
     if cell[:1] in ("[", "{"):
         try:
-            return json.loads(cell, parse_float=_reject_float)
+            return _DECODER.decode(cell)
         except json.JSONDecodeError as exc:
             raise FieldError(name, f"cell is not valid JSON: {exc}") from None
     if name in _LIST_FIELDS:

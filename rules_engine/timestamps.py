@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 _DURATION = re.compile(r"^([1-9][0-9]*)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# One tzinfo object per offset: aware datetimes sharing a tzinfo compare field by field, without calling
+# utcoffset() on both sides, and the engine compares timestamps on every event.
+_ZONES: dict[timedelta, tzinfo] = {}
+
+
+def _shared_zone(offset: timedelta) -> tzinfo:
+    zone = _ZONES.get(offset)
+    if zone is None:
+        zone = _ZONES[offset] = UTC if not offset else timezone(offset)
+    return zone
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -20,8 +30,13 @@ def parse_timestamp(value: object) -> datetime:
             raise ValueError(f"not an RFC 3339 timestamp: {value!r}") from None
     else:
         raise ValueError(f"must be an RFC 3339 string, not {type(value).__name__}")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+    offset = parsed.utcoffset() if parsed.tzinfo is not None else None
+    if offset is None:
         raise ValueError(f"timestamp {value!s} has no UTC offset")
+    if isinstance(parsed.tzinfo, timezone):
+        zone = _shared_zone(offset)
+        if parsed.tzinfo is not zone:
+            parsed = parsed.replace(tzinfo=zone)
     return parsed
 
 

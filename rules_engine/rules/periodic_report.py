@@ -27,6 +27,7 @@ class Params:
 @dataclass(slots=True)
 class State:
     next_index: int | None = None  # months since year 0 of the next period to judge
+    next_due: datetime | None = None  # its deadline, cached: the clock ticks on every event
     received: dict[str, datetime] = field(default_factory=dict)
 
 
@@ -74,24 +75,27 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
 
 
 def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findings:
+    if state.next_due is not None and now <= state.next_due:
+        return None
     params: Params = rule.params
     header = facts.header
-    local_now = now.astimezone(header.valid_from.tzinfo)
+    step = _MONTHS[params.every]
     if state.next_index is None:
         # First tick: start with the earliest period whose deadline has not passed yet.
-        index = _period_start_index(header.valid_from.astimezone(header.valid_from.tzinfo), params.every)
-        while due_moment(index, params, header.valid_from) < local_now:
-            index += _MONTHS[params.every]
+        index = _period_start_index(header.valid_from, params.every)
+        while due_moment(index, params, header.valid_from) < now:
+            index += step
         state.next_index = index
+        state.next_due = due_moment(index, params, header.valid_from)
         return None
     found = []
     last_index = _period_start_index(header.valid_until.astimezone(header.valid_from.tzinfo), params.every)
     while state.next_index <= last_index:
         index = state.next_index
         due = due_moment(index, params, header.valid_from)
-        if due >= local_now:
+        if due >= now:
             break
-        state.next_index = index + _MONTHS[params.every]
+        state.next_index = index + step
         label = period_label(index, params.every)
         filed = state.received.get(label)
         if filed is not None and filed <= due:
@@ -106,6 +110,12 @@ def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findi
                 f"and had not arrived{late}.",
             )
         )
+    # After the licence's last period nothing is ever due again.
+    state.next_due = (
+        due_moment(state.next_index, params, header.valid_from)
+        if state.next_index <= last_index
+        else header.valid_until.replace(year=9999)
+    )
     return found
 
 
