@@ -554,7 +554,8 @@ def build_scenario(licence: Licence, config: SimulationConfig) -> Scenario:
     overhead = 1440 * len(builder.sources) + 30 + config.accounts
     sessions = 2
     if config.target_events:
-        sessions = max(1, round((config.target_events - overhead) / (config.accounts * 3.9)))
+        # About 3.4 events per account and session; round up so the target is a floor, not a guess.
+        sessions = max(1, math.ceil((config.target_events - overhead) / (config.accounts * 3.3)))
     _prices(builder, start, end)
     _participant_facts(builder, start)
     first_injected = len(builder.rows)
