@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from rules_engine.events import EVENT_TYPES, AccountEvent, Event, EventError, PriceEvent
@@ -117,6 +118,16 @@ class Engine:
         if found:
             stats.findings.update(f.severity for f in found)
         return found
+
+    def utilisation(self) -> list[tuple[str, str, Decimal]]:
+        """(rule id, limit name, share of the limit in use) for participant-level limits, for dashboards."""
+        used: list[tuple[str, str, Decimal]] = []
+        for rule in self.licence.rules:
+            measure = RULE_KINDS[rule.kind].utilisation
+            if measure is not None:
+                shares = measure(rule, self.states[rule.id])
+                used.extend((rule.id, name, ratio) for name, ratio in shares.items())
+        return used
 
     def advance_to(self, ts: datetime) -> list[Finding]:
         """Move the clock without an event (``--as-of``, or a stream's idle tick) to judge deadlines."""

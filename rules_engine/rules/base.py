@@ -3,9 +3,10 @@ clock handling for deadline rules. Modules stay plain functions over (rule, even
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from rules_engine.events import Event
@@ -17,6 +18,8 @@ from rules_engine.rule_spec import RuleSpec
 Findings = Sequence[Finding] | None
 Check = Callable[[RuleSpec, Event, Facts, Any], Findings]
 OnClock = Callable[[RuleSpec, datetime, Facts, Any], Findings]
+# How much of a participant-level limit is in use, by limit name: 1 means at the limit, above 1 a breach.
+Utilisation = Callable[[RuleSpec, Any], Mapping[str, Decimal]]
 
 
 def _no_state(params: Any) -> None:
@@ -33,6 +36,7 @@ class RuleKind:
     on_clock: OnClock | None = None
     # True when the check reads facts.value, so the engine values the event (once) before calling it.
     valued: bool = False
+    utilisation: Utilisation | None = None
 
 
 def fixed(*types: str) -> Callable[[Any], frozenset[str]]:

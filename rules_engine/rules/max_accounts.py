@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -54,4 +55,9 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     ]
 
 
-KIND = RuleKind("max_accounts", parse, fixed("account"), check, new_state=new_state)
+def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
+    params: Params = rule.params
+    return {"max": Decimal(len(state)) / Decimal(params.max)}
+
+
+KIND = RuleKind("max_accounts", parse, fixed("account"), check, new_state=new_state, utilisation=utilisation)

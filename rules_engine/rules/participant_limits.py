@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -9,7 +10,7 @@ from rules_engine.events import Event, ParticipantEvent
 from rules_engine.facts import Facts
 from rules_engine.findings import Finding
 from rules_engine.licence_params import ParamError, ParamReader
-from rules_engine.money import decimal_text
+from rules_engine.money import decimal_text, rounded
 from rules_engine.rule_spec import RuleSpec
 from rules_engine.rules.base import Findings, RuleKind, fixed
 
@@ -36,10 +37,37 @@ def parse(reader: ParamReader) -> Params:
     return params
 
 
-def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+# Latest use of each limit: observed over a maximum, or the minimum over observed.
+State = dict[str, Decimal]
+
+
+def new_state(params: Params) -> State:
+    return {}
+
+
+def _use(state: State, name: str, numerator: Decimal, denominator: Decimal) -> None:
+    state[name] = numerator / denominator if denominator else Decimal("Infinity")
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     if not isinstance(event, ParticipantEvent):
         return None
     params: Params = rule.params
+    for name, observed, limit, is_max in (
+        ("charter_capital_vnd", event.charter_capital_vnd, params.min_charter_capital_vnd, False),
+        ("foreign_ownership_pct", event.foreign_ownership_pct, params.max_foreign_ownership_pct, True),
+        (
+            "institutional_ownership_pct",
+            event.institutional_ownership_pct,
+            params.min_institutional_ownership_pct,
+            False,
+        ),
+    ):
+        if observed is not None and limit is not None:
+            if is_max:
+                _use(state, name, observed, limit)
+            else:
+                _use(state, name, limit, observed)
     found: list[Finding] = []
 
     def breach(name: str, observed: Decimal, limit: Decimal, text: str) -> None:
@@ -72,4 +100,10 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     return found or None
 
 
-KIND = RuleKind("participant_limits", parse, fixed("participant"), check)
+def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
+    return {name: rounded(ratio, 6) if ratio.is_finite() else ratio for name, ratio in state.items()}
+
+
+KIND = RuleKind(
+    "participant_limits", parse, fixed("participant"), check, new_state=new_state, utilisation=utilisation
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -22,10 +23,20 @@ def parse(reader: ParamReader) -> Params:
     return Params(reader.req_decimal("min_ratio"))
 
 
-def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
+# Latest required-over-held ratio per asset: how close custody is to falling short.
+State = dict[str, Decimal]
+
+
+def new_state(params: Params) -> State:
+    return {}
+
+
+def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     if not isinstance(event, ReserveEvent) or event.client_liabilities == ZERO:
         return None
     params: Params = rule.params
+    required = params.min_ratio * event.client_liabilities
+    state[event.asset] = required / event.custody_balance if event.custody_balance else Decimal("Infinity")
     if event.custody_balance >= params.min_ratio * event.client_liabilities:
         return None
     ratio = event.custody_balance / event.client_liabilities
@@ -44,4 +55,10 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     ]
 
 
-KIND = RuleKind("reserve_coverage", parse, fixed("reserve"), check)
+def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
+    return {f"min_ratio:{asset}": rounded(r, 6) if r.is_finite() else r for asset, r in sorted(state.items())}
+
+
+KIND = RuleKind(
+    "reserve_coverage", parse, fixed("reserve"), check, new_state=new_state, utilisation=utilisation
+)

@@ -1,0 +1,1 @@
+"""Prometheus metrics for sandboxwatch, and the alerting rules generated from licences."""

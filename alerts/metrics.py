@@ -1,0 +1,94 @@
+"""The metrics a regulator's Prometheus scrapes from a stream worker.
+
+Findings are counted when they are first stored, not when computed, so a replayed batch after a restart
+never counts twice. Every label set a licence can produce is created at 0 up front: ``increase()`` only
+sees a breach if the series existed before its first increment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from rules_engine.engine import INVALID_EVENT, VALUATION_UNAVAILABLE
+from rules_engine.events import EVENT_TYPES
+from rules_engine.findings import Finding
+from rules_engine.licence import Licence
+
+PREFIX = "sandboxwatch"
+DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.findings = Counter(
+            f"{PREFIX}_findings",
+            "Findings first recorded, by participant, rule and severity.",
+            ["participant", "licence", "rule", "kind", "severity"],
+            registry=r,
+        )
+        self.utilisation = Gauge(
+            f"{PREFIX}_limit_utilisation_ratio",
+            "Share of a participant-level licence limit in use (1 = at the limit).",
+            ["participant", "rule", "limit"],
+            registry=r,
+        )
+        self.events = Counter(
+            f"{PREFIX}_events",
+            "Events monitored, by participant and type.",
+            ["participant", "type"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            f"{PREFIX}_duplicate_events", "Re-delivered event ids ignored.", ["participant"], registry=r
+        )
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters",
+            "Messages that could not be monitored, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.last_event = Gauge(
+            f"{PREFIX}_last_event_timestamp_seconds",
+            "Event time of the latest event monitored for a participant.",
+            ["participant"],
+            registry=r,
+        )
+        self.lag = Gauge(
+            f"{PREFIX}_consumer_lag_messages",
+            "Messages on the partition not yet processed.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            f"{PREFIX}_batch_seconds",
+            "Time to monitor and record one consumed batch.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason)
+
+    def prepare(self, licences: Iterable[Licence]) -> None:
+        """Create each licence's label sets at 0 before the first event."""
+        for licence in licences:
+            header = licence.header
+            participant = header.participant
+            rules = [(rule.id, rule.kind, rule.severity) for rule in licence.rules]
+            rules += [(kind, kind, "warning") for kind in (INVALID_EVENT, VALUATION_UNAVAILABLE)]
+            for rule_id, kind, severity in rules:
+                self.findings.labels(participant, header.id, rule_id, kind, severity)
+            for event_type in EVENT_TYPES:
+                self.events.labels(participant, event_type)
+            self.duplicates.labels(participant)
+
+    def count_findings(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            self.findings.labels(f.participant, f.licence, f.rule, f.kind, f.severity).inc()
+
+    def set_utilisation(self, participant: str, used: Iterable[tuple[str, str, Decimal]]) -> None:
+        for rule_id, limit, ratio in used:
+            self.utilisation.labels(participant, rule_id, limit).set(float(ratio))

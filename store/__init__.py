@@ -1,0 +1,1 @@
+"""The ClickHouse record of sandboxwatch: events, findings, dead letters and licence versions."""

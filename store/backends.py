@@ -1,0 +1,125 @@
+"""Two ways to reach ClickHouse behind one small interface.
+
+``clickhouse://host:port/db`` talks to a server (clickhouse-driver, native protocol); ``chdb://PATH`` runs
+ClickHouse in this process over a data directory (the embedded default: nothing to install or start, but
+one process per directory). The store above never knows which one it has."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from store.sql_text import utc_text
+
+DEFAULT_DATABASE = "sandboxwatch"
+
+
+class StoreError(RuntimeError):
+    """ClickHouse refused a statement or cannot be reached; the message carries the server's reason."""
+
+
+class Backend(Protocol):
+    database: str
+
+    def command(self, sql: str) -> None: ...
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ServerBackend:
+    def __init__(self, url: str) -> None:
+        from clickhouse_driver import Client
+
+        parsed = urlparse(url)
+        self.database = parsed.path.strip("/") or DEFAULT_DATABASE
+        self._client = Client(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 9000,
+            user=parsed.username or "default",
+            password=parsed.password or "",
+            connect_timeout=5,
+            send_receive_timeout=60,
+        )
+
+    def command(self, sql: str) -> None:
+        self._run(sql)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._run(sql)]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._run(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", list(rows))
+
+    def _run(self, sql: str, data: list[Sequence[Any]] | None = None) -> Any:
+        from clickhouse_driver.errors import Error
+
+        try:
+            return self._client.execute(sql, data) if data is not None else self._client.execute(sql)
+        except Error as exc:
+            raise StoreError(f"ClickHouse server: {str(exc).splitlines()[0]}") from exc
+        except OSError as exc:
+            raise StoreError(f"ClickHouse server unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc_text(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class EmbeddedBackend:
+    def __init__(self, path: str, database: str = DEFAULT_DATABASE) -> None:
+        try:
+            from chdb import session
+        except ImportError as exc:  # pragma: no cover - depends on the optional extra
+            raise StoreError("the embedded store needs chdb: pip install 'sandboxwatch[embedded]'") from exc
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.database = database
+        self._session = session.Session(path)
+        self.command("SET output_format_json_quote_64bit_integers = 0")
+
+    def command(self, sql: str) -> None:
+        self._query(sql)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        text = self._query(sql, "JSONCompactEachRow")
+        return [tuple(json.loads(line)) for line in text.splitlines() if line]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        lines = (json.dumps({c: _json_cell(v) for c, v in zip(columns, row, strict=True)}) for row in rows)
+        self._query(f"INSERT INTO {self.database}.{table} FORMAT JSONEachRow\n" + "\n".join(lines))
+
+    def _query(self, sql: str, fmt: str = "CSV") -> str:
+        try:
+            result = self._session.query(sql, fmt)
+        except Exception as exc:  # chdb raises its own ChdbError, not exported under a stable name
+            raise StoreError(f"chdb: {str(exc).splitlines()[0]}") from exc
+        return str(result.data()) if result is not None else ""
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def connect(url: str) -> Backend:
+    """``clickhouse://[user:password@]host[:port][/database]`` or ``chdb://PATH``."""
+    if url.startswith("chdb://"):
+        return EmbeddedBackend(url.removeprefix("chdb://"))
+    if url.startswith("clickhouse://"):
+        return ServerBackend(url)
+    raise StoreError(f"unknown store URL {url!r}: expected clickhouse://HOST:PORT/DB or chdb://PATH")

@@ -1,0 +1,182 @@
+"""Writes and reads the sandboxwatch record in ClickHouse.
+
+Writes are idempotent: each batch first asks which of its ids are already stored and inserts only the
+rest, so a replayed batch after a crash adds nothing, and the ReplacingMergeTree tables collapse any row
+that two racing writers both inserted. Timestamps written as ``recorded`` are bookkeeping (when the store
+saw the row); no rule reads them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rules_engine.event_reader import parse_json_line
+from rules_engine.events import EventError
+from rules_engine.findings import Finding
+from rules_engine.licence import Licence
+from store.backends import Backend, connect
+from store.records import (
+    DEAD_LETTER_COLUMNS,
+    EVENT_COLUMNS,
+    FINDING_COLUMNS,
+    DeadLetter,
+    EventRecord,
+    dead_letter_row,
+    event_row,
+    finding_row,
+)
+from store.schema import MIGRATIONS, MIGRATIONS_TABLE
+from store.sql_text import in_list, quote
+
+T = TypeVar("T")
+# Ids per existence query: long enough to make one round trip per batch, short enough for any server.
+_LOOKUP_CHUNK = 2000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Store:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.db = backend.database
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        store = cls(connect(url))
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # schema -------------------------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply the migrations this database has not seen, in order; returns the versions applied."""
+        self.backend.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
+        self.backend.command(MIGRATIONS_TABLE.format(db=self.db))
+        done = {int(row[0]) for row in self.backend.rows(f"SELECT version FROM {self.db}.schema_migrations")}
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                self.backend.command(statement.format(db=self.db))
+            self.backend.insert(
+                "schema_migrations",
+                ("version", "name", "applied"),
+                [(migration.version, migration.name, _now())],
+            )
+            applied.append(migration.version)
+        return applied
+
+    # writes ---------------------------------------------------------------------------------------------
+    def write_findings(self, findings: Sequence[Finding]) -> list[Finding]:
+        """Returns the findings that were not stored before: those are the new ones to count and alert on."""
+        fresh = self._absent(findings, lambda f: f.finding_id, "findings", "finding_id")
+        now = _now()
+        self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, now) for f in fresh])
+        return fresh
+
+    def write_events(self, records: Sequence[EventRecord]) -> list[EventRecord]:
+        fresh = self._absent(
+            records,
+            lambda r: f"{r.event.participant}\n{r.event.event_id}",
+            "events",
+            "concat(participant, '\\n', event_id)",
+        )
+        now = _now()
+        self.backend.insert("events", EVENT_COLUMNS, [event_row(r, now) for r in fresh])
+        return fresh
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        fresh = self._absent(letters, lambda d: d.letter_id, "dead_letters", "letter_id")
+        now = _now()
+        self.backend.insert("dead_letters", DEAD_LETTER_COLUMNS, [dead_letter_row(d, now) for d in fresh])
+        return fresh
+
+    def record_licence(self, licence: Licence, path: Path) -> str:
+        """Keeps every licence version the monitor ran with, so a finding can be tied to the text it used."""
+        body = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        known = self.backend.rows(
+            f"SELECT count() FROM {self.db}.licence_versions WHERE licence_id = {quote(licence.header.id)} "
+            f"AND sha256 = {quote(digest)}"
+        )
+        if not known or not known[0][0]:
+            self.backend.insert(
+                "licence_versions",
+                ("licence_id", "participant", "sha256", "path", "body", "loaded"),
+                [(licence.header.id, licence.header.participant, digest, str(path), body, _now())],
+            )
+        return digest
+
+    def _absent(self, items: Sequence[T], key: Callable[[T], str], table: str, expr: str) -> list[T]:
+        unique: dict[str, T] = {}
+        for item in items:
+            unique.setdefault(key(item), item)
+        if not unique:
+            return []
+        present: set[str] = set()
+        ids = list(unique)
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            sql = f"SELECT {expr} AS k FROM {self.db}.{table} WHERE k IN {in_list(chunk)}"
+            if table == "events":
+                participants = {i.split("\n", 1)[0] for i in chunk}
+                sql += f" AND participant IN {in_list(participants)}"
+            present.update(str(row[0]) for row in self.backend.rows(sql))
+        return [item for k, item in unique.items() if k not in present]
+
+    # reads ----------------------------------------------------------------------------------------------
+    def count(self, table: str, where: str = "1") -> int:
+        """Rows counted once per id even before ReplacingMergeTree merges (auditors want exact numbers)."""
+        key = {"findings": "finding_id", "events": "participant, event_id", "dead_letters": "letter_id"}[
+            table
+        ]
+        rows = self.backend.rows(f"SELECT uniqExact({key}) FROM {self.db}.{table} WHERE {where}")
+        return int(rows[0][0]) if rows else 0
+
+    def raw_count(self, table: str) -> int:
+        rows = self.backend.rows(f"SELECT count() FROM {self.db}.{table}")
+        return int(rows[0][0]) if rows else 0
+
+    def findings_summary(self) -> list[tuple[str, str, str, int]]:
+        """(participant, rule, severity, findings), most findings first."""
+        rows = self.backend.rows(
+            f"SELECT participant, rule, severity, uniqExact(finding_id) AS n FROM {self.db}.findings "
+            "GROUP BY participant, rule, severity ORDER BY n DESC, participant, rule"
+        )
+        return [(str(p), str(r), str(s), int(n)) for p, r, s, n in rows]
+
+    def finding_ids(self, participant: str | None = None) -> list[str]:
+        where = f"WHERE participant = {quote(participant)}" if participant else ""
+        rows = self.backend.rows(
+            f"SELECT DISTINCT finding_id FROM {self.db}.findings {where} ORDER BY finding_id"
+        )
+        return [str(r[0]) for r in rows]
+
+    def stored_events(self, participant: str) -> list[EventRecord]:
+        """Every stored event of a participant, parsed again from the text it arrived as."""
+        rows = self.backend.rows(
+            f"SELECT any(body), any(source) FROM {self.db}.events WHERE participant = {quote(participant)} "
+            "GROUP BY event_id"
+        )
+        records = []
+        for body, source in rows:
+            item = parse_json_line(str(body), str(source), 0)
+            if not isinstance(item, EventError):
+                records.append(EventRecord(item, str(body), str(source)))
+        return records
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self.backend.rows(
+            f"SELECT letter_id, any(kind), any(source), any(participant), any(field), any(reason), any(raw) "
+            f"FROM {self.db}.dead_letters GROUP BY letter_id ORDER BY letter_id"
+        )
+        names = ("letter_id", "kind", "source", "participant", "field", "reason", "raw")
+        return [dict(zip(names, row, strict=True)) for row in rows]

@@ -1,0 +1,87 @@
+"""Tables and their migrations.
+
+Every table is a ReplacingMergeTree ordered by its natural id, so a row written twice (at-least-once
+delivery, a replayed batch) collapses to one; the writer also skips ids already present, so counts are
+exact before any merge. Money and amounts stay decimal strings: ``Decimal`` columns differ between server
+versions and a string never rounds. Only SQL accepted by ClickHouse 18.16 and current releases is used:
+no DateTime64, TTL, JSON functions or query parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "events, findings, dead letters, licence versions",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.events (
+                participant String,
+                event_id String,
+                type String,
+                ts DateTime('UTC'),
+                ts_text String,
+                account String,
+                body String,
+                source String,
+                recorded DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (participant, event_id)""",
+            """CREATE TABLE IF NOT EXISTS {db}.findings (
+                finding_id String,
+                licence String,
+                rule String,
+                kind String,
+                severity String,
+                participant String,
+                subject String,
+                ts DateTime('UTC'),
+                ts_text String,
+                observed Nullable(String),
+                limit_value Nullable(String),
+                clause String,
+                evidence Array(String),
+                message String,
+                recorded DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (participant, finding_id)""",
+            """CREATE TABLE IF NOT EXISTS {db}.dead_letters (
+                letter_id String,
+                kind String,
+                source String,
+                participant String,
+                field String,
+                reason String,
+                raw String,
+                recorded DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY letter_id""",
+            """CREATE TABLE IF NOT EXISTS {db}.licence_versions (
+                licence_id String,
+                participant String,
+                sha256 String,
+                path String,
+                body String,
+                loaded DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (licence_id, sha256)""",
+        ),
+    ),
+)
+
+MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32,
+    name String,
+    applied DateTime('UTC')
+) ENGINE = ReplacingMergeTree()
+ORDER BY version"""

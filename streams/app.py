@@ -1,0 +1,232 @@
+"""The faust application: consume events, run the monitor, keep engine state in a changelogged table.
+
+Offsets are committed by this agent, right after it snapshots engine state (faust flushes the producer,
+so the snapshot is durable, before it commits), and never by faust's timer. A restarted worker restores
+the snapshot from the changelog and resumes after it: events it sees again are skipped by the engine's
+event-id memory, and their effects were already stored once. If the committed offset is ever ahead of
+the snapshot (a stop between commit and snapshot), the agent seeks back to the snapshot's offset."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+
+from rules_engine.engine import Engine
+from store.records import finding_json
+from streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
+from streams.inbound import InboundMessage, key_participant
+from streams.monitor import BatchOutcome, Monitor
+from streams.topics import STATE_TABLE
+from streams.worker_settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+_FAR = 10**9
+
+
+class StreamWorker:
+    """Owns the faust app and the monitor; ``on_batch`` lets the embedded runner show progress."""
+
+    def __init__(self, settings: WorkerSettings, monitor: Monitor) -> None:
+        self.settings = settings
+        self.monitor = monitor
+        self.on_batch: Callable[[BatchOutcome], None] | None = None
+        self.processed = 0
+        self._manifests: dict[str, Manifest] = {}
+        self._restored: set[str] = set()
+        self._checked_partitions: set[int] = set()
+        self._rewind: dict[int, int] = {}
+        self._last_snapshot = time.monotonic()
+        self._dirty: dict[str, dict[int, int]] = {}
+        self._home: dict[str, int] = {}
+        # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
+        self.app = self._build_app()
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        topics = s.topics
+        app = faust.App(
+            topics.app_id,
+            broker=f"kafka://{s.kafka}",
+            store="memory://",
+            datadir=str(s.data_dir),
+            web_enabled=False,
+            web_host="127.0.0.1",
+            web_port=s.web_port,
+            broker_session_timeout=6,
+            broker_heartbeat_interval=2,
+            broker_commit_every=_FAR,
+            broker_commit_interval=float(_FAR),
+            topic_partitions=topics.partitions,
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            producer_max_request_size=1_048_576,
+            table_standby_replicas=0,
+            # Messages and snapshots are bytes the monitor decodes itself: faust must not parse them, or a
+            # malformed message would be dropped inside faust instead of dead-lettered here.
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.events_topic = app.topic(
+            topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions, internal=False
+        )
+        self.findings_topic = app.topic(topics.findings, key_type=bytes, value_type=bytes)
+        self.dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+        self.table = app.Table(
+            STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=topics.partitions
+        )
+        app.agent(self.events_topic, name="monitor")(self._agent)
+        app.timer(1.0)(self._report_lag)
+        return app
+
+    async def _agent(self, stream: Any) -> None:
+        async for events in stream.take_events(self.settings.batch_size, within=self.settings.batch_wait):
+            messages = [
+                InboundMessage(
+                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
+                )
+                for e in events
+            ]
+            messages = await self._after_rewind(messages)
+            if not messages:
+                continue
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._restore_participants, messages)
+            outcome = await loop.run_in_executor(self._executor, self.monitor.process_batch, messages)
+            await self._publish(outcome)
+            self._mark_dirty(messages)
+            self.processed += len(messages)
+            if self.on_batch:
+                self.on_batch(outcome)
+            idle = len(events) < self.settings.batch_size
+            if idle or time.monotonic() - self._last_snapshot >= self.settings.snapshot_seconds:
+                await self._snapshot()
+
+    # restart ------------------------------------------------------------------------------------------
+    def _manifest(self, participant: str) -> Manifest | None:
+        data = self.table.data.get(manifest_key(participant))
+        return Manifest.from_bytes(participant, data) if data else None
+
+    def _restore_participants(self, messages: list[InboundMessage]) -> None:
+        """The first time a participant is seen, take its engine from the restored table, if any."""
+        for participant in self.monitor.licences:
+            if participant in self._restored:
+                continue
+            self._restored.add(participant)
+            manifest = self._manifest(participant)
+            if manifest is None:
+                continue
+            engine = restore(manifest, self.table.data.get)
+            if engine is None:
+                log.error("snapshot of %s is incomplete; rebuilding its state from the store", participant)
+                self.monitor.rebuild(participant)
+            elif licence_digest(engine) != licence_digest(Engine(self.monitor.licences[participant])):
+                log.warning(
+                    "licence of %s changed since the snapshot; replaying its stored events", participant
+                )
+                self.monitor.rebuild(participant)
+            else:
+                self.monitor.engines[participant] = engine
+            self._manifests[participant] = manifest
+
+    async def _after_rewind(self, messages: list[InboundMessage]) -> list[InboundMessage]:
+        """Drop messages past a gap after seeking back to the oldest snapshot covering their partition."""
+        kept = []
+        for message in messages:
+            p = message.partition
+            if p not in self._checked_partitions:
+                self._checked_partitions.add(p)
+                covered = [m.offsets[p] for m in self._all_manifests() if p in m.offsets]
+                resume = min(covered) + 1 if covered else None
+                if resume is not None and message.offset > resume:
+                    log.warning(
+                        "partition %d: resuming at %d, seeking back to snapshot offset %d",
+                        p,
+                        message.offset,
+                        resume,
+                    )
+                    await self.app.consumer.seek(self._tp(p), resume)
+                    self._rewind[p] = resume
+            target = self._rewind.get(p)
+            if target is not None:
+                if message.offset > target:
+                    continue
+                del self._rewind[p]
+            kept.append(message)
+        return kept
+
+    def _all_manifests(self) -> list[Manifest]:
+        return [m for m in (self._manifest(p) for p in self.monitor.licences) if m is not None]
+
+    def _tp(self, partition: int) -> Any:
+        from faust.types import TP
+
+        return TP(self.settings.topics.events, partition)
+
+    # effects ------------------------------------------------------------------------------------------
+    async def _publish(self, outcome: BatchOutcome) -> None:
+        """All of a batch's findings go out, re-sent ones included: consumers dedupe on finding_id."""
+        for finding in outcome.findings:
+            await self.findings_topic.send(
+                key=finding.participant.encode(), value=finding_json(finding).encode()
+            )
+        for letter in outcome.dead_letters:
+            await self.dead_letter_topic.send(
+                key=letter.participant.encode(), value=json.dumps(letter.to_dict()).encode()
+            )
+
+    def _mark_dirty(self, messages: list[InboundMessage]) -> None:
+        for message in messages:
+            owner = key_participant(message)
+            if owner in self.monitor.licences:
+                self._home.setdefault(owner, message.partition)
+            for participant in self.monitor.engines:
+                seen = self._dirty.setdefault(participant, {})
+                seen[message.partition] = max(message.offset, seen.get(message.partition, -1))
+
+    async def _snapshot(self) -> None:
+        """Write each changed participant's engine to the table, then commit what it covers."""
+        dirty, self._dirty = self._dirty, {}
+        loop = asyncio.get_running_loop()
+        for participant, offsets in dirty.items():
+            engine = self.monitor.engines.get(participant)
+            if engine is None:
+                continue
+            previous = self._manifests.get(participant)
+            manifest, writes = await loop.run_in_executor(
+                self._executor, plan, engine, participant, previous, offsets
+            )
+            # The snapshot lives on the partition of the participant's own events, so whichever worker is
+            # assigned that partition recovers it.
+            partition = self._home.get(participant, min(offsets))
+            for key, value in writes:
+                if value is None:
+                    self.table.data.pop(key, None)
+                else:
+                    self.table.data[key] = value
+                self.table.send_changelog(partition, key, value)
+            self._manifests[participant] = manifest
+        self._last_snapshot = time.monotonic()
+        await self.app.consumer.commit()
+
+    async def _report_lag(self) -> None:
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != self.settings.topics.events:
+                continue
+            high = consumer.highwater(tp)
+            position = await consumer.position(tp)
+            if high is not None and position is not None:
+                self.monitor.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

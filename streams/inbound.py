@@ -1,0 +1,58 @@
+"""Turning a consumed Kafka message into an event record or a dead letter, never an exception."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rules_engine.event_reader import parse_json_line
+from rules_engine.events import EventError
+from store.records import DeadLetter, EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def decode(message: InboundMessage) -> EventRecord | EventError:
+    """The offset stands in for the line number, so errors point at the exact message to fetch."""
+    source = f"{message.topic}/{message.partition}"
+    raw = message.value or b""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return EventError(
+            source,
+            message.offset,
+            None,
+            f"not UTF-8 ({exc.reason} at byte {exc.start})",
+            raw.decode("latin-1"),
+        )
+    item = parse_json_line(text.strip(), source, message.offset)
+    if isinstance(item, EventError):
+        return item
+    return EventRecord(item, text.strip(), message.source)
+
+
+def key_participant(message: InboundMessage) -> str | None:
+    if not message.key:
+        return None
+    try:
+        return message.key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def dead_letter(error: EventError, message: InboundMessage) -> DeadLetter:
+    """Keeps the whole message (the error's copy is shortened for display)."""
+    letter = DeadLetter.from_error(error, message.source, key_participant(message))
+    raw = (message.value or b"").decode("utf-8", errors="replace")
+    return DeadLetter(letter.source, letter.participant, letter.field, letter.reason, raw)

@@ -1,0 +1,104 @@
+"""Running a stream worker: ``sandboxwatch run`` and ``python -m streams.worker``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from prometheus_client import start_http_server
+
+from alerts.metrics import Metrics
+from rules_engine.licence import load_licence
+from store.clickhouse_store import Store
+from streams.app import StreamWorker
+from streams.monitor import Monitor
+from streams.topics import Topics, ensure_topics
+from streams.worker_settings import WorkerSettings
+
+
+def build(settings: WorkerSettings, metrics: Metrics | None = None) -> StreamWorker:
+    licences = [load_licence(path) for path in settings.licences]
+    store = Store.open(settings.store_url)
+    for licence, path in zip(licences, settings.licences, strict=True):
+        store.record_licence(licence, path)
+    return StreamWorker(settings, Monitor(licences, store, metrics))
+
+
+async def serve(worker: StreamWorker, stop: asyncio.Event) -> None:
+    await worker.app.start()
+    try:
+        await stop.wait()
+    finally:
+        await worker.app.stop()
+        worker.close()
+        worker.monitor.store.close()
+
+
+def run(settings: WorkerSettings) -> int:
+    ensure_topics(settings.kafka, settings.topics)
+    metrics = Metrics()
+    worker = build(settings, metrics)
+    server, _ = start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
+    print(
+        f"sandboxwatch worker: {settings.kafka} -> {settings.store_url}; metrics at "
+        f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(worker, stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.shutdown()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sandboxwatch run", description="Run a stream worker.")
+    p.add_argument("--kafka", required=True, help="bootstrap HOST:PORT")
+    p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
+    p.add_argument("--licence", action="append", type=Path, required=True, help="licence file (repeatable)")
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--metrics-port", type=int, default=9464)
+    p.add_argument("--metrics-host", default="127.0.0.1")
+    p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"))
+    p.add_argument(
+        "--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics"
+    )
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> WorkerSettings:
+    prefix = args.topic_prefix
+    topics = Topics(
+        f"{prefix}.events", f"{prefix}.findings", f"{prefix}.deadletter", args.partitions, f"{prefix}-monitor"
+    )
+    return WorkerSettings(
+        kafka=args.kafka,
+        store_url=args.clickhouse,
+        licences=tuple(args.licence),
+        topics=topics,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
+        data_dir=args.data_dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(settings_from(parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

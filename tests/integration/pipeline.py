@@ -1,0 +1,102 @@
+"""Driving a real stream worker process for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from sandboxwatch.local_services import free_port
+from store.clickhouse_store import Store
+from streams.topics import Topics, ensure_topics
+from tests.helpers import DA_NANG, ROOT
+
+
+class Pipeline:
+    """One test's topics, database and worker processes, all under a fresh name."""
+
+    def __init__(self, kafka: str, clickhouse_url: str, workdir: Path, partitions: int = 3) -> None:
+        self.name = "t" + uuid.uuid4().hex[:10]
+        self.kafka = kafka
+        self.store_url = clickhouse_url.rsplit("/", 1)[0] + "/" + self.name
+        self.topics = Topics(
+            f"{self.name}.events", f"{self.name}.findings", f"{self.name}.deadletter", partitions, f"{self.name}-monitor"
+        )
+        ensure_topics(kafka, self.topics)
+        self.workdir = workdir
+        self.metrics_port = free_port()
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start_worker(self) -> None:
+        self.starts += 1
+        log = (self.workdir / f"worker-{self.starts}.log").open("wb")
+        command = [
+            sys.executable, "-m", "streams.worker",
+            "--kafka", self.kafka,
+            "--clickhouse", self.store_url,
+            "--licence", str(DA_NANG),
+            "--partitions", str(self.topics.partitions),
+            "--topic-prefix", self.name,
+            "--metrics-port", str(self.metrics_port),
+            "--data-dir", str(self.workdir / "faust"),
+        ]  # fmt: skip
+        self.worker = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill_worker(self) -> None:
+        assert self.worker is not None
+        self.worker.send_signal(signal.SIGKILL)
+        self.worker.wait()
+
+    def stop_worker(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+
+    def worker_log(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.workdir.glob("worker-*.log")))
+
+    def store(self) -> Store:
+        return Store.open(self.store_url)
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.worker is not None and self.worker.poll() is not None:
+                raise AssertionError(f"worker exited ({self.worker.returncode}):\n{self.worker_log()}")
+            try:
+                if condition():
+                    return
+            except Exception:  # the database may not exist until the worker has migrated it
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.worker_log()}")
+
+    def metrics_text(self) -> str:
+        from urllib.request import urlopen
+
+        with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+
+def expected_findings(path: Path) -> set[str]:
+    """What the self-check finds in the same file: the live monitor must agree with it exactly."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return {json.loads(line)["finding_id"] for line in result.stdout.splitlines()}

@@ -1,0 +1,117 @@
+"""The live monitor against real brokers (tansu and noida-db) and a real ClickHouse server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandboxwatch.local_services import ClickHouseServer, LocalService
+from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+from streams.publish import publish_lines
+from tests.helpers import DA_NANG
+from tests.integration.pipeline import Pipeline, expected_findings
+
+from rules_engine.licence import load_licence
+
+
+@pytest.fixture
+def pipeline(broker: LocalService, clickhouse: ClickHouseServer, tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(broker.address, clickhouse.url("unused"), tmp_path)
+    yield p
+    p.stop_worker()
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    folder = tmp_path_factory.mktemp("day")
+    events = folder / "day.jsonl"
+    simulate_to_files(load_licence(DA_NANG), SimulationConfig(accounts=300, seed=11), events, folder / "truth.json")
+    return events, events.read_text().splitlines()
+
+
+def unique_events(lines: list[str]) -> int:
+    return len({json.loads(line)["event_id"] for line in lines})
+
+
+def test_every_finding_lands_in_clickhouse_exactly_once(pipeline: Pipeline, day: tuple[Path, list[str]]) -> None:
+    path, lines = day
+    expected = expected_findings(path)
+    assert expected, "the simulated day must contain violations"
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines)
+    pipeline.start_worker()
+    store = None
+
+    def done() -> bool:
+        nonlocal store
+        store = store or pipeline.store()
+        return store.count("events") == unique_events(lines) and store.count("findings") >= len(expected)
+
+    pipeline.wait_until(done, "every event and finding stored")
+    assert store is not None
+    assert set(store.finding_ids()) == expected
+    assert store.raw_count("findings") == len(expected), "a finding was inserted twice"
+    assert store.raw_count("events") == unique_events(lines), "an event was stored twice"
+    assert store.count("dead_letters") == 0
+    metrics = pipeline.metrics_text()
+    breaches = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("sandboxwatch_findings_total{")
+    )
+    assert breaches == len(expected)
+
+
+def test_a_killed_worker_restarts_without_losing_or_doubling(
+    pipeline: Pipeline, day: tuple[Path, list[str]]
+) -> None:
+    path, lines = day
+    expected = expected_findings(path)
+    half = len(lines) // 2
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[:half])
+    pipeline.start_worker()
+    store = pipeline.store()
+    pipeline.wait_until(lambda: store.count("events") > half // 3, "the worker to be mid-stream")
+    pipeline.kill_worker()
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[half:])
+    pipeline.start_worker()
+    pipeline.wait_until(
+        lambda: store.count("events") == unique_events(lines) and store.count("findings") >= len(expected),
+        "the restarted worker to catch up",
+        timeout=180,
+    )
+    assert set(store.finding_ids()) == expected
+    assert store.raw_count("findings") == len(expected), "a finding was inserted twice after the restart"
+    assert store.raw_count("events") == unique_events(lines), "an event was stored twice after the restart"
+
+
+def test_malformed_messages_are_dead_lettered_and_counted_while_the_rest_flows(
+    pipeline: Pipeline, day: tuple[Path, list[str]]
+) -> None:
+    _, lines = day
+    good = lines[:400]
+    participant = json.loads(good[0])["participant"]
+    bad = [
+        "{not json",
+        json.dumps({"event_id": "x1", "type": "trade", "participant": participant, "ts": "2025-11-10T12:00:00+07:00"}),
+        json.dumps({**json.loads(good[1]), "event_id": "x2", "ts": "yesterday"}),
+        json.dumps({**json.loads(good[1]), "event_id": "x3", "participant": "nobody-licensed"}),
+    ]
+    publish_lines(pipeline.kafka, pipeline.topics.events, good[:200] + bad + good[200:])
+    pipeline.start_worker()
+    store = pipeline.store()
+    pipeline.wait_until(
+        lambda: store.count("dead_letters") == len(bad) and store.count("events") == unique_events(good),
+        "dead letters and the good events",
+    )
+    letters = {d["raw"]: d for d in store.dead_letters()}
+    assert set(letters) == set(bad), "dead letters keep the whole message"
+    assert letters["{not json"]["reason"].startswith("not valid JSON")
+    assert letters[bad[1]]["field"] in {"account", "side", "base", "quote", "quantity", "price"}
+    assert letters[bad[2]]["field"] == "ts"
+    assert letters[bad[3]]["kind"] == "unlicensed_participant"
+    metrics = pipeline.metrics_text()
+    assert 'sandboxwatch_dead_letters_total{reason="invalid_event"} 3.0' in metrics
+    assert 'sandboxwatch_dead_letters_total{reason="unlicensed_participant"} 1.0' in metrics
