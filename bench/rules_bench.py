@@ -94,9 +94,7 @@ def measure(path: Path, repeats: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -107,17 +105,14 @@ def main() -> None:
         return
     licence = load_licence(LICENCE)
     start = time.perf_counter()
-    scenario = build_scenario(
-        licence, SimulationConfig(accounts=args.accounts, seed=42, target_events=args.events)
-    )
+    scenario = build_scenario(licence, SimulationConfig(accounts=args.accounts, seed=42, target_events=args.events))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.jsonl"
         with path.open("w") as handle:
             handle.writelines(scenario_lines(scenario))
         accounts = len({row.get("account") for row in scenario.rows if row.get("account")})
         print(
-            f"simulated {len(scenario.rows):,} events over {accounts:,} accounts in "
-            f"{time.perf_counter() - start:.1f}s"
+            f"simulated {len(scenario.rows):,} events over {accounts:,} accounts in {time.perf_counter() - start:.1f}s"
         )
         del scenario
         command = [sys.executable, __file__, "--measure", str(path), "--repeats", str(args.repeats)]

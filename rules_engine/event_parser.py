@@ -253,12 +253,8 @@ _BUILDERS: dict[str, Callable[[Mapping[str, Any], Envelope], Event]] = {
 KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "account": frozenset({"account", "kyc_status", "investor_class", "bank_account_verified", "wallets"}),
     "trade": frozenset({"account", "side", "base", "quote", "quantity", "price", "counterparty_account"}),
-    "deposit": frozenset(
-        {"account", "asset", "amount", "rail", "chain", "address", "tx_hash", "travel_rule"}
-    ),
-    "transfer": frozenset(
-        {"chain", "tx_hash", "log_index", "block", "from", "to", "asset", "amount", "token"}
-    ),
+    "deposit": frozenset({"account", "asset", "amount", "rail", "chain", "address", "tx_hash", "travel_rule"}),
+    "transfer": frozenset({"chain", "tx_hash", "log_index", "block", "from", "to", "asset", "amount", "token"}),
     "price": frozenset({"base", "quote", "price", "source"}),
     "report": frozenset({"report_type", "refs", "period"}),
     "reserve": frozenset({"asset", "custody_balance", "client_liabilities"}),

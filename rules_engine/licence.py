@@ -96,9 +96,7 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
     return LicenceHeader(**values)
 
 
-def _rule(
-    raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems: list[str]
-) -> RuleSpec | None:
+def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems: list[str]) -> RuleSpec | None:
     if not isinstance(raw, dict):
         problems.append(f"rule #{index + 1}: must be a mapping with id, kind, severity and clause")
         return None
@@ -117,9 +115,7 @@ def _rule(
         ok = False
     severity = raw.get("severity")
     if severity not in SEVERITIES:
-        problems.append(
-            f"{where}: field 'severity': must be one of {', '.join(SEVERITIES)}, not {severity!r}"
-        )
+        problems.append(f"{where}: field 'severity': must be one of {', '.join(SEVERITIES)}, not {severity!r}")
         ok = False
     clause = raw.get("clause")
     if not isinstance(clause, str) or not clause.strip():
@@ -173,9 +169,7 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
         if rule is None:
             continue
         if rule.id in seen:
-            problems.append(
-                f"rule '{rule.id}' (line {rule.line}): field 'id': duplicate of line {seen[rule.id]}"
-            )
+            problems.append(f"rule '{rule.id}' (line {rule.line}): field 'id': duplicate of line {seen[rule.id]}")
             continue
         seen[rule.id] = rule.line
         rules.append(rule)

@@ -111,6 +111,4 @@ class ParamReader:
         return frozenset(listed)
 
     def unused(self, common: frozenset[str]) -> list[str]:
-        return sorted(
-            k for k in self._raw if k not in self.used and k not in common and not k.startswith("__")
-        )
+        return sorted(k for k in self._raw if k not in self.used and k not in common and not k.startswith("__"))

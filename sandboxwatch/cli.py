@@ -115,6 +115,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from sandboxwatch.embedded import UpOptions, up
+
+    _licence(args.licence)
+    return up(
+        UpOptions(
+            licence=Path(args.licence),
+            data_dir=Path(args.data_dir),
+            events=Path(args.events) if args.events else None,
+            accounts=args.accounts,
+            seed=args.seed,
+            metrics_port=args.metrics_port,
+            once=args.once,
+        )
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from streams.worker import run, settings_from
+
+    for path in args.licence:
+        _licence(str(path))
+    return run(settings_from(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sandboxwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--day", help="local date of the simulated day (default: inside the licence term)")
     simulate.add_argument("--clean", action="store_true", help="inject no violations")
     simulate.set_defaults(run=cmd_simulate)
+
+    up = commands.add_parser("up", help="embedded live monitor: local broker + chdb, replaying a simulated day")
+    up.add_argument("--licence", default="config/licences/da-nang-pilot.yaml")
+    up.add_argument("--events", help="replay this JSONL file instead of a simulated day")
+    up.add_argument("--data-dir", default=".sandboxwatch", help="where the embedded store and broker live")
+    up.add_argument("--accounts", type=int, default=3000)
+    up.add_argument("--seed", type=int, default=1)
+    up.add_argument("--metrics-port", type=int, default=9464)
+    up.add_argument("--once", action="store_true", help="exit after the replay instead of serving metrics")
+    up.set_defaults(run=cmd_up)
+
+    from streams.worker import add_worker_arguments
+
+    run = commands.add_parser("run", help="stream worker against real Kafka and ClickHouse")
+    add_worker_arguments(run)
+    run.set_defaults(run=cmd_run)
     return parser
 
 

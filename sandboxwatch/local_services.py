@@ -78,9 +78,7 @@ class LocalService:
     def __enter__(self) -> LocalService:
         return self.start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     @property
@@ -160,9 +158,7 @@ class ClickHouseServer(LocalService):
         if not Path(binary).exists():
             raise ServiceError("clickhouse-server is not installed (apt-get install clickhouse-server)")
         config = self.workdir / "config.xml"
-        config.write_text(
-            _CLICKHOUSE_CONFIG.format(dir=self.workdir, port=self.port, http_port=free_port())
-        )
+        config.write_text(_CLICKHOUSE_CONFIG.format(dir=self.workdir, port=self.port, http_port=free_port()))
         (self.workdir / "users.xml").write_text(_CLICKHOUSE_USERS)
         return [binary, f"--config-file={config}"]
 

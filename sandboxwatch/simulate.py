@@ -134,9 +134,7 @@ class _Builder:
         }
 
     def trade(self, ts: datetime, account: str, value: Decimal, **overrides: Any) -> Row:
-        price = overrides.pop("price", None) or self.reference(ts) * (
-            1 + Decimal(self.rng.randint(-40, 40)) / 10000
-        )
+        price = overrides.pop("price", None) or self.reference(ts) * (1 + Decimal(self.rng.randint(-40, 40)) / 10000)
         price = price.quantize(Decimal(1))
         quantity = max((value / price).quantize(_CENT, rounding=ROUND_DOWN), _CENT)
         fields: Row = {
@@ -381,19 +379,14 @@ def _inject(builder: _Builder, start: datetime, end: datetime, clean_accounts: i
         )
     if "rolling_volume" in rules:
         params = rules["rolling_volume"].params
-        limit = min(
-            _limit(builder, "max_transaction_value", "max"), _limit(builder, "structuring", "threshold")
-        )
+        limit = min(_limit(builder, "max_transaction_value", "max"), _limit(builder, "structuring", "threshold"))
         value = min(limit - 1000, params.max)
         count = math.floor(params.max / value) + 1
         gap = max(_window_of(builder, "structuring"), timedelta(hours=1)) + timedelta(hours=1)
         if gap * count < params.window:
             first = t - gap * (count - 1)
             name, _ = bad_account("rolling_volume", first - timedelta(minutes=1))
-            rows = [
-                builder.trade(first + gap * i, name, value, price=builder.reference(start))
-                for i in range(count)
-            ]
+            rows = [builder.trade(first + gap * i, name, value, price=builder.reference(start)) for i in range(count)]
             for row in rows:
                 _report_if_large(builder, row, value)
             add("rolling_volume", f"{count} trades that together pass the rolling cap", rows)
@@ -475,9 +468,7 @@ def _inject(builder: _Builder, start: datetime, end: datetime, clean_accounts: i
         if params.min_charter_capital_vnd is not None:
             facts["charter_capital_vnd"] = decimal_text(params.min_charter_capital_vnd / 2)
         elif params.max_foreign_ownership_pct is not None:
-            facts["foreign_ownership_pct"] = decimal_text(
-                min(params.max_foreign_ownership_pct + 10, Decimal(100))
-            )
+            facts["foreign_ownership_pct"] = decimal_text(min(params.max_foreign_ownership_pct + 10, Decimal(100)))
         else:
             facts["institutional_ownership_pct"] = "0"
         row = builder.emit("participant", t + timedelta(hours=3), **facts)
@@ -486,9 +477,7 @@ def _inject(builder: _Builder, start: datetime, end: datetime, clean_accounts: i
         rule = rules["periodic_report"]
         label = _due_period(builder, start, end)
         if label is not None:
-            violations.append(
-                Violation([rule.id], f"no periodic report for {label}", [], builder.licence.participant)
-            )
+            violations.append(Violation([rule.id], f"no periodic report for {label}", [], builder.licence.participant))
     if "max_accounts" in rules:
         cap = rules["max_accounts"].params.max
         extra = cap - (clean_accounts + verified_bad) + 1
@@ -525,9 +514,7 @@ def _report_if_large(builder: _Builder, row: Row, value: Decimal) -> None:
     """Injected events meant to break one rule get their large-value report, so they break only it."""
     rule = builder.rule("large_value_report")
     if rule is not None and value >= rule.params.threshold:
-        builder.emit(
-            "report", row["_ts"] + timedelta(hours=1), report_type="large_value", refs=[row["event_id"]]
-        )
+        builder.emit("report", row["_ts"] + timedelta(hours=1), report_type="large_value", refs=[row["event_id"]])
 
 
 def _due_period(builder: _Builder, start: datetime, end: datetime) -> str | None:

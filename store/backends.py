@@ -89,7 +89,7 @@ class EmbeddedBackend:
             raise StoreError("the embedded store needs chdb: pip install 'sandboxwatch[embedded]'") from exc
         Path(path).mkdir(parents=True, exist_ok=True)
         self.database = database
-        self._session = session.Session(path)
+        self._session: Any = session.Session(path)  # type: ignore[no-untyped-call]
         self.command("SET output_format_json_quote_64bit_integers = 0")
 
     def command(self, sql: str) -> None:
@@ -102,8 +102,11 @@ class EmbeddedBackend:
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        lines = (json.dumps({c: _json_cell(v) for c, v in zip(columns, row, strict=True)}) for row in rows)
-        self._query(f"INSERT INTO {self.database}.{table} FORMAT JSONEachRow\n" + "\n".join(lines))
+        dumps = json.dumps
+        lines = (dumps([_json_cell(v) for v in row]) for row in rows)
+        self._query(
+            f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) FORMAT JSONCompactEachRow\n" + "\n".join(lines)
+        )
 
     def _query(self, sql: str, fmt: str = "CSV") -> str:
         try:

@@ -82,13 +82,17 @@ class Store:
         self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, now) for f in fresh])
         return fresh
 
-    def write_events(self, records: Sequence[EventRecord]) -> list[EventRecord]:
-        fresh = self._absent(
-            records,
-            lambda r: f"{r.event.participant}\n{r.event.event_id}",
-            "events",
-            "concat(participant, '\\n', event_id)",
-        )
+    def write_events(self, records: Sequence[EventRecord], check: bool = True) -> list[EventRecord]:
+        """``check=False`` skips the existence query, for callers that know the events are new."""
+        if not check:
+            fresh = list(records)
+        else:
+            fresh = self._absent(
+                records,
+                lambda r: f"{r.event.participant}\n{r.event.event_id}",
+                "events",
+                "concat(participant, '\\n', event_id)",
+            )
         now = _now()
         self.backend.insert("events", EVENT_COLUMNS, [event_row(r, now) for r in fresh])
         return fresh
@@ -135,9 +139,7 @@ class Store:
     # reads ----------------------------------------------------------------------------------------------
     def count(self, table: str, where: str = "1") -> int:
         """Rows counted once per id even before ReplacingMergeTree merges (auditors want exact numbers)."""
-        key = {"findings": "finding_id", "events": "participant, event_id", "dead_letters": "letter_id"}[
-            table
-        ]
+        key = {"findings": "finding_id", "events": "participant, event_id", "dead_letters": "letter_id"}[table]
         rows = self.backend.rows(f"SELECT uniqExact({key}) FROM {self.db}.{table} WHERE {where}")
         return int(rows[0][0]) if rows else 0
 
@@ -155,9 +157,7 @@ class Store:
 
     def finding_ids(self, participant: str | None = None) -> list[str]:
         where = f"WHERE participant = {quote(participant)}" if participant else ""
-        rows = self.backend.rows(
-            f"SELECT DISTINCT finding_id FROM {self.db}.findings {where} ORDER BY finding_id"
-        )
+        rows = self.backend.rows(f"SELECT DISTINCT finding_id FROM {self.db}.findings {where} ORDER BY finding_id")
         return [str(r[0]) for r in rows]
 
     def stored_events(self, participant: str) -> list[EventRecord]:

@@ -91,9 +91,7 @@ class StreamWorker:
     async def _agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_size, within=self.settings.batch_wait):
             messages = [
-                InboundMessage(
-                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
-                )
+                InboundMessage(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                 for e in events
             ]
             messages = await self._after_rewind(messages)
@@ -107,8 +105,11 @@ class StreamWorker:
             self.processed += len(messages)
             if self.on_batch:
                 self.on_batch(outcome)
+            # Snapshots cost a pickle of the whole engine: take one every snapshot_seconds while busy, and
+            # soon after the stream goes quiet so that a caught-up worker's committed offset is current.
             idle = len(events) < self.settings.batch_size
-            if idle or time.monotonic() - self._last_snapshot >= self.settings.snapshot_seconds:
+            since = time.monotonic() - self._last_snapshot
+            if since >= self.settings.snapshot_seconds or (idle and since >= self.settings.idle_snapshot_seconds):
                 await self._snapshot()
 
     # restart ------------------------------------------------------------------------------------------
@@ -130,9 +131,7 @@ class StreamWorker:
                 log.error("snapshot of %s is incomplete; rebuilding its state from the store", participant)
                 self.monitor.rebuild(participant)
             elif licence_digest(engine) != licence_digest(Engine(self.monitor.licences[participant])):
-                log.warning(
-                    "licence of %s changed since the snapshot; replaying its stored events", participant
-                )
+                log.warning("licence of %s changed since the snapshot; replaying its stored events", participant)
                 self.monitor.rebuild(participant)
             else:
                 self.monitor.engines[participant] = engine
@@ -176,9 +175,7 @@ class StreamWorker:
     async def _publish(self, outcome: BatchOutcome) -> None:
         """All of a batch's findings go out, re-sent ones included: consumers dedupe on finding_id."""
         for finding in outcome.findings:
-            await self.findings_topic.send(
-                key=finding.participant.encode(), value=finding_json(finding).encode()
-            )
+            await self.findings_topic.send(key=finding.participant.encode(), value=finding_json(finding).encode())
         for letter in outcome.dead_letters:
             await self.dead_letter_topic.send(
                 key=letter.participant.encode(), value=json.dumps(letter.to_dict()).encode()
@@ -202,9 +199,7 @@ class StreamWorker:
             if engine is None:
                 continue
             previous = self._manifests.get(participant)
-            manifest, writes = await loop.run_in_executor(
-                self._executor, plan, engine, participant, previous, offsets
-            )
+            manifest, writes = await loop.run_in_executor(self._executor, plan, engine, participant, previous, offsets)
             # The snapshot lives on the partition of the participant's own events, so whichever worker is
             # assigned that partition recovers it.
             partition = self._home.get(participant, min(offsets))

@@ -33,6 +33,7 @@ class BatchOutcome:
     findings: list[Finding] = field(default_factory=list)
     new_findings: list[Finding] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    accepted: list[EventRecord] = field(default_factory=list)
     events: int = 0
     duplicates: int = 0
     last_offsets: dict[int, int] = field(default_factory=dict)
@@ -45,6 +46,8 @@ class Monitor:
         self.metrics = metrics or Metrics()
         self.metrics.prepare(self.licences.values())
         self.engines: dict[str, Engine] = {}
+        # Partitions (topic/partition) whose replayed region after a start is behind us.
+        self._caught_up: set[str] = set()
 
     def engine(self, participant: str) -> Engine:
         engine = self.engines.get(participant)
@@ -79,15 +82,36 @@ class Monitor:
             else:
                 records.append(item)
         records.sort(key=lambda r: event_order(r.event))
-        accepted = self._run_engines(records, outcome)
+        accepted = outcome.accepted = self._run_engines(records, outcome)
         for error, message in invalid:
             self._invalid(error, message, outcome)
         # Store first, count after: only rows new to the store are counted, so replays never double.
-        self.store.write_events(accepted)
+        self._write_events(accepted)
         outcome.new_findings = self.store.write_findings(outcome.findings)
         fresh_letters = self.store.write_dead_letters(outcome.dead_letters)
         self._observe(accepted, outcome, fresh_letters)
         return outcome
+
+    def _write_events(self, accepted: list[EventRecord]) -> None:
+        """Events new to the engine are new to the store too, except those replayed after a restart.
+
+        A partition's stored events are a prefix of its offsets (batches are stored in order), so once a
+        partition's first batch after start holds no stored event, none of its later ones can: only until
+        then is the store asked which events it has."""
+        caught_up = set(self._caught_up)
+        replaying = [r for r in accepted if self._partition(r) not in caught_up]
+        rest = [r for r in accepted if self._partition(r) in caught_up]
+        if replaying:
+            fresh = self.store.write_events(replaying)
+            stored = {id(r) for r in fresh}
+            for record in replaying:
+                if id(record) in stored:
+                    self._caught_up.add(self._partition(record))
+        self.store.write_events(rest, check=False)
+
+    @staticmethod
+    def _partition(record: EventRecord) -> str:
+        return record.source.rsplit("/", 1)[0]
 
     def _run_engines(self, records: list[EventRecord], outcome: BatchOutcome) -> list[EventRecord]:
         accepted: list[EventRecord] = []

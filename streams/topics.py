@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -48,9 +49,7 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
         for name, config in wanted.items():
             if name in existing:
                 continue
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(name, topics.partitions, 1, topic_configs=config)])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()

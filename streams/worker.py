@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -64,8 +65,7 @@ def run(settings: WorkerSettings) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sandboxwatch run", description="Run a stream worker.")
+def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kafka", required=True, help="bootstrap HOST:PORT")
     p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
     p.add_argument("--licence", action="append", type=Path, required=True, help="licence file (repeatable)")
@@ -73,9 +73,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=9464)
     p.add_argument("--metrics-host", default="127.0.0.1")
     p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"))
-    p.add_argument(
-        "--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics"
-    )
+    p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sandboxwatch run", description="Run a stream worker.")
+    add_worker_arguments(p)
     return p
 
 
@@ -96,7 +99,8 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("SANDBOXWATCH_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run(settings_from(parser().parse_args(argv)))
 
 

@@ -16,7 +16,8 @@ class WorkerSettings:
     topics: Topics = field(default_factory=Topics)
     batch_size: int = 2000
     batch_wait: float = 0.1
-    snapshot_seconds: float = 2.0
+    snapshot_seconds: float = 10.0
+    idle_snapshot_seconds: float = 2.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     web_port: int = 6066

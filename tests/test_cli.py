@@ -37,9 +37,7 @@ def test_clean_check_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert out == "" and "3 events checked" in err
 
 
-def test_breach_exits_one_and_writes_jsonl_findings(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_breach_exits_one_and_writes_jsonl_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = _rows()
     rows.append(trade("c1", ts(hour=4), quantity="10000", participant="alphatrue-basal-pay"))
     events = _write(tmp_path / "e.jsonl", rows, ("{broken\n",))

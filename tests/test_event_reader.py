@@ -51,9 +51,7 @@ def test_each_kind_of_bad_line() -> None:
 
 
 def test_onchain_funds_need_chain_fields_bank_ones_do_not() -> None:
-    base = (
-        '{"event_id":"d","type":"deposit","participant":"p","ts":"2025-10-01T10:00:00+07:00","account":"a",'
-    )
+    base = '{"event_id":"d","type":"deposit","participant":"p","ts":"2025-10-01T10:00:00+07:00","account":"a",'
     bank = base + '"asset":"VND","amount":"100","rail":"bank"}'
     chain = base + '"asset":"USDT","amount":"1","rail":"onchain","chain":"ethereum","tx_hash":"0x1"}'
     items = [item for _, item in read_jsonl([bank, chain], "f")]

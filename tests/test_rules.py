@@ -127,9 +127,7 @@ def test_max_transaction_value_equal_is_allowed() -> None:
 
 
 def test_max_transaction_value_values_crypto_at_latest_price_at_or_before() -> None:
-    lic = licence_with(
-        f"{{id: cap, kind: max_transaction_value, {R}, max: 2600000, applies_to: [withdrawal]}}"
-    )
+    lic = licence_with(f"{{id: cap, kind: max_transaction_value, {R}, max: 2600000, applies_to: [withdrawal]}}")
     found = run(
         lic,
         [
@@ -266,9 +264,7 @@ def test_blocked_addresses_case_insensitive_on_funds_and_transfers(tmp_path) -> 
     from rules_engine.licence import load_licence
 
     lic = load_licence(tmp_path / "lic.yaml")
-    transfer: dict[str, Any] = dict(
-        chain="ethereum", tx_hash="0x1", log_index=0, block=1, asset="USDT", amount="1"
-    )
+    transfer: dict[str, Any] = dict(chain="ethereum", tx_hash="0x1", log_index=0, block=1, asset="USDT", amount="1")
     found = run(
         lic,
         [

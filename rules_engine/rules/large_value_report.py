@@ -96,6 +96,4 @@ def _types(params: Params) -> frozenset[str]:
     return params.applies_to | {"report"}
 
 
-KIND = RuleKind(
-    "large_value_report", parse, _types, check, new_state=new_state, on_clock=on_clock, valued=True
-)
+KIND = RuleKind("large_value_report", parse, _types, check, new_state=new_state, on_clock=on_clock, valued=True)

@@ -104,6 +104,4 @@ def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
     return {name: rounded(ratio, 6) if ratio.is_finite() else ratio for name, ratio in state.items()}
 
 
-KIND = RuleKind(
-    "participant_limits", parse, fixed("participant"), check, new_state=new_state, utilisation=utilisation
-)
+KIND = RuleKind("participant_limits", parse, fixed("participant"), check, new_state=new_state, utilisation=utilisation)

@@ -59,6 +59,4 @@ def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
     return {f"min_ratio:{asset}": rounded(r, 6) if r.is_finite() else r for asset, r in sorted(state.items())}
 
 
-KIND = RuleKind(
-    "reserve_coverage", parse, fixed("reserve"), check, new_state=new_state, utilisation=utilisation
-)
+KIND = RuleKind("reserve_coverage", parse, fixed("reserve"), check, new_state=new_state, utilisation=utilisation)

@@ -38,9 +38,7 @@ State = dict[str, Window]
 
 
 def parse(reader: ParamReader) -> Params:
-    return Params(
-        reader.duration("window"), reader.req_decimal("max"), reader.event_types("applies_to", DEFAULT_TYPES)
-    )
+    return Params(reader.duration("window"), reader.req_decimal("max"), reader.event_types("applies_to", DEFAULT_TYPES))
 
 
 def new_state(params: Params) -> State:

@@ -26,7 +26,11 @@ class Pipeline:
         self.kafka = kafka
         self.store_url = clickhouse_url.rsplit("/", 1)[0] + "/" + self.name
         self.topics = Topics(
-            f"{self.name}.events", f"{self.name}.findings", f"{self.name}.deadletter", partitions, f"{self.name}-monitor"
+            f"{self.name}.events",
+            f"{self.name}.findings",
+            f"{self.name}.deadletter",
+            partitions,
+            f"{self.name}-monitor",
         )
         ensure_topics(kafka, self.topics)
         self.workdir = workdir

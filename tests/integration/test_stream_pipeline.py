@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from rules_engine.licence import load_licence
 from sandboxwatch.local_services import ClickHouseServer, LocalService
 from sandboxwatch.simulate import SimulationConfig, simulate_to_files
 from streams.publish import publish_lines
 from tests.helpers import DA_NANG
 from tests.integration.pipeline import Pipeline, expected_findings
-
-from rules_engine.licence import load_licence
 
 
 @pytest.fixture
@@ -65,8 +64,13 @@ def test_every_finding_lands_in_clickhouse_exactly_once(pipeline: Pipeline, day:
 
 
 def test_a_killed_worker_restarts_without_losing_or_doubling(
-    pipeline: Pipeline, day: tuple[Path, list[str]]
+    pipeline: Pipeline, day: tuple[Path, list[str]], request: pytest.FixtureRequest
 ) -> None:
+    if request.node.callspec.params["broker"] == "noida":
+        # Seen with noida-db 0.2.3: after kill -9 the dead member is never evicted when its session times
+        # out, and the restarted worker's JoinGroup/SyncGroup loops at generation 2 every 6 s. Strict, so
+        # a fixed noida turns this into a failure that asks for the marker's removal.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="noida-db keeps a killed group member"))
     path, lines = day
     expected = expected_findings(path)
     half = len(lines) // 2
@@ -80,7 +84,7 @@ def test_a_killed_worker_restarts_without_losing_or_doubling(
     pipeline.wait_until(
         lambda: store.count("events") == unique_events(lines) and store.count("findings") >= len(expected),
         "the restarted worker to catch up",
-        timeout=180,
+        timeout=120,
     )
     assert set(store.finding_ids()) == expected
     assert store.raw_count("findings") == len(expected), "a finding was inserted twice after the restart"

@@ -1,0 +1,182 @@
+"""Live pipeline throughput and latency on this machine, in one run.
+
+1. Raw consume rate: an aiokafka consumer reading the simulated day from a topic on a real broker.
+2. End-to-end rate: the stream worker (faust + rules engine + ClickHouse store + metrics) on the same
+   messages, from its first batch until every event is stored; printed with its ratio to (1).
+3. Event -> metric latency: events produced one at a time at a steady rate while the worker runs; the
+   time from send until the batch holding the event has updated the Prometheus metrics; p50 and p99.
+
+Targets: ratio >= 0.5 and p99 < 1 s. The store is chdb (embedded) unless --clickhouse names a server.
+
+    python bench/pipeline_bench.py [--events 60000] [--clickhouse clickhouse://127.0.0.1:9000/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alerts.metrics import Metrics  # noqa: E402
+from rules_engine.licence import load_licence  # noqa: E402
+from sandboxwatch.local_services import TansuBroker  # noqa: E402
+from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from streams.monitor import BatchOutcome  # noqa: E402
+from streams.publish import publish_lines  # noqa: E402
+from streams.topics import Topics, ensure_topics  # noqa: E402
+from streams.worker import build  # noqa: E402
+from streams.worker_settings import WorkerSettings  # noqa: E402
+
+LICENCE = ROOT / "config" / "licences" / "da-nang-pilot.yaml"
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, total: int) -> float:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen, start = 0, None
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            if start is None and batch:
+                start = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    json.loads(record.value)  # what any consumer must do at least
+                seen += sum(len(r) for r in batch.values())
+        assert start is not None
+        return seen / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+
+
+def probe_lines(lines: list[str], count: int) -> list[str]:
+    """Fresh copies of a clean trade, with new ids and later event times, so each is new to the engine."""
+    trade = next(json.loads(line) for line in lines if '"type":"trade"' in line and '"bad-' not in line)
+    last = max(json.loads(line)["ts"] for line in lines[-50:])
+    from datetime import datetime, timedelta
+
+    base = datetime.fromisoformat(last)
+    out = []
+    for i in range(count):
+        probe = dict(trade, event_id=f"probe-{i}", ts=(base + timedelta(seconds=i + 1)).isoformat())
+        out.append(json.dumps(probe))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--accounts", type=int, default=3_000)
+    parser.add_argument("--clickhouse", help="clickhouse://HOST:PORT/DB (default: embedded chdb)")
+    parser.add_argument("--probes", type=int, default=400)
+    parser.add_argument("--probe-rate", type=float, default=100.0, help="probe events per second")
+    args = parser.parse_args()
+
+    licence = load_licence(LICENCE)
+    scenario = build_scenario(licence, SimulationConfig(accounts=args.accounts, seed=7, target_events=args.events))
+    lines = [line.rstrip("\n") for line in scenario_lines(scenario)]
+    del scenario
+    with tempfile.TemporaryDirectory() as folder, TansuBroker(Path(folder) / "tansu") as broker:
+        raw = Topics("raw.events", "raw.findings", "raw.deadletter", 4, "raw-monitor")
+        live = Topics("live.events", "live.findings", "live.deadletter", 4, "live-monitor")
+        ensure_topics(broker.address, raw)
+        ensure_topics(broker.address, live)
+        publish_lines(broker.address, raw.events, lines)
+        publish_lines(broker.address, live.events, lines)
+        raw_rate = asyncio.run(raw_consume_rate(broker.address, raw.events, len(lines)))
+
+        store_url = args.clickhouse or f"chdb://{Path(folder) / 'chdb'}"
+        settings = WorkerSettings(
+            kafka=broker.address,
+            store_url=store_url,
+            licences=(LICENCE,),
+            topics=live,
+            data_dir=Path(folder) / "faust",
+        )
+        worker = build(settings, Metrics())
+        marks: dict[str, float] = {}
+        first_batch: list[float] = []
+
+        def on_batch(outcome: BatchOutcome) -> None:
+            now = time.perf_counter()
+            if not first_batch:
+                first_batch.extend([now, float(worker.processed)])
+            for record in outcome.accepted:
+                if record.event.event_id.startswith("probe-"):
+                    marks[record.event.event_id] = now
+
+        worker.on_batch = on_batch
+        probes = probe_lines(lines, args.probes)
+        sent: dict[str, float] = {}
+
+        def send_probes() -> None:
+            from kafka import KafkaProducer
+
+            producer = KafkaProducer(bootstrap_servers=broker.address, linger_ms=0, acks=1)
+            for line in probes:
+                event_id = json.loads(line)["event_id"]
+                sent[event_id] = time.perf_counter()
+                producer.send(live.events, key=json.loads(line)["participant"].encode(), value=line.encode())
+                producer.flush()
+                time.sleep(1 / args.probe_rate)
+            producer.close()
+
+        async def run() -> float:
+            await worker.app.start()
+            try:
+                while worker.processed < len(lines):
+                    await asyncio.sleep(0.02)
+                end = time.perf_counter()
+                thread = threading.Thread(target=send_probes)
+                thread.start()
+                while worker.processed < len(lines) + len(probes):
+                    await asyncio.sleep(0.02)
+                thread.join()
+                start, before = first_batch
+                return (len(lines) - before) / (end - start)
+            finally:
+                await worker.app.stop()
+                worker.close()
+
+        e2e_rate = asyncio.run(run())
+        stored = worker.monitor.store.count("findings")
+        worker.monitor.store.close()
+
+    latencies = sorted(marks[k] - sent[k] for k in marks if k in sent)
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    ratio = e2e_rate / raw_rate
+    print(
+        f"events: {len(lines):,}  store: {'server' if args.clickhouse else 'chdb (embedded)'}  "
+        f"findings stored: {stored}"
+    )
+    print(f"  raw consume (aiokafka + json.loads)      {raw_rate:>10,.0f} events/s")
+    print(f"  end to end (events -> findings stored)   {e2e_rate:>10,.0f} events/s   ratio: {ratio:.3f}")
+    print(
+        f"  event -> metric latency over {len(latencies)} probes at {args.probe_rate:.0f}/s: "
+        f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    )
+    print(
+        f"  targets: ratio >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}; p99 < 1 s: {'met' if p99 < 1 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

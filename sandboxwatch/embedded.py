@@ -1,0 +1,144 @@
+"""``sandboxwatch up``: the whole live monitor on one machine with nothing installed beforehand.
+
+A tansu broker (Kafka protocol, in memory) and a chdb store (ClickHouse in this process) stand in for the
+production cluster; the same stream worker code runs against them. A simulated pilot day (or a given
+events file) is published, monitored with a progress bar, and summarised from the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from prometheus_client import start_http_server
+
+from alerts.metrics import Metrics
+from rules_engine.licence import load_licence
+from sandboxwatch.local_services import TansuBroker
+from streams.monitor import BatchOutcome
+from streams.publish import publish_lines
+from streams.topics import ensure_topics
+from streams.worker import build
+from streams.worker_settings import WorkerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    licence: Path
+    data_dir: Path
+    events: Path | None = None
+    accounts: int = 3000
+    seed: int = 1
+    metrics_port: int = 9464
+    once: bool = False
+
+
+class ProgressBar:
+    def __init__(self, total: int, out: TextIO = sys.stderr) -> None:
+        self.total = max(total, 1)
+        self.out = out
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def show(self, done: int, findings: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < (0.1 if self.out.isatty() else 2.0):
+            return
+        self._last = now
+        share = min(done / self.total, 1.0)
+        bar = "#" * int(share * 30)
+        rate = done / max(now - self.started, 1e-9)
+        end = "\r" if self.out.isatty() and not force else "\n"
+        self.out.write(
+            f"monitoring [{bar:<30}] {done:,}/{self.total:,} events  {findings:,} findings  {rate:,.0f}/s{end}"
+        )
+        self.out.flush()
+
+
+def _events_file(options: UpOptions) -> Path:
+    if options.events:
+        return options.events
+    from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+
+    path = options.data_dir / "simulated-day.jsonl"
+    summary = simulate_to_files(
+        load_licence(options.licence),
+        SimulationConfig(accounts=options.accounts, seed=options.seed),
+        path,
+        options.data_dir / "simulated-truth.json",
+    )
+    print(summary, file=sys.stderr)
+    return path
+
+
+def up(options: UpOptions) -> int:
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    events = _events_file(options)
+    lines = events.read_text(encoding="utf-8", errors="replace").splitlines()
+    broker_dir = options.data_dir / "tansu"
+    with TansuBroker(broker_dir) as broker:
+        print(f"broker: tansu on {broker.address} (memory only)", file=sys.stderr)
+        settings = WorkerSettings(
+            kafka=broker.address,
+            store_url=f"chdb://{(options.data_dir / 'chdb').resolve()}",
+            licences=(options.licence,),
+            metrics_port=options.metrics_port,
+            data_dir=options.data_dir / "faust",
+        )
+        ensure_topics(broker.address, settings.topics)
+        sent = publish_lines(broker.address, settings.topics.events, lines)
+        print(f"published {sent:,} messages to {settings.topics.events}", file=sys.stderr)
+        metrics = Metrics()
+        worker = build(settings, metrics)
+        server, _ = start_http_server(options.metrics_port, "127.0.0.1", registry=metrics.registry)
+        url = f"http://127.0.0.1:{options.metrics_port}/metrics"
+        bar = ProgressBar(sent)
+        findings = 0
+
+        def on_batch(outcome: BatchOutcome) -> None:
+            nonlocal findings
+            findings += len(outcome.new_findings)
+            bar.show(worker.processed, findings)
+
+        worker.on_batch = on_batch
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await worker.app.start()
+            try:
+                while worker.processed < sent and not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.2)
+                bar.show(worker.processed, findings, force=True)
+                _summary(worker.monitor.store.findings_summary(), worker.monitor.store.count("dead_letters"), url)
+                if not options.once:
+                    print("serving metrics until Ctrl-C", file=sys.stderr)
+                    await stop.wait()
+            finally:
+                await worker.app.stop()
+                worker.close()
+                worker.monitor.store.close()
+
+        try:
+            asyncio.run(main())
+        finally:
+            server.shutdown()
+    return 0
+
+
+def _summary(rows: list[tuple[str, str, str, int]], dead_letters: int, url: str) -> None:
+    print("\nfindings in the store (participant, rule, severity, count):")
+    for participant, rule, severity, count in rows:
+        print(f"  {participant:<24} {rule:<22} {severity:<9} {count:>6}")
+    if not rows:
+        print("  none")
+    print(f"dead letters: {dead_letters}")
+    print(f"metrics: {url}")

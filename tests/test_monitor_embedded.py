@@ -1,0 +1,145 @@
+"""The monitor and store without a broker: chdb (real embedded ClickHouse) behind the same code."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rules_engine.event_reader import read_jsonl
+from rules_engine.licence import load_licence
+from sandboxwatch.self_check import run_check
+from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from store.backends import EmbeddedBackend
+from store.clickhouse_store import Store
+from store.sql_text import in_list, quote
+from streams.engine_snapshots import Manifest, licence_digest, plan, restore, split
+from streams.inbound import InboundMessage
+from streams.monitor import Monitor
+from tests.helpers import DA_NANG
+
+pytest.importorskip("chdb")
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBackend]:
+    """chdb allows one data directory per process, so the module shares it and tests use own databases."""
+    embedded = EmbeddedBackend(str(tmp_path_factory.mktemp("chdb")))
+    yield embedded
+    embedded.close()
+
+
+@pytest.fixture
+def store(backend: EmbeddedBackend) -> Store:
+    backend.database = "t" + uuid.uuid4().hex[:12]
+    s = Store(backend)
+    s.migrate()
+    return s
+
+
+@pytest.fixture(scope="module")
+def day() -> list[str]:
+    scenario = build_scenario(load_licence(DA_NANG), SimulationConfig(accounts=120, seed=4))
+    return [line.rstrip("\n") for line in scenario_lines(scenario)]
+
+
+def messages(lines: list[str], start: int = 0) -> list[InboundMessage]:
+    out = []
+    for offset, line in enumerate(lines, start):
+        key = json.loads(line)["participant"].encode() if line.startswith("{") else None
+        out.append(InboundMessage("events", 0, offset, key, line.encode()))
+    return out
+
+
+def test_quoting_survives_hostile_text() -> None:
+    assert quote("a'b\\c\n") == "'a\\'b\\\\c\\n'"
+    assert in_list([]) == "('')"
+
+
+def test_migrations_apply_once(store: Store) -> None:
+    assert store.migrate() == []
+
+
+def test_the_monitor_finds_what_the_self_check_finds_and_stores_each_once(store: Store, day: list[str]) -> None:
+    expected = {f.finding_id for f in run_check(load_licence(DA_NANG), read_jsonl(day, "day")).findings}
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    batch = messages(day)
+    for i in range(0, len(batch), 500):
+        monitor.process_batch(batch[i : i + 500])
+    assert set(store.finding_ids()) == expected
+    # The same batches again (a replay after a restart) add nothing anywhere.
+    fresh = Monitor([load_licence(DA_NANG)], store)
+    for i in range(0, len(batch), 500):
+        outcome = fresh.process_batch(batch[i : i + 500])
+        assert outcome.new_findings == []
+    assert store.raw_count("findings") == len(expected)
+    assert store.raw_count("events") == len({json.loads(line)["event_id"] for line in day})
+    counted = fresh.metrics.registry.get_sample_value
+    assert counted("sandboxwatch_findings_total", {"participant": "alphatrue-basal-pay", "licence":
+                   "DN-136-PILOT-01", "rule": "kyc", "kind": "kyc_required", "severity": "breach"}) == 0.0
+
+
+def test_bad_messages_become_dead_letters_and_invalid_event_findings(store: Store, day: list[str]) -> None:
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    good = next(json.loads(line) for line in day if '"type":"deposit"' in line)
+    bad = [
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",
+        json.dumps({**good, "event_id": "q1", "amount": 12.5, "type": "deposit"}).encode(),
+        json.dumps({**good, "event_id": "q2", "participant": "stranger"}).encode(),
+    ]
+    batch = [InboundMessage("events", 1, i, good["participant"].encode(), raw) for i, raw in enumerate(bad)]
+    outcome = monitor.process_batch(batch)
+    kinds = sorted(letter.kind for letter in outcome.dead_letters)
+    assert kinds == ["invalid_event"] * 3 + ["unlicensed_participant"]
+    assert store.count("dead_letters") == 4
+    assert sum(f.kind == "invalid_event" for f in outcome.findings) == 3
+    sample = monitor.metrics.registry.get_sample_value
+    assert sample("sandboxwatch_dead_letters_total", {"reason": "invalid_event"}) == 3.0
+    assert sample("sandboxwatch_dead_letters_total", {"reason": "unlicensed_participant"}) == 1.0
+    sources = {d["source"] for d in store.dead_letters()}
+    assert sources == {f"events/1/{i}" for i in range(4)}
+
+
+def test_snapshots_restore_the_same_engine_and_survive_a_torn_write(store: Store, day: list[str]) -> None:
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    monitor.process_batch(messages(day[:3000]))
+    engine = monitor.engines["alphatrue-basal-pay"]
+    manifest, writes = plan(engine, "alphatrue-basal-pay", None, {0: 2999})
+    table = {k: v for k, v in writes if v is not None}
+    restored = restore(Manifest.from_bytes("alphatrue-basal-pay", table[b"alphatrue-basal-pay#manifest"]), table.get)
+    assert restored is not None and licence_digest(restored) == licence_digest(engine)
+    rest = messages(day[3000:], 3000)
+    original = monitor.process_batch(rest)
+    again = Monitor([load_licence(DA_NANG)], store)
+    again.engines["alphatrue-basal-pay"] = restored
+    resumed = again.process_batch(rest)
+    assert resumed.events == original.events > 0
+    assert [f.finding_id for f in resumed.findings] == [f.finding_id for f in original.findings]
+    assert original.findings, "the rest of the day holds injected violations"
+    # A chunk missing (a crash between writes) must not restore a half engine.
+    first_chunk = next(k for k, _ in writes if b"#1#" in k)
+    del table[first_chunk]
+    assert restore(manifest, table.get) is None
+    assert len(split(b"x" * 2_000_000)) == 3
+
+
+def test_utilisation_is_reported_for_participant_level_limits(store: Store, day: list[str]) -> None:
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    monitor.process_batch(messages(day))
+    used = {(rule, limit): ratio for rule, limit, ratio in monitor.engines["alphatrue-basal-pay"].utilisation()}
+    assert ("users", "max") in used and used[("users", "max")] > 0
+    sample = monitor.metrics.registry.get_sample_value
+    labels = {"participant": "alphatrue-basal-pay", "rule": "users", "limit": "max"}
+    assert sample("sandboxwatch_limit_utilisation_ratio", labels) == float(used[("users", "max")])
+
+
+def test_stored_events_can_rebuild_an_engine(store: Store, day: list[str]) -> None:
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    first = monitor.process_batch(messages(day))
+    rebuilt = monitor.rebuild("alphatrue-basal-pay")
+    assert rebuilt.stats.events == first.events
+    assert Path(DA_NANG).exists()
