@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 import time
@@ -77,6 +78,7 @@ def _events_file(options: UpOptions) -> Path:
 
 
 def up(options: UpOptions) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options.data_dir.mkdir(parents=True, exist_ok=True)
     events = _events_file(options)
     lines = events.read_text(encoding="utf-8", errors="replace").splitlines()

@@ -46,6 +46,7 @@ class StreamWorker:
         self._last_snapshot = time.monotonic()
         self._dirty: dict[str, dict[int, int]] = {}
         self._home: dict[str, int] = {}
+        self._processed: dict[int, int] = {}
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
         self.app = self._build_app()
@@ -101,6 +102,8 @@ class StreamWorker:
             await loop.run_in_executor(self._executor, self._restore_participants, messages)
             outcome = await loop.run_in_executor(self._executor, self.monitor.process_batch, messages)
             await self._publish(outcome)
+            for partition, offset in outcome.last_offsets.items():
+                self._processed[partition] = max(offset, self._processed.get(partition, -1))
             self._mark_dirty(messages)
             self.processed += len(messages)
             if self.on_batch:
@@ -214,14 +217,20 @@ class StreamWorker:
         await self.app.consumer.commit()
 
     async def _report_lag(self) -> None:
-        consumer = self.app.consumer
-        for tp in consumer.assignment():
-            if tp.topic != self.settings.topics.events:
-                continue
-            high = consumer.highwater(tp)
-            position = await consumer.position(tp)
-            if high is not None and position is not None:
-                self.monitor.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+        """Lag is counted from what the monitor has processed, not from the fetch position, which runs
+        ahead of processing by the stream buffer."""
+        try:
+            consumer = self.app.consumer
+            for tp in consumer.assignment():
+                if tp.topic != self.settings.topics.events:
+                    continue
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
+                done = self._processed.get(tp.partition, -1) + 1
+                self.monitor.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+        except Exception:  # a metrics tick must never stop the worker
+            log.exception("consumer lag could not be read")
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

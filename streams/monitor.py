@@ -69,6 +69,10 @@ class Monitor:
         return engine
 
     def process_batch(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
+        with self.metrics.batch_seconds.time():
+            return self._process_batch(messages)
+
+    def _process_batch(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
         outcome = BatchOutcome()
         records: list[EventRecord] = []
         invalid: list[tuple[EventError, InboundMessage]] = []

@@ -78,8 +78,19 @@ def test_the_monitor_finds_what_the_self_check_finds_and_stores_each_once(store:
     assert store.raw_count("findings") == len(expected)
     assert store.raw_count("events") == len({json.loads(line)["event_id"] for line in day})
     counted = fresh.metrics.registry.get_sample_value
-    assert counted("sandboxwatch_findings_total", {"participant": "alphatrue-basal-pay", "licence":
-                   "DN-136-PILOT-01", "rule": "kyc", "kind": "kyc_required", "severity": "breach"}) == 0.0
+    assert (
+        counted(
+            "sandboxwatch_findings_total",
+            {
+                "participant": "alphatrue-basal-pay",
+                "licence": "DN-136-PILOT-01",
+                "rule": "kyc",
+                "kind": "kyc_required",
+                "severity": "breach",
+            },
+        )
+        == 0.0
+    )
 
 
 def test_bad_messages_become_dead_letters_and_invalid_event_findings(store: Store, day: list[str]) -> None:

@@ -61,6 +61,8 @@ def test_every_finding_lands_in_clickhouse_exactly_once(pipeline: Pipeline, day:
         if line.startswith("sandboxwatch_findings_total{")
     )
     assert breaches == len(expected)
+    lags = [line for line in metrics.splitlines() if line.startswith("sandboxwatch_consumer_lag_messages{")]
+    assert lags, "consumer lag is exported per partition"
 
 
 def test_a_killed_worker_restarts_without_losing_or_doubling(
