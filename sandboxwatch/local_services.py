@@ -154,7 +154,7 @@ class ClickHouseServer(LocalService):
     name = "clickhouse"
 
     def command(self) -> list[str]:
-        binary = shutil.which("clickhouse-server") or "/usr/bin/clickhouse-server"
+        binary = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
         if not Path(binary).exists():
             raise ServiceError("clickhouse-server is not installed (apt-get install clickhouse-server)")
         config = self.workdir / "config.xml"
