@@ -140,6 +140,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(settings_from(args))
 
 
+def cmd_alerts_render(args: argparse.Namespace) -> int:
+    from alerts.render_files import write
+
+    licences = [_licence(path) for path in args.licence]
+    for path in write(Path(args.out_dir), licences):
+        print(path, file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_alerts_recorder(args: argparse.Namespace) -> int:
+    from alerts.notification_recorder import NotificationRecorder
+    from store.clickhouse_store import Store
+
+    server = NotificationRecorder(Store.open(args.clickhouse)).server(args.host, args.port)
+    print(f"recording Alertmanager notifications at http://{args.host}:{args.port}/notify/<receiver>", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sandboxwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--metrics-port", type=int, default=9464)
     up.add_argument("--once", action="store_true", help="exit after the replay instead of serving metrics")
     up.set_defaults(run=cmd_up)
+
+    alerts = commands.add_parser("alerts", help="Prometheus alerting rules generated from licences")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    render = alerts_commands.add_parser("render", help="write rules, promtool tests and pipeline-health rules")
+    render.add_argument("--licence", action="append", required=True, help="licence file (repeatable)")
+    render.add_argument("--out-dir", default="deploy", help="folder for prometheus/ and alertmanager/ files")
+    render.set_defaults(run=cmd_alerts_render)
+    recorder = alerts_commands.add_parser("recorder", help="store every Alertmanager notification in ClickHouse")
+    recorder.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
+    recorder.add_argument("--host", default="127.0.0.1")
+    recorder.add_argument("--port", type=int, default=9095)
+    recorder.set_defaults(run=cmd_alerts_recorder)
 
     from streams.worker import add_worker_arguments
 

@@ -164,3 +164,47 @@ class ClickHouseServer(LocalService):
 
     def url(self, database: str) -> str:
         return f"clickhouse://127.0.0.1:{self.port}/{database}"
+
+
+def _binary(name: str, package: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise ServiceError(f"{name} is not installed (apt-get install {package})")
+    return found
+
+
+class PrometheusServer(LocalService):
+    """Debian's Prometheus with a given config file, its own TSDB folder, on 127.0.0.1."""
+
+    name = "prometheus"
+
+    def __init__(self, config: Path, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.config = config
+
+    def command(self) -> list[str]:
+        return [
+            _binary("prometheus", "prometheus"),
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+
+
+class AlertmanagerServer(LocalService):
+    """Debian's Alertmanager, clustering off, with a given config, on 127.0.0.1."""
+
+    name = "alertmanager"
+
+    def __init__(self, config: Path, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.config = config
+
+    def command(self) -> list[str]:
+        return [
+            _binary("prometheus-alertmanager", "prometheus-alertmanager"),
+            f"--config.file={self.config}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+        ]

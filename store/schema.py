@@ -79,6 +79,33 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        2,
+        "alert notifications recorded from Alertmanager",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.alert_notifications (
+                notification_id String,
+                receiver String,
+                status String,
+                alert_status String,
+                alertname String,
+                participant String,
+                severity String,
+                rule String,
+                fingerprint String,
+                starts_at String,
+                ends_at String,
+                group_key String,
+                received DateTime('UTC'),
+                alert String
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(received)
+            ORDER BY (participant, received, notification_id)""",
+        ),
+    ),
+)
+
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
     version UInt32,
     name String,
