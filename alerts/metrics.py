@@ -69,6 +69,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.state_restores = Counter(
+            f"{PREFIX}_state_restores",
+            "Engine state taken over at start: from a snapshot, rebuilt from stored events, or fresh.",
+            ["participant", "source"],
+            registry=r,
+        )
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
 

@@ -5,7 +5,10 @@ compliance it never checked. Every problem names the rule, the field and the lin
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,11 @@ class Licence:
     @property
     def participant(self) -> str:
         return self.header.participant
+
+    def fingerprint(self) -> str:
+        """What the licence says, independent of file path, layout and object identity: two loads of the
+        same terms give the same fingerprint, so stored state is reused only under unchanged terms."""
+        return hashlib.sha256(repr(_canonical((self.header, self.rules))).encode()).hexdigest()
 
     def rule(self, rule_id: str) -> RuleSpec:
         return next(rule for rule in self.rules if rule.id == rule_id)
@@ -185,3 +193,19 @@ def load_licence(path: str | Path) -> Licence:
     except OSError as exc:
         raise LicenceError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     return parse_licence(text, str(path), location.parent)
+
+
+def _canonical(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return (type(value).__name__, tuple((f.name, _canonical(getattr(value, f.name))) for f in fields
+                                             if f.name not in {"line", "source"}))  # fmt: skip
+    if isinstance(value, set | frozenset):
+        return ("set", tuple(sorted(repr(_canonical(v)) for v in value)))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(_canonical(k)), _canonical(v)) for k, v in value.items())))
+    if isinstance(value, list | tuple):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value if isinstance(value, str | int | Decimal | bool | type(None)) else repr(value)

@@ -127,17 +127,23 @@ class StreamWorker:
                 continue
             self._restored.add(participant)
             manifest = self._manifest(participant)
+            restores = self.monitor.metrics.state_restores
             if manifest is None:
+                restores.labels(participant, "fresh").inc()
                 continue
             engine = restore(manifest, self.table.data.get)
             if engine is None:
                 log.error("snapshot of %s is incomplete; rebuilding its state from the store", participant)
                 self.monitor.rebuild(participant)
+                restores.labels(participant, "rebuilt").inc()
             elif licence_digest(engine) != licence_digest(Engine(self.monitor.licences[participant])):
                 log.warning("licence of %s changed since the snapshot; replaying its stored events", participant)
                 self.monitor.rebuild(participant)
+                restores.labels(participant, "rebuilt").inc()
             else:
                 self.monitor.engines[participant] = engine
+                restores.labels(participant, "snapshot").inc()
+                log.info("restored %s from snapshot generation %d", participant, manifest.generation)
             self._manifests[participant] = manifest
 
     async def _after_rewind(self, messages: list[InboundMessage]) -> list[InboundMessage]:

@@ -62,7 +62,7 @@ def chunk_key(participant: str, generation: int, index: int) -> bytes:
 
 
 def licence_digest(engine: Engine) -> str:
-    return hashlib.sha256(repr(engine.licence).encode()).hexdigest()
+    return engine.licence.fingerprint()
 
 
 def dump(engine: Engine) -> bytes:

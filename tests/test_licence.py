@@ -76,3 +76,12 @@ def test_header_problems() -> None:
         parse_licence("licence: {id: x}\nrules: []\n")
     with pytest.raises(LicenceError):
         parse_licence(":::: not yaml [")
+
+
+def test_fingerprint_follows_the_terms_not_the_objects() -> None:
+    import pickle
+
+    first, second = load_licence(DA_NANG), load_licence(DA_NANG)
+    assert first.fingerprint() == second.fingerprint() == pickle.loads(pickle.dumps(first)).fingerprint()
+    changed = DA_NANG.read_text().replace("max: 10000", "max: 12000")
+    assert parse_licence(changed, "changed.yaml").fingerprint() != first.fingerprint()

@@ -73,7 +73,7 @@ class Pipeline:
     def store(self) -> Store:
         return Store.open(self.store_url)
 
-    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 120.0, poll: float = 0.5) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.worker is not None and self.worker.poll() is not None:
@@ -83,7 +83,7 @@ class Pipeline:
                     return
             except Exception:  # the database may not exist until the worker has migrated it
                 pass
-            time.sleep(0.5)
+            time.sleep(poll)
         raise AssertionError(f"timed out waiting for {what}:\n{self.worker_log()}")
 
     def metrics_text(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,13 +76,17 @@ def test_a_killed_worker_restarts_without_losing_or_doubling(
         request.applymarker(pytest.mark.xfail(strict=True, reason="noida-db keeps a killed group member"))
     path, lines = day
     expected = expected_findings(path)
-    half = len(lines) // 2
-    publish_lines(pipeline.kafka, pipeline.topics.events, lines[:half])
+    third = len(lines) // 3
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[:third])
     pipeline.start_worker()
     store = pipeline.store()
-    pipeline.wait_until(lambda: store.count("events") > half // 3, "the worker to be mid-stream")
+    first = unique_events(lines[:third])
+    pipeline.wait_until(lambda: store.count("events") == first, "the first third")
+    time.sleep(4)  # idle long enough for a snapshot and its offset commit
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[third : 2 * third])
+    pipeline.wait_until(lambda: store.count("events") > first, "the worker to be mid-stream", poll=0.05)
     pipeline.kill_worker()
-    publish_lines(pipeline.kafka, pipeline.topics.events, lines[half:])
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[2 * third :])
     pipeline.start_worker()
     pipeline.wait_until(
         lambda: store.count("events") == unique_events(lines) and store.count("findings") >= len(expected),
@@ -89,6 +94,9 @@ def test_a_killed_worker_restarts_without_losing_or_doubling(
         timeout=120,
     )
     assert set(store.finding_ids()) == expected
+    assert 'sandboxwatch_state_restores_total{participant="alphatrue-basal-pay",source="snapshot"} 1.0' in (
+        pipeline.metrics_text()
+    ), "the restarted worker must take its state from the snapshot, not start empty"
     assert store.raw_count("findings") == len(expected), "a finding was inserted twice after the restart"
     assert store.raw_count("events") == unique_events(lines), "an event was stored twice after the restart"
 
