@@ -39,10 +39,12 @@ class ServerBackend:
         from clickhouse_driver import Client
 
         parsed = urlparse(url)
+        secure = parsed.scheme == "clickhouses"
         self.database = parsed.path.strip("/") or DEFAULT_DATABASE
         self._client = Client(
             host=parsed.hostname or "127.0.0.1",
-            port=parsed.port or 9000,
+            port=parsed.port or (9440 if secure else 9000),
+            secure=secure,
             user=parsed.username or "default",
             password=parsed.password or "",
             connect_timeout=5,
@@ -120,9 +122,10 @@ class EmbeddedBackend:
 
 
 def connect(url: str) -> Backend:
-    """``clickhouse://[user:password@]host[:port][/database]`` or ``chdb://PATH``."""
+    """``clickhouse://[user:password@]host[:port][/database]`` (``clickhouses://`` for TLS, port 9440) or
+    ``chdb://PATH``."""
     if url.startswith("chdb://"):
         return EmbeddedBackend(url.removeprefix("chdb://"))
-    if url.startswith("clickhouse://"):
+    if url.startswith(("clickhouse://", "clickhouses://")):
         return ServerBackend(url)
     raise StoreError(f"unknown store URL {url!r}: expected clickhouse://HOST:PORT/DB or chdb://PATH")

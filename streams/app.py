@@ -20,8 +20,10 @@ import faust
 
 from rules_engine.engine import Engine
 from store.records import finding_json
+from store.sql_text import quote
 from streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
 from streams.inbound import InboundMessage, key_participant
+from streams.kafka_security import KafkaSecurity
 from streams.monitor import BatchOutcome, Monitor
 from streams.topics import STATE_TABLE
 from streams.worker_settings import WorkerSettings
@@ -57,6 +59,7 @@ class StreamWorker:
         app = faust.App(
             topics.app_id,
             broker=f"kafka://{s.kafka}",
+            broker_credentials=KafkaSecurity.from_env().faust_credentials(),
             store="memory://",
             datadir=str(s.data_dir),
             web_enabled=False,
@@ -129,7 +132,12 @@ class StreamWorker:
             manifest = self._manifest(participant)
             restores = self.monitor.metrics.state_restores
             if manifest is None:
-                restores.labels(participant, "fresh").inc()
+                # No snapshot (first start, or a lost changelog): the store still has every event seen.
+                if self.monitor.store.count("events", f"participant = {quote(participant)}"):
+                    self.monitor.rebuild(participant)
+                    restores.labels(participant, "rebuilt").inc()
+                else:
+                    restores.labels(participant, "fresh").inc()
                 continue
             engine = restore(manifest, self.table.data.get)
             if engine is None:

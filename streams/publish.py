@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
+from streams.kafka_security import KafkaSecurity
+
 
 def participant_of(line: str) -> bytes | None:
     try:
@@ -26,7 +28,13 @@ def publish_lines(
 ) -> int:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        batch_size=256 * 1024,
+        **KafkaSecurity.from_env().kafka_python(),
+    )
     sent = 0
     try:
         for line in lines:

@@ -6,6 +6,8 @@ import contextlib
 import time
 from dataclasses import dataclass
 
+from streams.kafka_security import KafkaSecurity
+
 APP_ID = "sandboxwatch-monitor"
 STATE_TABLE = "engine-state"
 
@@ -32,7 +34,9 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sandboxwatch-admin")
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, client_id="sandboxwatch-admin", **KafkaSecurity.from_env().kafka_python()
+            )
             break
         except KafkaError:
             if time.monotonic() > deadline:

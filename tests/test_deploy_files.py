@@ -1,0 +1,127 @@
+"""The deploy files parse and point at things that exist: paths, images, ports, commands, services."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandboxwatch.cli import build_parser
+from tests.helpers import ROOT
+
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "compose" / "docker-compose.yml"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def load_all(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def cli_accepts(args: list[str]) -> None:
+    """The image's entrypoint is ``sandboxwatch``: its arguments must parse (placeholders stand in)."""
+    concrete = [re.sub(r"\$\{?\(?[A-Z_]+[^}/)]*\)?\}?", "8", a) for a in args]
+    build_parser().parse_args(concrete)
+
+
+def listening_port(args: list[str], flag: str) -> int:
+    return int(next(a.split("=", 1)[1] for a in args if a.startswith(flag + "=")))
+
+
+def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed (apt-get install docker-compose)")
+        pytest.skip("docker-compose is not installed")
+    env = tmp_path / ".env"
+    shutil.copy(DEPLOY / "compose" / ".env.example", env)
+    result = subprocess.run(
+        [binary, "--env-file", str(env), "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    refused = subprocess.run(
+        [binary, "--env-file", str(empty), "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in {"CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}},
+    )
+    assert refused.returncode != 0 and "CLICKHOUSE_PASSWORD" in refused.stderr, "secrets must be required"
+
+
+def test_compose_services_reference_what_exists() -> None:
+    services = load(COMPOSE)["services"]
+    for name, service in services.items():
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image tag"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).resolve().exists(), f"{name}: {source} does not exist"
+        if image.startswith("sandboxwatch"):
+            cli_accepts(service["command"])
+            assert "healthcheck" in service, f"{name}: needs a health check"
+    worker_port = listening_port(services["sandboxwatch-worker"]["command"], "--metrics-port")
+    recorder_port = listening_port(services["sandboxwatch-recorder"]["command"], "--port")
+    prometheus = load(DEPLOY / "prometheus" / "prometheus.yml")
+    for job in prometheus["scrape_configs"]:
+        for target in job["static_configs"][0]["targets"]:
+            host, port = target.split(":")
+            assert host in services and int(port) == worker_port
+    for manager in prometheus["alerting"]["alertmanagers"]:
+        for target in manager["static_configs"][0]["targets"]:
+            assert target.split(":")[0] in services
+    for receiver in load(DEPLOY / "alertmanager" / "alertmanager.yml")["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            host, port = re.match(r"http://([^:/]+):(\d+)/", hook["url"]).groups()  # type: ignore[union-attr]
+            assert host in services and int(port) == recorder_port
+
+
+def test_dockerfile_copies_only_what_exists() -> None:
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+
+
+def test_kubernetes_manifests_are_complete_and_keep_secrets_out() -> None:
+    folder = DEPLOY / "kubernetes"
+    kustomization = load(folder / "kustomization.yaml")
+    documents = [doc for resource in kustomization["resources"] for doc in load_all(folder / resource)]
+    for generator in kustomization["configMapGenerator"]:
+        for file in generator["files"]:
+            assert (folder / file).exists(), file
+    assert not [d for d in documents if d["kind"] == "Secret"], "secrets are created by the operator"
+    configmaps = {g["name"] for g in kustomization["configMapGenerator"]} | {"sandboxwatch-endpoints"}
+    deployments = [d for d in documents if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"sandboxwatch-worker", "sandboxwatch-recorder"}
+    for deployment in deployments:
+        spec = deployment["spec"]["template"]["spec"]
+        for container in spec["containers"]:
+            cli_accepts(container["args"])
+            assert container["resources"]["requests"], "resource requests"
+            assert "livenessProbe" in container and "readinessProbe" in container
+            ports = {p["name"] for p in container["ports"]}
+            for probe in ("livenessProbe", "readinessProbe"):
+                handler = container[probe].get("httpGet") or container[probe].get("tcpSocket")
+                assert handler["port"] in ports
+            for env in container.get("env", []):
+                ref = env["valueFrom"]
+                if "configMapKeyRef" in ref:
+                    assert ref["configMapKeyRef"]["name"] in configmaps
+        for volume in spec.get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in configmaps
+    services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
+    assert set(services) == {"sandboxwatch-worker", "sandboxwatch-recorder"}
