@@ -75,6 +75,9 @@ class StreamWorker:
             consumer_auto_offset_reset="earliest",
             producer_max_request_size=1_048_576,
             table_standby_replicas=0,
+            # Larger fetches and stream buffer: the monitor works in batches, so feed it whole ones.
+            stream_buffer_maxsize=4 * s.batch_size,
+            broker_max_poll_records=s.batch_size,
             # Messages and snapshots are bytes the monitor decodes itself: faust must not parse them, or a
             # malformed message would be dropped inside faust instead of dead-lettered here.
             key_serializer="raw",

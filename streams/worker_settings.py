@@ -14,7 +14,7 @@ class WorkerSettings:
     store_url: str
     licences: tuple[Path, ...]
     topics: Topics = field(default_factory=Topics)
-    batch_size: int = 2000
+    batch_size: int = 5000
     batch_wait: float = 0.1
     snapshot_seconds: float = 10.0
     idle_snapshot_seconds: float = 2.0
