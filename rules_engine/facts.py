@@ -8,9 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from rules_engine.events import AccountEvent, PriceEvent
+from rules_engine.fast_pickle import fast_pickle
 from rules_engine.rule_spec import LicenceHeader
 
 
+@fast_pickle
 @dataclass(slots=True, frozen=True)
 class AccountState:
     kyc_status: str

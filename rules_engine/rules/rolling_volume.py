@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from rules_engine.events import Event, account_of
 from rules_engine.facts import Facts
+from rules_engine.fast_pickle import fast_pickle
 from rules_engine.licence_params import ParamReader
 from rules_engine.money import ZERO, decimal_text
 from rules_engine.rule_spec import RuleSpec
@@ -25,6 +26,7 @@ class Params:
     applies_to: frozenset[str]
 
 
+@fast_pickle
 @dataclass(slots=True)
 class Window:
     """Events inside (now - window, now] and their exact sum; ``above`` remembers a reported crossing."""
