@@ -24,6 +24,7 @@ from rules_engine.valuation import value_of
 VALUE_BEARING = frozenset({"trade", "deposit", "withdrawal", "transfer"})
 INVALID_EVENT = "invalid_event"
 VALUATION_UNAVAILABLE = "valuation_unavailable"
+EVIDENCE_RETRACTED = "evidence_retracted"
 # Sort rank at equal timestamps: facts (prices, accounts, participant facts) first, so that "latest price
 # at or before the event" and "KYC state at that moment" include what happened in the same instant.
 TYPE_RANK = {"price": 0, "account": 1, "participant": 2}
@@ -40,6 +41,7 @@ class EngineStats:
     other_participant: int = 0
     invalid: int = 0
     unvalued: int = 0
+    retractions: int = 0
     findings: Counter[str] = field(default_factory=Counter)
 
 
@@ -91,6 +93,8 @@ class Engine:
             stats.duplicates += 1
             return []
         seen.add(key)
+        if event.extra and "retracts" in event.extra:
+            return self._retraction(event)
         found: list[Finding] = []
         ts = event.ts
         # Only in-term events move the clock: a mistyped year must not expire every pending deadline.
@@ -163,6 +167,33 @@ class Engine:
             message=f"{event.type} {event.event_id} cannot be valued in {header.reporting_currency}: no "
             f"reference price at or before {event.ts.isoformat()}; value-based rules skipped it.",
         )
+
+    def _retraction(self, event: Event) -> list[Finding]:
+        """A connector withdrawing an observation (a chain reorganisation abandoned its block). It is not
+        judged again; if the withdrawn event was seen, an info finding tells reviewers which evidence is void."""
+        self.stats.retractions += 1
+        retracted = str(event.extra["retracts"])
+        if retracted not in self._seen:
+            return []
+        self.stats.findings["info"] += 1
+        header = self.header
+        reason = event.extra.get("reason") or "withdrawn by its connector"
+        return [
+            new_finding(
+                licence=header.id,
+                rule=EVIDENCE_RETRACTED,
+                kind=EVIDENCE_RETRACTED,
+                severity="info",
+                clause="canonical events contract, version 1 (connector retraction)",
+                participant=header.participant,
+                subject=header.participant,
+                ts=event.ts,
+                key=event.event_id,
+                evidence=(retracted, event.event_id),
+                message=f"{event.type} {retracted} was retracted ({reason}); findings citing it rest on "
+                "an observation that is no longer on record.",
+            )
+        ]
 
     def invalid(self, error: EventError) -> Finding:
         """An unusable input line becomes a warning finding, so it is counted and never silently lost."""

@@ -212,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     recorder.add_argument("--port", type=int, default=9095)
     recorder.set_defaults(run=cmd_alerts_recorder)
 
+    from sandboxwatch.ingest_cli import add_ingest_commands
     from streams.worker import add_worker_arguments
+
+    add_ingest_commands(commands)
 
     run = commands.add_parser("run", help="stream worker against real Kafka and ClickHouse")
     add_worker_arguments(run)

@@ -208,3 +208,35 @@ class AlertmanagerServer(LocalService):
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--cluster.listen-address=",
         ]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAIN_TOOLS = ROOT / "tools" / "chain"
+
+
+def anvil_binary() -> Path:
+    """anvil from npm (@foundry-rs/anvil, installed under tools/chain), or SANDBOXWATCH_ANVIL."""
+    configured = os.environ.get("SANDBOXWATCH_ANVIL")
+    candidates = [Path(configured)] if configured else []
+    candidates.append(CHAIN_TOOLS / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil")
+    candidates.append(CHAIN_TOOLS / "node_modules" / ".bin" / "anvil")
+    found = shutil.which("anvil")
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise ServiceError("anvil is not installed: npm ci --prefix tools/chain")
+
+
+class AnvilNode(LocalService):
+    """A real local EVM node (Foundry's anvil) that mines a block per transaction."""
+
+    name = "anvil"
+
+    def command(self) -> list[str]:
+        return [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port), "--silent"]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rules_engine.event_reader import parse_json_line
 from rules_engine.events import EventError
 from store.records import DeadLetter, EventRecord
+
+INGEST_ERROR_MARK = '"ingest_error"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +39,34 @@ def decode(message: InboundMessage) -> EventRecord | EventError:
             f"not UTF-8 ({exc.reason} at byte {exc.start})",
             raw.decode("latin-1"),
         )
+    if INGEST_ERROR_MARK in text:
+        rejected = _ingest_error(text, source, message.offset)
+        if rejected is not None:
+            return rejected
     item = parse_json_line(text.strip(), source, message.offset)
     if isinstance(item, EventError):
         return item
     return EventRecord(item, text.strip(), message.source)
+
+
+def _ingest_error(text: str, source: str, offset: int) -> EventError | None:
+    """A connector's report of a record it could not convert: dead-lettered with the connector's reason."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "ingest_error":
+        return None
+    participant = obj.get("participant")
+    field = obj.get("field")
+    return EventError(
+        source,
+        offset,
+        field if isinstance(field, str) else None,
+        f"{obj.get('origin', 'connector')}: {obj.get('reason', 'rejected by the connector')}",
+        text.strip(),
+        participant=participant if isinstance(participant, str) else None,
+    )
 
 
 def key_participant(message: InboundMessage) -> str | None:

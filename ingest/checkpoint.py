@@ -1,0 +1,45 @@
+"""A connector's position, kept in a small JSON file replaced atomically.
+
+The connectors publish (and flush) first and checkpoint second: a crash in between re-publishes the same
+stable event ids, which the monitor counts once. Writing to a temporary file, fsyncing it and renaming it
+over the old one means a crash never leaves a half-written checkpoint that would skip or replay everything."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class CheckpointError(Exception):
+    """The checkpoint file exists but cannot be used; starting over silently would re-read or skip history."""
+
+
+class Checkpoint:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise CheckpointError(f"{self.path}: cannot read the checkpoint: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise CheckpointError(f"{self.path}: the checkpoint is not JSON ({exc}); fix or remove it") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{self.path}: the checkpoint must be a JSON object")
+        return data
+
+    def save(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(data, out, sort_keys=True, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,107 @@
+"""``sandboxwatch ingest exchange|chain``: run a connector against real Kafka.
+
+Exit 2 when the configuration, the checkpoint or the peer cannot be used (bad credentials, unknown
+symbol, a reorganisation deeper than tracked); transient outages are retried and never end the process
+unless ``--once`` was asked for."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ingest.checkpoint import CheckpointError
+from ingest.retry import ConnectorError
+from ingest.settings import SettingsError
+from streams.topics import Topics
+
+EXIT_OK, EXIT_UNUSABLE = 0, 2
+
+
+def _common(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("--config", required=True, help=f"{kind} connector settings (config/ingest/{kind}.yaml)")
+    parser.add_argument("--kafka", required=True, help="bootstrap servers, HOST:PORT[,HOST:PORT]")
+    parser.add_argument("--topic", default=Topics().events, help="canonical events topic")
+    parser.add_argument("--state", help=f"checkpoint file (default: .sandboxwatch/ingest-{kind}.json)")
+    parser.add_argument("--once", action="store_true", help="one poll, then exit (a cron job or a test)")
+
+
+def add_ingest_commands(commands: Any) -> None:
+    ingest = commands.add_parser("ingest", help="connectors publishing canonical events to Kafka")
+    kinds = ingest.add_subparsers(dest="ingest_command", required=True)
+    exchange = kinds.add_parser("exchange", help="the pilot venue's trades, deposits, withdrawals; reference prices")
+    _common(exchange, "exchange")
+    exchange.add_argument("--api-base-url", help="send the venue's API calls here instead (a proxy or a replay)")
+    exchange.set_defaults(run=cmd_ingest_exchange)
+    chain = kinds.add_parser("chain", help="ERC-20 (and native) transfers of custody wallets; reserve snapshots")
+    _common(chain, "chain")
+    chain.add_argument("--rpc", help="JSON-RPC URL (overrides rpc_url in the config)")
+    chain.set_defaults(run=cmd_ingest_chain)
+
+
+def _state_path(args: argparse.Namespace, kind: str) -> Path:
+    return Path(args.state) if args.state else Path(".sandboxwatch") / f"ingest-{kind}.json"
+
+
+def _logging() -> None:
+    level = os.environ.get("SANDBOXWATCH_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run(build: Any, args: argparse.Namespace, kind: str) -> int:
+    from ingest.checkpoint import Checkpoint
+    from ingest.event_sink import KafkaSink
+
+    _logging()
+    try:
+        sink = KafkaSink(args.kafka, args.topic)
+    except Exception as exc:
+        print(f"sandboxwatch ingest {kind}: cannot reach Kafka at {args.kafka}: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    try:
+        connector = build(sink, Checkpoint(_state_path(args, kind)))
+        connector.run(once=args.once)
+    except (SettingsError, CheckpointError, ConnectorError) as exc:
+        print(f"sandboxwatch ingest {kind}: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.close()
+    print(f"sandboxwatch ingest {kind}: {connector.published} events published", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_ingest_exchange(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ingest.exchange_connector import ExchangeConnector
+    from ingest.settings import load_exchange_settings
+
+    try:
+        settings = load_exchange_settings(Path(args.config))
+    except SettingsError as exc:
+        print(f"sandboxwatch ingest exchange: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if args.api_base_url:
+        settings = replace(settings, api_base_url=args.api_base_url)
+    return _run(lambda sink, checkpoint: ExchangeConnector(settings, sink, checkpoint), args, "exchange")
+
+
+def cmd_ingest_chain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ingest.chain_follower import ChainFollower, connect
+    from ingest.settings import load_chain_settings
+
+    try:
+        settings = load_chain_settings(Path(args.config))
+    except SettingsError as exc:
+        print(f"sandboxwatch ingest chain: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if args.rpc:
+        settings = replace(settings, rpc_url=args.rpc)
+    return _run(lambda sink, checkpoint: ChainFollower(settings, connect(settings), sink, checkpoint), args, "chain")

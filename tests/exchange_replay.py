@@ -1,0 +1,145 @@
+"""A local stand-in for the venue's HTTP API, replaying recorded Binance-format responses.
+
+It answers like the real endpoints do (filters by symbol, startTime/endTime, limit; newest-first history
+for deposits), so ccxt's real request building and parsing run unchanged. ``stage`` moves the recording
+forward (new trades appear, pending deposits complete); ``faults`` makes the next calls to a path fail
+with an HTTP status or stall past the client's timeout, to exercise the connector's backoff."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+FIXTURES = Path(__file__).parent / "fixtures" / "exchange" / "binance"
+HOST = "/api.binance.com"
+
+
+@dataclass
+class Fault:
+    path: str
+    status: int = 0
+    delay_s: float = 0.0
+    body: str = ""
+    times: int = 1
+
+
+def _staged(records: list[dict[str, Any]], stage: int) -> list[dict[str, Any]]:
+    visible = []
+    for record in records:
+        if record.get("_from_stage", 0) > stage:
+            continue
+        out = {k: v for k, v in record.items() if not k.startswith("_")}
+        for at, changes in sorted(record.get("_stages", {}).items()):
+            if int(at) <= stage:
+                out.update(changes)
+        visible.append(out)
+    return visible
+
+
+def _apply_time_ms(text: str) -> int:
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() * 1000)
+
+
+class ExchangeReplay:
+    def __init__(self, fixtures: Path = FIXTURES) -> None:
+        self.stage = 0
+        self.faults: list[Fault] = []
+        self.requests: list[str] = []
+        self._data = {name: json.loads((fixtures / f"{name}.json").read_text()) for name in (
+            "exchangeInfo", "myTrades", "deposits", "withdrawals", "tickers")}  # fmt: skip
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                replay._handle(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def __enter__(self) -> ExchangeReplay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail(self, path: str, status: int = 0, delay_s: float = 0.0, body: str = "", times: int = 1) -> None:
+        self.faults.append(Fault(path, status, delay_s, body, times))
+
+    def _fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.path in path and fault.times > 0:
+                fault.times -= 1
+                return fault
+        return None
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        self.requests.append(parts.path)
+        fault = self._fault(parts.path)
+        if fault and fault.delay_s:
+            time.sleep(fault.delay_s)
+        if fault and fault.status:
+            self._send(handler, fault.status, fault.body or json.dumps({"code": -1003, "msg": "Too many requests."}))
+            return
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        path = parts.path.removeprefix(HOST)
+        routes: dict[str, Callable[[], Any]] = {
+            "/api/v3/exchangeInfo": lambda: self._data["exchangeInfo"],
+            "/api/v3/myTrades": lambda: self._trades(query),
+            "/sapi/v1/capital/deposit/hisrec": lambda: self._history("deposits", "insertTime", query),
+            "/sapi/v1/capital/withdraw/history": lambda: self._history("withdrawals", "applyTime", query),
+            "/api/v3/ticker/24hr": lambda: self._ticker(query),
+        }
+        route = routes.get(path)
+        if route is None:
+            self._send(handler, 404, json.dumps({"code": -1100, "msg": f"no recording for {path}"}))
+            return
+        self._send(handler, 200, json.dumps(route()))
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, body: str) -> None:
+        data = body.encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _trades(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        trades = [t for t in _staged(self._data["myTrades"], self.stage) if t["symbol"] == query.get("symbol")]
+        start = int(query.get("startTime", 0))
+        trades = sorted((t for t in trades if t["time"] >= start), key=lambda t: (t["time"], t["id"]))
+        return trades[: int(query.get("limit", 500))]
+
+    def _history(self, name: str, time_field: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        start, end = int(query.get("startTime", 0)), int(query.get("endTime", 2**62))
+
+        def ms(record: dict[str, Any]) -> int:
+            value = record[time_field]
+            return value if isinstance(value, int) else _apply_time_ms(value)
+
+        records = [r for r in _staged(self._data[name], self.stage) if start <= ms(r) <= end]
+        return sorted(records, key=ms, reverse=True)
+
+    def _ticker(self, query: dict[str, str]) -> dict[str, Any]:
+        recorded = self._data["tickers"][query["symbol"]]
+        current = [t for t in recorded if t["_stage"] <= self.stage][-1]
+        return {k: v for k, v in copy.deepcopy(current).items() if not k.startswith("_")}
