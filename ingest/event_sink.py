@@ -49,6 +49,9 @@ class KafkaSink:
             acks="all",
             linger_ms=10,
             retries=5,
+            # At-least-once with stable event ids (the monitor counts a re-sent id once): some
+            # Kafka-protocol brokers (tansu) refuse idempotent producers, and none is needed.
+            enable_idempotence=False,
             **KafkaSecurity.from_env().kafka_python(),
         )
 

@@ -116,9 +116,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from sandboxwatch.embedded import UpOptions, up
+    from ingest.retry import ConnectorError
+    from ingest.settings import SettingsError, load_chain_settings
 
     _licence(args.licence)
+    try:
+        if args.chain_config:
+            load_chain_settings(Path(args.chain_config))
+        return _up(args)
+    except (SettingsError, ConnectorError) as exc:
+        raise Unusable(str(exc)) from None
+
+
+def _up(args: argparse.Namespace) -> int:
+    from sandboxwatch.embedded import UpOptions, up
+
     return up(
         UpOptions(
             licence=Path(args.licence),
@@ -128,6 +140,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             seed=args.seed,
             metrics_port=args.metrics_port,
             once=args.once,
+            chain_config=Path(args.chain_config) if args.chain_config else None,
+            rpc=args.rpc,
         )
     )
 
@@ -198,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=1)
     up.add_argument("--metrics-port", type=int, default=9464)
     up.add_argument("--once", action="store_true", help="exit after the replay instead of serving metrics")
+    up.add_argument("--chain-config", help="also follow a chain with these settings (config/ingest/chain.yaml)")
+    up.add_argument("--rpc", help="JSON-RPC URL of the node to follow (e.g. a local anvil)")
     up.set_defaults(run=cmd_up)
 
     alerts = commands.add_parser("alerts", help="Prometheus alerting rules generated from licences")

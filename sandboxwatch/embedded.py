@@ -11,10 +11,11 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prometheus_client import start_http_server
 
@@ -27,6 +28,9 @@ from streams.topics import ensure_topics
 from streams.worker import build
 from streams.worker_settings import WorkerSettings
 
+if TYPE_CHECKING:
+    from ingest.chain_follower import ChainFollower
+
 
 @dataclass(frozen=True, slots=True)
 class UpOptions:
@@ -37,6 +41,9 @@ class UpOptions:
     seed: int = 1
     metrics_port: int = 9464
     once: bool = False
+    # Follow a chain too (config/ingest/chain.yaml), against the node at ``rpc`` when given.
+    chain_config: Path | None = None
+    rpc: str | None = None
 
 
 class ProgressBar:
@@ -95,6 +102,13 @@ def up(options: UpOptions) -> int:
         ensure_topics(broker.address, settings.topics)
         sent = publish_lines(broker.address, settings.topics.events, lines)
         print(f"published {sent:,} messages to {settings.topics.events}", file=sys.stderr)
+        chain = _chain_follower(options, broker.address, settings.topics.events)
+        if chain is not None:
+            sent += chain.poll_once()
+            print(
+                f"chain {chain.settings.chain}: {chain.published:,} events up to block {chain.last_block}",
+                file=sys.stderr,
+            )
         metrics = Metrics()
         worker = build(settings, metrics)
         server, _ = start_http_server(options.metrics_port, "127.0.0.1", registry=metrics.registry)
@@ -123,6 +137,9 @@ def up(options: UpOptions) -> int:
                 _summary(worker.monitor.store.findings_summary(), worker.monitor.store.count("dead_letters"), url)
                 if not options.once:
                     print("serving metrics until Ctrl-C", file=sys.stderr)
+                    if chain is not None:
+                        follow = threading.Thread(target=chain.run, kwargs={"stop": stop.is_set}, daemon=True)
+                        follow.start()
                     await stop.wait()
             finally:
                 await worker.app.stop()
@@ -134,6 +151,25 @@ def up(options: UpOptions) -> int:
         finally:
             server.shutdown()
     return 0
+
+
+def _chain_follower(options: UpOptions, bootstrap: str, topic: str) -> ChainFollower | None:
+    if options.chain_config is None:
+        return None
+    from dataclasses import replace
+
+    from ingest.chain_follower import ChainFollower, connect
+    from ingest.checkpoint import Checkpoint
+    from ingest.event_sink import KafkaSink
+    from ingest.settings import load_chain_settings
+
+    chain = load_chain_settings(options.chain_config)
+    if options.rpc:
+        chain = replace(chain, rpc_url=options.rpc)
+    # The broker is memory-only, so the chain position starts afresh with it.
+    checkpoint = Checkpoint(options.data_dir / "chain-checkpoint.json")
+    checkpoint.path.unlink(missing_ok=True)
+    return ChainFollower(chain, connect(chain), KafkaSink(bootstrap, topic), checkpoint)
 
 
 def _summary(rows: list[tuple[str, str, str, int]], dead_letters: int, url: str) -> None:

@@ -34,7 +34,9 @@ def add_ingest_commands(commands: Any) -> None:
     kinds = ingest.add_subparsers(dest="ingest_command", required=True)
     exchange = kinds.add_parser("exchange", help="the pilot venue's trades, deposits, withdrawals; reference prices")
     _common(exchange, "exchange")
-    exchange.add_argument("--api-base-url", help="send the venue's API calls here instead (a proxy or a replay)")
+    exchange.add_argument(
+        "--api-base-url", help="send every exchange API call (venue and reference markets) here: a proxy or a replay"
+    )
     exchange.set_defaults(run=cmd_ingest_exchange)
     chain = kinds.add_parser("chain", help="ERC-20 (and native) transfers of custody wallets; reserve snapshots")
     _common(chain, "chain")
@@ -87,7 +89,8 @@ def cmd_ingest_exchange(args: argparse.Namespace) -> int:
         print(f"sandboxwatch ingest exchange: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     if args.api_base_url:
-        settings = replace(settings, api_base_url=args.api_base_url)
+        markets = tuple(replace(m, api_base_url=args.api_base_url) for m in settings.reference_markets)
+        settings = replace(settings, api_base_url=args.api_base_url, reference_markets=markets)
     return _run(lambda sink, checkpoint: ExchangeConnector(settings, sink, checkpoint), args, "exchange")
 
 

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandboxwatch.local_services import ClickHouseServer, LocalService, NoidaBroker, ServiceError, TansuBroker
+from sandboxwatch.local_services import (
+    AnvilNode,
+    ClickHouseServer,
+    LocalService,
+    NoidaBroker,
+    ServiceError,
+    TansuBroker,
+)
 
 BROKERS: dict[str, type[LocalService]] = {"tansu": TansuBroker, "noida": NoidaBroker}
 
@@ -37,3 +44,11 @@ def broker(request: pytest.FixtureRequest) -> Iterator[LocalService]:
     service = _start(BROKERS[request.param]())
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[AnvilNode]:
+    node = _start(AnvilNode())
+    assert isinstance(node, AnvilNode)
+    yield node
+    node.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import free_port
+from sandboxwatch.local_services import AnvilNode, free_port
 from tests.helpers import ROOT
 
 pytest.importorskip("chdb")
@@ -30,3 +30,38 @@ def test_up_monitors_a_simulated_day_and_reports_every_injected_rule(tmp_path: P
     assert rules <= reported, f"missing: {rules - reported}\n{result.stdout}"
     assert "dead letters: 0" in result.stdout
     assert f"metrics: http://127.0.0.1:{port}/metrics" in result.stdout
+
+
+def test_up_follows_a_local_chain_when_given_one(anvil: AnvilNode, tmp_path: Path) -> None:
+    from web3 import Web3
+
+    from tests.chain_helpers import deploy_token, send_tokens
+
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    accounts: list[str] = list(w3.eth.accounts)
+    token = deploy_token(w3, "USDT", 6, 10**15, accounts[0])
+    start = w3.eth.block_number
+    send_tokens(w3, token, accounts[0], accounts[3], 5_000_000_000)
+    blocked = "0x000000000000000000000000000000000000dEaD"  # on the Da Nang licence's sanctions list
+    send_tokens(w3, token, accounts[3], blocked, 70_000_000)
+    config = tmp_path / "chain.yaml"
+    config.write_text(
+        "chain:\n  participant: alphatrue-basal-pay\n  name: anvil\n  rpc_url: http://unused:1\n"
+        f"  wallets: ['{accounts[3].lower()}']\n  tokens: [{{address: '{token.address.lower()}', asset: USDT}}]\n"
+        f"  confirmations: 0\n  start_block: {start}\n"
+    )
+    price = {"event_id": "p1", "type": "price", "participant": "alphatrue-basal-pay", "ts": "2025-10-01T00:00:00Z",
+             "base": "USDT", "quote": "VND", "price": "26000", "source": "binance"}  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(price) + "\n")
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "sandboxwatch.cli", "up", "--once", "--events", str(events),
+         "--chain-config", str(config), "--rpc", anvil.url,
+         "--data-dir", str(tmp_path / "data"), "--metrics-port", str(port)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "chain anvil: 2 events" in result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("  alphatrue")]
+    assert ["alphatrue-basal-pay", "blocklist", "critical", "1"] in rows, result.stdout
