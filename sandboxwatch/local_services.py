@@ -226,7 +226,7 @@ def anvil_binary() -> Path:
     for candidate in candidates:
         if candidate.exists():
             return candidate
-    raise ServiceError("anvil is not installed: npm ci --prefix tools/chain")
+    raise ServiceError("anvil is not installed: npm install --prefix tools/chain")
 
 
 class AnvilNode(LocalService):

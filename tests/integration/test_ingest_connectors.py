@@ -64,7 +64,7 @@ def test_solc_compiles_the_test_token_to_the_committed_artifact() -> None:
     except (OSError, subprocess.CalledProcessError) as exc:
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"solc-js not installed (npm ci --prefix tools/chain): {exc}")
+        pytest.skip(f"solc-js not installed (npm install --prefix tools/chain): {exc}")
     committed = artifact()
     assert fresh["PilotToken"] == committed["PilotToken"] and fresh["compiler"] == committed["compiler"]
 
