@@ -16,7 +16,9 @@ from rules_engine.findings import SEVERITIES
 from rules_engine.licence import Licence, LicenceError, load_licence
 from rules_engine.timestamps import parse_timestamp
 from sandboxwatch.finding_output import WRITERS
+from sandboxwatch.history_cli import UsageError
 from sandboxwatch.self_check import run_check
+from store.backends import StoreError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -228,10 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     recorder.add_argument("--port", type=int, default=9095)
     recorder.set_defaults(run=cmd_alerts_recorder)
 
+    from sandboxwatch.history_cli import add_history_commands
     from sandboxwatch.ingest_cli import add_ingest_commands
     from streams.worker import add_worker_arguments
 
     add_ingest_commands(commands)
+    add_history_commands(commands)
 
     run = commands.add_parser("run", help="stream worker against real Kafka and ClickHouse")
     add_worker_arguments(run)
@@ -243,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)
-    except Unusable as exc:
+    except (Unusable, UsageError, StoreError) as exc:
         print(f"sandboxwatch: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except BrokenPipeError:

@@ -18,6 +18,7 @@ from rules_engine.events import EventError
 from rules_engine.findings import Finding
 from rules_engine.licence import Licence
 from store.backends import Backend, connect
+from store.finding_trail import FindingTrail
 from store.records import (
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
@@ -29,7 +30,7 @@ from store.records import (
     finding_row,
 )
 from store.schema import MIGRATIONS, MIGRATIONS_TABLE
-from store.sql_text import in_list, quote
+from store.sql_text import datetime_literal, in_list, quote
 
 T = TypeVar("T")
 # Ids per existence query: long enough to make one round trip per batch, short enough for any server.
@@ -44,6 +45,7 @@ class Store:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.db = backend.database
+        self.trail = FindingTrail(backend, self.db)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -80,6 +82,8 @@ class Store:
         fresh = self._absent(findings, lambda f: f.finding_id, "findings", "finding_id")
         now = _now()
         self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, now) for f in fresh])
+        # All of them, not only the fresh: a crash between the two inserts leaves stored findings unchained.
+        self.trail.append(findings, now)
         return fresh
 
     def write_events(self, records: Sequence[EventRecord], check: bool = True) -> list[EventRecord]:
@@ -160,10 +164,12 @@ class Store:
         rows = self.backend.rows(f"SELECT DISTINCT finding_id FROM {self.db}.findings {where} ORDER BY finding_id")
         return [str(r[0]) for r in rows]
 
-    def stored_events(self, participant: str) -> list[EventRecord]:
-        """Every stored event of a participant, parsed again from the text it arrived as."""
+    def stored_events(self, participant: str, recorded_since: datetime | None = None) -> list[EventRecord]:
+        """Every stored event of a participant (or those stored since a moment), parsed again from the text
+        it arrived as."""
+        since = f" AND recorded >= {datetime_literal(recorded_since)}" if recorded_since else ""
         rows = self.backend.rows(
-            f"SELECT any(body), any(source) FROM {self.db}.events WHERE participant = {quote(participant)} "
+            f"SELECT any(body), any(source) FROM {self.db}.events WHERE participant = {quote(participant)}{since} "
             "GROUP BY event_id"
         )
         records = []

@@ -112,3 +112,44 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
     applied DateTime('UTC')
 ) ENGINE = ReplacingMergeTree()
 ORDER BY version"""
+
+MIGRATIONS += (
+    Migration(
+        3,
+        "tamper-evident findings trail, denied API accesses, regulator notes on findings",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.finding_trail (
+                participant String,
+                seq UInt64,
+                finding_id String,
+                finding_digest String,
+                prev_hash String,
+                entry_hash String,
+                recorded DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (participant, seq)""",
+            """CREATE TABLE IF NOT EXISTS {db}.access_denials (
+                at DateTime('UTC'),
+                key_name String,
+                role String,
+                participant String,
+                method String,
+                path String,
+                status UInt16,
+                reason String
+            ) ENGINE = MergeTree()
+            PARTITION BY toYYYYMM(at)
+            ORDER BY at""",
+            """CREATE TABLE IF NOT EXISTS {db}.finding_notes (
+                note_id String,
+                finding_id String,
+                participant String,
+                author String,
+                status String,
+                note String,
+                created DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (participant, finding_id, note_id)""",
+        ),
+    ),
+)

@@ -104,24 +104,30 @@ def test_kubernetes_manifests_are_complete_and_keep_secrets_out() -> None:
             assert (folder / file).exists(), file
     assert not [d for d in documents if d["kind"] == "Secret"], "secrets are created by the operator"
     configmaps = {g["name"] for g in kustomization["configMapGenerator"]} | {"sandboxwatch-endpoints"}
-    deployments = [d for d in documents if d["kind"] == "Deployment"]
-    assert {d["metadata"]["name"] for d in deployments} == {"sandboxwatch-worker", "sandboxwatch-recorder"}
+    deployments = [d for d in documents if d["kind"] in ("Deployment", "StatefulSet")]
+    assert {d["metadata"]["name"] for d in deployments} == {
+        "sandboxwatch-worker", "sandboxwatch-recorder", "sandboxwatch-api",
+        "sandboxwatch-ingest-exchange", "sandboxwatch-ingest-chain",
+    }  # fmt: skip
     for deployment in deployments:
         spec = deployment["spec"]["template"]["spec"]
         for container in spec["containers"]:
             cli_accepts(container["args"])
             assert container["resources"]["requests"], "resource requests"
             assert "livenessProbe" in container and "readinessProbe" in container
-            ports = {p["name"] for p in container["ports"]}
+            ports = {p["name"] for p in container.get("ports", [])}
             for probe in ("livenessProbe", "readinessProbe"):
                 handler = container[probe].get("httpGet") or container[probe].get("tcpSocket")
-                assert handler["port"] in ports
+                if handler is None:
+                    assert container[probe]["exec"]["command"], "a probe needs a handler"
+                else:
+                    assert handler["port"] in ports
             for env in container.get("env", []):
                 ref = env["valueFrom"]
-                if "configMapKeyRef" in ref:
+                if "configMapKeyRef" in ref:  # Secrets are referenced by name only, never shipped
                     assert ref["configMapKeyRef"]["name"] in configmaps
         for volume in spec.get("volumes", []):
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in configmaps
     services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
-    assert set(services) == {"sandboxwatch-worker", "sandboxwatch-recorder"}
+    assert set(services) == {"sandboxwatch-worker", "sandboxwatch-recorder", "sandboxwatch-api"}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,6 @@ from rules_engine.event_reader import read_jsonl
 from rules_engine.licence import load_licence
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
-from store.backends import EmbeddedBackend
 from store.clickhouse_store import Store
 from store.sql_text import in_list, quote
 from streams.engine_snapshots import Manifest, licence_digest, plan, restore, split
@@ -22,22 +19,6 @@ from streams.monitor import Monitor
 from tests.helpers import DA_NANG
 
 pytest.importorskip("chdb")
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBackend]:
-    """chdb allows one data directory per process, so the module shares it and tests use own databases."""
-    embedded = EmbeddedBackend(str(tmp_path_factory.mktemp("chdb")))
-    yield embedded
-    embedded.close()
-
-
-@pytest.fixture
-def store(backend: EmbeddedBackend) -> Store:
-    backend.database = "t" + uuid.uuid4().hex[:12]
-    s = Store(backend)
-    s.migrate()
-    return s
 
 
 @pytest.fixture(scope="module")

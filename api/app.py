@@ -1,0 +1,232 @@
+"""The HTTP API (OpenAPI at /openapi.json, browsable at /docs) and the regulators' console at /.
+
+Authentication is a bearer key (``Authorization: Bearer <key>``). Every refusal (no key, unknown key, a
+role without the right, another tenant's data) is logged and stored in ``access_denials``. Tenancy is
+enforced twice: here, by refusing an explicit request for another participant, and in every query, by the
+principal's scope."""
+
+# No "from __future__ import annotations": FastAPI reads these annotations at run time, and the dependency
+# aliases defined inside create_app must resolve to real objects there.
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from api.keys import KeyRing, Principal
+from api.live_state import LiveState
+from rules_engine.event_parser import FieldError, event_from_dict
+from rules_engine.findings import FAILING_SEVERITIES
+from rules_engine.timestamps import parse_timestamp
+from store.exports import findings_csv, findings_parquet
+from store.history import FindingFilter, History, Scope
+
+log = logging.getLogger("sandboxwatch.api")
+CONSOLE = Path(__file__).parent / "console"
+
+
+class Denied(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class NoteIn(BaseModel):
+    status: Literal["acknowledged", "investigating", "escalated", "closed", "comment"] = "comment"
+    note: str = Field(min_length=1, max_length=5000)
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise HTTPException(422, f"{name}: {exc}") from None
+
+
+def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
+    app = FastAPI(
+        title="sandboxwatch",
+        version="1",
+        description="Licence-compliance history, evidence and pre-checks for regulatory sandbox participants.",
+    )
+
+    def deny(request: Request, principal: Principal | None, status: int, reason: str) -> Denied:
+        name = principal.name if principal else "-"
+        role = principal.role if principal else "-"
+        who = principal.participant or "" if principal else ""
+        log.warning("denied %s %s to %s (%s): %s", request.method, request.url.path, name, role, reason)
+        history.record_denial(name, role, who, request.method, request.url.path, status, reason)
+        return Denied(status, reason)
+
+    @app.exception_handler(Denied)
+    async def denied(request: Request, exc: Denied) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
+
+    def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if not token:
+            raise deny(request, None, 401, "no API key (send Authorization: Bearer <key>)")
+        found = keys.authenticate(token)
+        if found is None:
+            raise deny(request, None, 401, "unknown API key")
+        return found
+
+    Caller = Annotated[Principal, Depends(principal)]
+
+    def require(*roles: str) -> Callable[[Request, Principal], Principal]:
+        def check(request: Request, who: Caller) -> Principal:
+            if who.role not in roles:
+                raise deny(request, who, 403, f"the {who.role} role may not do this")
+            return who
+
+        return check
+
+    def own(request: Request, who: Principal, participant: str | None) -> None:
+        if participant is not None and not who.scope.allows(participant):
+            raise deny(request, who, 403, f"no access to participant {participant!r}")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/me", summary="Who the key belongs to")
+    def me(who: Caller) -> dict[str, Any]:
+        return who.to_dict()
+
+    @app.get("/api/v1/participants", summary="Participants visible to the caller")
+    def participants(who: Caller) -> list[str]:
+        return history.participants(who.scope)
+
+    @app.get(
+        "/api/v1/findings",
+        summary="Findings, newest first, filtered by participant, rule, kind, severity, time range and text",
+        responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    )
+    def findings(
+        request: Request,
+        who: Caller,
+        participant: str | None = None,
+        rule: str | None = None,
+        kind: str | None = None,
+        severity: Literal["info", "warning", "breach", "critical"] | None = None,
+        since: Annotated[str | None, Query(alias="from", description="RFC 3339, inclusive")] = None,
+        until: Annotated[str | None, Query(alias="to", description="RFC 3339, inclusive")] = None,
+        q: Annotated[str | None, Query(description="text in the message, subject or id")] = None,
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 500,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        format: Literal["json", "csv", "parquet"] = "json",
+    ) -> Any:
+        own(request, who, participant)
+        filt = FindingFilter(
+            participant, rule, kind, severity, _time(since, "from"), _time(until, "to"), q, limit, offset
+        )
+        rows = history.findings(who.scope, filt)
+        if format == "csv":
+            return Response(findings_csv(rows), media_type="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="findings.csv"'})  # fmt: skip
+        if format == "parquet":
+            return Response(findings_parquet(rows), media_type="application/vnd.apache.parquet",
+                            headers={"Content-Disposition": 'attachment; filename="findings.parquet"'})  # fmt: skip
+        return rows
+
+    @app.get("/api/v1/findings/{finding_id}", summary="One finding with its evidence events and notes")
+    def finding(request: Request, who: Caller, finding_id: str) -> dict[str, Any]:
+        item = history.finding(who.scope, finding_id)
+        if item is None:
+            if who.participant is not None and history.finding(Scope(), finding_id) is not None:
+                deny(request, who, 404, f"finding {finding_id} belongs to another participant")
+            raise HTTPException(404, f"no finding {finding_id}")
+        return item
+
+    @app.post("/api/v1/findings/{finding_id}/notes", summary="Regulators: acknowledge or annotate a finding")
+    def add_note(
+        request: Request,
+        who: Annotated[Principal, Depends(require("regulator"))],
+        finding_id: str,
+        note: NoteIn,
+    ) -> dict[str, Any]:
+        item = history.finding(who.scope, finding_id)
+        if item is None:
+            raise HTTPException(404, f"no finding {finding_id}")
+        return history.add_note(item["participant"], finding_id, who.name, note.status, note.note)
+
+    @app.get("/api/v1/participants/{participant}/summary", summary="Compliance summary for a period")
+    def summary(
+        request: Request,
+        who: Caller,
+        participant: str,
+        since: Annotated[str, Query(alias="from")],
+        until: Annotated[str, Query(alias="to")],
+    ) -> dict[str, Any]:
+        own(request, who, participant)
+        start, end = _time(since, "from"), _time(until, "to")
+        assert start is not None and end is not None
+        result = history.summary(who.scope, participant, start, end)
+        assert result is not None
+        return result
+
+    @app.get("/api/v1/participants/{participant}/utilisation", summary="Share of each participant-level limit in use")
+    def utilisation(request: Request, who: Caller, participant: str) -> list[dict[str, str]]:
+        own(request, who, participant)
+        if not live.licensed(participant):
+            raise HTTPException(404, f"no licence loaded for {participant}")
+        return live.utilisation(participant)
+
+    @app.post(
+        "/api/v1/participants/{participant}/precheck",
+        summary="Would this event breach the licence now? Judged on the live state, which it does not change",
+    )
+    def precheck(
+        request: Request,
+        who: Annotated[Principal, Depends(require("participant", "regulator"))],
+        participant: str,
+        event: Annotated[dict[str, Any], Body(description="a canonical event (events contract, version 1)")],
+    ) -> dict[str, Any]:
+        own(request, who, participant)
+        if event.get("participant") != participant:
+            raise deny(request, who, 403, "the event's participant is not the one in the path")
+        if not live.licensed(participant):
+            raise HTTPException(404, f"no licence loaded for {participant}")
+        try:
+            parsed = event_from_dict(event)
+        except FieldError as exc:
+            raise HTTPException(422, {"field": exc.field, "reason": exc.reason}) from None
+        found = [f.to_dict() for f in live.precheck(parsed)]
+        return {"would_breach": any(f["severity"] in FAILING_SEVERITIES for f in found), "findings": found}
+
+    @app.get("/api/v1/access-denials", summary="Refused requests (regulators and auditors)")
+    def access_denials(
+        who: Annotated[Principal, Depends(require("regulator", "auditor"))], limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        return history.denials(limit)
+
+    @app.get("/api/v1/audit/verify", summary="Verify the tamper-evident findings trail")
+    def verify(
+        who: Annotated[Principal, Depends(require("regulator", "auditor"))],
+        participant: str | None = None,
+    ) -> dict[str, Any]:
+        problems = history.store.trail.verify(participant)
+        heads = history.store.trail.heads()
+        return {
+            "intact": not problems,
+            "problems": [p.describe() for p in problems],
+            "heads": {p: {"seq": h.seq, "entry_hash": h.entry_hash} for p, h in heads.items()},
+        }
+
+    app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(CONSOLE / "index.html")
+
+    return app

@@ -1,0 +1,70 @@
+"""Engines rebuilt from the stored events, kept current, for pre-checks and limit utilisation.
+
+The store holds exactly the events the live monitor accepted, so feeding them to the same engine gives the
+monitor's state (as of the store's latest write). After the first full build only events stored since the
+last refresh are read; the engine ignores ids it has seen, so the overlap kept for safety costs nothing."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rules_engine.engine import Engine, event_order
+from rules_engine.events import Event
+from rules_engine.findings import Finding
+from rules_engine.licence import Licence
+from store.clickhouse_store import Store, _now
+
+OVERLAP = timedelta(seconds=5)
+
+
+@dataclass(slots=True)
+class _Cached:
+    engine: Engine
+    synced: datetime
+    checked: float
+
+
+class LiveState:
+    def __init__(self, store: Store, licences: Mapping[str, Licence], refresh_s: float = 2.0) -> None:
+        self.store = store
+        self.licences = dict(licences)
+        self.refresh_s = refresh_s
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    def licensed(self, participant: str) -> bool:
+        return participant in self.licences
+
+    def engine(self, participant: str) -> Engine:
+        with self._lock:
+            cached = self._cache.get(participant)
+            if cached is not None and time.monotonic() - cached.checked < self.refresh_s:
+                return cached.engine
+            started = _now()
+            if cached is None:
+                engine = Engine(self.licences[participant])
+                records = self.store.stored_events(participant)
+            else:
+                engine = cached.engine
+                records = self.store.stored_events(participant, cached.synced - OVERLAP)
+            records.sort(key=lambda r: event_order(r.event))
+            for record in records:
+                engine.process(record.event)
+            self._cache[participant] = _Cached(engine, started, time.monotonic())
+            return engine
+
+    def precheck(self, event: Event) -> list[Finding]:
+        """What the event would trigger now, judged on a copy so the state itself never changes."""
+        trial: Engine = pickle.loads(pickle.dumps(self.engine(event.participant), pickle.HIGHEST_PROTOCOL))
+        return trial.process(event)
+
+    def utilisation(self, participant: str) -> list[dict[str, str]]:
+        return [
+            {"rule": rule, "limit": name, "share": format(share, "f")}
+            for rule, name, share in self.engine(participant).utilisation()
+        ]

@@ -1,0 +1,264 @@
+"""History commands over the store, matching the HTTP API: ``findings``, ``audit``, ``backtest``, ``api``.
+
+The CLI runs with the operator's own database credentials, so it reads with the regulator's scope; the
+``--participant`` filter narrows it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FOUND, EXIT_UNUSABLE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    from rules_engine.timestamps import parse_timestamp
+
+    if not value:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise UsageError(f"--{name}: {exc}") from None
+
+
+def _store(url: str) -> Any:
+    from store.clickhouse_store import Store
+
+    return Store.open(url)
+
+
+def _write(data: bytes | str, out: str | None) -> None:
+    if out and out != "-":
+        Path(out).write_bytes(data if isinstance(data, bytes) else data.encode())
+    elif isinstance(data, bytes):
+        sys.stdout.buffer.write(data)
+    else:
+        sys.stdout.write(data)
+
+
+def cmd_findings_list(args: argparse.Namespace) -> int:
+    from store.exports import findings_csv, findings_parquet
+    from store.history import FindingFilter, History, Scope
+
+    filt = FindingFilter(
+        args.participant, args.rule, args.kind, args.severity, _time(args.since, "from"), _time(args.until, "to"),
+        args.q, args.limit, 0,
+    )  # fmt: skip
+    rows = History(_store(args.clickhouse)).findings(Scope(), filt)
+    if args.format == "parquet":
+        if not args.out:
+            raise UsageError("--format parquet needs --out FILE")
+        _write(findings_parquet(rows), args.out)
+    elif args.format == "csv":
+        _write(findings_csv(rows), args.out)
+    elif args.format == "table":
+        lines = [
+            f"{r['ts'] or '':<26} {r['participant']:<22} {r['severity']:<8} {r['rule']:<16} {r['message']}"
+            for r in rows
+        ]
+        _write("\n".join(lines) + ("\n" if lines else ""), args.out)
+    else:
+        _write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), args.out)
+    print(f"{len(rows)} findings", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_findings_show(args: argparse.Namespace) -> int:
+    from store.history import History, Scope
+
+    item = History(_store(args.clickhouse)).finding(Scope(), args.finding_id)
+    if item is None:
+        raise UsageError(f"no finding {args.finding_id}")
+    print(json.dumps(item, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_findings_summary(args: argparse.Namespace) -> int:
+    from store.history import History, Scope
+
+    since, until = _time(args.since, "from"), _time(args.until, "to")
+    assert since is not None and until is not None
+    result = History(_store(args.clickhouse)).summary(Scope(), args.participant, since, until)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return EXIT_OK if result and result["compliant"] else EXIT_FOUND
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from store.finding_trail import Head
+
+    store = _store(args.clickhouse)
+    expected = None
+    if args.heads:
+        try:
+            raw = json.loads(Path(args.heads).read_text(encoding="utf-8"))
+            expected = {p: Head(int(h["seq"]), str(h["entry_hash"])) for p, h in raw.items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"--heads {args.heads}: not a heads file written by 'audit heads': {exc}") from None
+    problems = store.trail.verify(args.participant, expected)
+    for problem in problems:
+        print(problem.describe())
+    heads = store.trail.heads()
+    scope = f" for {args.participant}" if args.participant else ""
+    if problems:
+        print(f"findings trail{scope}: {len(problems)} problem(s): the trail was tampered with", file=sys.stderr)
+        return EXIT_FOUND
+    chained = sum(h.seq for p, h in heads.items() if not args.participant or p == args.participant)
+    print(f"findings trail{scope}: intact ({chained} chained findings)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_audit_heads(args: argparse.Namespace) -> int:
+    heads = _store(args.clickhouse).trail.heads()
+    text = json.dumps({p: {"seq": h.seq, "entry_hash": h.entry_hash} for p, h in sorted(heads.items())}, indent=2)
+    _write(text + "\n", args.out)
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from rules_engine.licence import LicenceError, load_licence
+    from sandboxwatch.backtest import BacktestError, backtest, live_licence
+
+    try:
+        new = load_licence(args.licence)
+        store = _store(args.clickhouse)
+        live = load_licence(args.live) if args.live else live_licence(store, new.participant, _sha(args.licence))
+    except (LicenceError, BacktestError) as exc:
+        raise UsageError(str(exc)) from None
+    since, until = _time(args.since, "from"), _time(args.until, "to")
+    assert since is not None and until is not None
+    result = backtest(store, new, live, since, until)
+    lines = []
+    for change, findings in (("appears", result.appears), ("disappears", result.disappears)):
+        for f in findings:
+            if args.format == "jsonl":
+                lines.append(json.dumps({"change": change, **f.to_dict()}, ensure_ascii=False))
+            else:
+                sign = "+" if change == "appears" else "-"
+                lines.append(f"{sign} {f.ts.isoformat() if f.ts else '':<26} {f.rule:<16} {f.severity:<8} {f.message}")
+    _write("\n".join(lines) + ("\n" if lines else ""), args.out)
+    print(result.summary(), file=sys.stderr)
+    return EXIT_OK
+
+
+def _sha(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cmd_api_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from api.app import create_app
+    from api.keys import KeyFileError, load_keys
+    from api.live_state import LiveState
+    from rules_engine.licence import LicenceError, load_licence
+    from store.history import History
+
+    try:
+        keys = load_keys(Path(args.keys))
+        licences = [load_licence(path) for path in args.licence or ()]
+    except (KeyFileError, LicenceError) as exc:
+        raise UsageError(str(exc)) from None
+    store = _store(args.clickhouse)
+    for licence, path in zip(licences, args.licence or (), strict=True):
+        store.record_licence(licence, Path(path))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(History(store), keys, LiveState(store, {lic.participant: lic for lic in licences}))
+    print(f"sandboxwatch API and console on http://{args.host}:{args.port}/ ({len(keys)} keys)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
+def cmd_api_new_key(args: argparse.Namespace) -> int:
+    from api.keys import ROLES, hash_key, new_secret
+
+    if args.role not in ROLES:
+        raise UsageError(f"--role must be one of {', '.join(ROLES)}")
+    if (args.role == "participant") != bool(args.participant):
+        raise UsageError("--participant is required for, and only for, the participant role")
+    secret = new_secret()
+    entry: dict[str, str] = {"name": args.name, "role": args.role}
+    if args.participant:
+        entry["participant"] = args.participant
+    entry["sha256"] = hash_key(secret)
+    print(f"key (hand it over once; it is not stored): {secret}", file=sys.stderr)
+    print("  - " + json.dumps(entry))
+    return EXIT_OK
+
+
+def add_history_commands(commands: Any) -> None:
+    store_help = "clickhouse://HOST:PORT/DB or chdb://PATH"
+    findings = commands.add_parser("findings", help="query stored findings (as the API does)")
+    sub = findings.add_subparsers(dest="findings_command", required=True)
+    listing = sub.add_parser("list", help="findings by participant, rule, kind, severity, time range, text")
+    listing.add_argument("--clickhouse", required=True, help=store_help)
+    for name in ("participant", "rule", "kind", "q"):
+        listing.add_argument(f"--{name}")
+    listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"))
+    listing.add_argument("--from", dest="since")
+    listing.add_argument("--to", dest="until")
+    listing.add_argument("--limit", type=int, default=10_000)
+    listing.add_argument("--format", choices=("jsonl", "csv", "parquet", "table"), default="jsonl")
+    listing.add_argument("--out")
+    listing.set_defaults(run=cmd_findings_list)
+    show = sub.add_parser("show", help="one finding with its evidence events and notes")
+    show.add_argument("finding_id")
+    show.add_argument("--clickhouse", required=True, help=store_help)
+    show.set_defaults(run=cmd_findings_show)
+    summary = sub.add_parser(
+        "summary", help="a participant's compliance summary for a period (exit 1 if not compliant)"
+    )
+    summary.add_argument("--clickhouse", required=True, help=store_help)
+    summary.add_argument("--participant", required=True)
+    summary.add_argument("--from", dest="since", required=True)
+    summary.add_argument("--to", dest="until", required=True)
+    summary.set_defaults(run=cmd_findings_summary)
+
+    audit = commands.add_parser("audit", help="the tamper-evident findings trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="exit 0 if intact, 1 if any row was altered, removed or reordered")
+    verify.add_argument("--clickhouse", required=True, help=store_help)
+    verify.add_argument("--participant")
+    verify.add_argument("--heads", help="chain heads published earlier ('audit heads'): also catches a rewritten chain")
+    verify.set_defaults(run=cmd_audit_verify)
+    heads = audit_sub.add_parser("heads", help="print each participant's chain head, to archive outside the database")
+    heads.add_argument("--clickhouse", required=True, help=store_help)
+    heads.add_argument("--out")
+    heads.set_defaults(run=cmd_audit_heads)
+
+    back = commands.add_parser("backtest", help="replay stored events through a new licence version")
+    back.add_argument("--licence", required=True, help="the new licence version")
+    back.add_argument("--clickhouse", required=True, help=store_help)
+    back.add_argument("--from", dest="since", required=True)
+    back.add_argument("--to", dest="until", required=True)
+    back.add_argument("--live", help="the live licence file (default: the version the monitor last loaded)")
+    back.add_argument("--format", choices=("table", "jsonl"), default="table")
+    back.add_argument("--out")
+    back.set_defaults(run=cmd_backtest)
+
+    api = commands.add_parser("api", help="the HTTP API and web console")
+    api_sub = api.add_subparsers(dest="api_command", required=True)
+    serve = api_sub.add_parser("serve", help="serve the API (OpenAPI at /docs) and the console (/)")
+    serve.add_argument("--clickhouse", required=True, help=store_help)
+    serve.add_argument("--keys", required=True, help="YAML file of API key hashes and roles")
+    serve.add_argument("--licence", action="append", help="licence file, for pre-checks and utilisation (repeatable)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(run=cmd_api_serve)
+    new_key = api_sub.add_parser("new-key", help="make a key; prints the key once and the entry for the key file")
+    new_key.add_argument("--name", required=True)
+    new_key.add_argument("--role", required=True)
+    new_key.add_argument("--participant")
+    new_key.set_defaults(run=cmd_api_new_key)

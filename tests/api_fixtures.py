@@ -1,0 +1,66 @@
+"""A store holding two participants' monitored days, and keys for every role: shared by the API tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.keys import KeyRing, Principal, hash_key
+from rules_engine.licence import Licence, load_licence
+from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from store.clickhouse_store import Store
+from streams.inbound import InboundMessage
+from streams.monitor import Monitor
+from tests.helpers import DA_NANG, NATIONAL
+
+DA_NANG_PARTICIPANT = "alphatrue-basal-pay"
+NATIONAL_PARTICIPANT = "vn-casp-pilot-01"
+SECRETS = {
+    "regulator": "reg-secret-1",
+    "auditor": "aud-secret-1",
+    "alphatrue": "alpha-secret-1",
+    "casp": "casp-secret-1",
+}
+
+
+def key_ring() -> KeyRing:
+    return KeyRing(
+        [
+            (hash_key(SECRETS["regulator"]), Principal("sbv-desk", "regulator")),
+            (hash_key(SECRETS["auditor"]), Principal("audit-firm", "auditor")),
+            (hash_key(SECRETS["alphatrue"]), Principal("alphatrue-ops", "participant", DA_NANG_PARTICIPANT)),
+            (hash_key(SECRETS["casp"]), Principal("casp-ops", "participant", NATIONAL_PARTICIPANT)),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Monitored:
+    store: Store
+    licences: dict[str, Licence]
+    lines: dict[str, list[str]]
+
+
+def monitored_days(store: Store, accounts: int = 60) -> Monitored:
+    licences = {DA_NANG_PARTICIPANT: load_licence(DA_NANG), NATIONAL_PARTICIPANT: load_licence(NATIONAL)}
+    monitor = Monitor(list(licences.values()), store)
+    lines: dict[str, list[str]] = {}
+    offset = 0
+    for participant, licence in licences.items():
+        scenario = build_scenario(licence, SimulationConfig(accounts=accounts, seed=5))
+        lines[participant] = [line.rstrip("\n") for line in scenario_lines(scenario)]
+        batch = [
+            InboundMessage("events", 0, offset + i, participant.encode(), line.encode())
+            for i, line in enumerate(lines[participant])
+        ]
+        offset += len(batch)
+        for start in range(0, len(batch), 1000):
+            monitor.process_batch(batch[start : start + 1000])
+    for licence, path in ((licences[DA_NANG_PARTICIPANT], DA_NANG), (licences[NATIONAL_PARTICIPANT], NATIONAL)):
+        store.record_licence(licence, Path(path))
+    return Monitored(store, licences, lines)
+
+
+def event_ids(lines: list[str]) -> set[str]:
+    return {json.loads(line)["event_id"] for line in lines}

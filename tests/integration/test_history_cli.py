@@ -1,0 +1,100 @@
+"""History commands (findings, audit, backtest) against a real ClickHouse server, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sandboxwatch.local_services import ClickHouseServer
+from store.clickhouse_store import Store
+from store.records import FINDING_COLUMNS, finding_row
+from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
+from tests.helpers import DA_NANG, ROOT
+
+
+@pytest.fixture(scope="module")
+def monitored(clickhouse: ClickHouseServer) -> tuple[str, Monitored]:
+    url = clickhouse.url("h" + uuid.uuid4().hex[:10])
+    return url, monitored_days(Store.open(url), accounts=40)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandboxwatch.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+
+def test_findings_list_show_summary_and_exports(monitored: tuple[str, Monitored], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    url, days = monitored
+    listed = cli("findings", "list", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert rows and {r["participant"] for r in rows} == {DA_NANG_PARTICIPANT}
+    assert len(rows) == days.store.count("findings", f"participant = '{DA_NANG_PARTICIPANT}'")
+    out = tmp_path / "f.parquet"
+    parquet = cli("findings", "list", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT,
+                  "--format", "parquet", "--out", str(out))  # fmt: skip
+    assert parquet.returncode == 0 and pq.read_table(out).num_rows == len(rows)
+    csv = cli("findings", "list", "--clickhouse", url, "--severity", "critical", "--format", "csv")
+    assert csv.stdout.splitlines()[0].startswith("finding_id,licence,rule") and ",critical," in csv.stdout
+    shown = json.loads(cli("findings", "show", rows[0]["finding_id"], "--clickhouse", url).stdout)
+    assert [e["event_id"] for e in shown["evidence_events"]] == rows[0]["evidence"]
+    summary = cli("findings", "summary", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT,
+                  "--from", "2025-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z")  # fmt: skip
+    assert summary.returncode == 1 and json.loads(summary.stdout)["compliant"] is False
+    missing = cli("findings", "show", "nope", "--clickhouse", url)
+    assert missing.returncode == 2 and "no finding nope" in missing.stderr
+
+
+def test_audit_verify_catches_an_altered_finding_and_a_rewritten_chain(
+    monitored: tuple[str, Monitored], tmp_path: Path
+) -> None:
+    url, days = monitored
+    heads_file = tmp_path / "heads.json"
+    assert cli("audit", "heads", "--clickhouse", url, "--out", str(heads_file)).returncode == 0
+    clean = cli("audit", "verify", "--clickhouse", url, "--heads", str(heads_file))
+    assert clean.returncode == 0 and "intact" in clean.stderr
+    # A second version of one finding, softened, written straight into the table.
+    store = days.store
+    row = store.backend.rows(f"SELECT finding_id FROM {store.db}.findings WHERE severity = 'breach' LIMIT 1")
+    target = str(row[0][0])
+    findings = [json.loads(line) for line in cli("findings", "list", "--clickhouse", url).stdout.splitlines()]
+    original = next(f for f in findings if f["finding_id"] == target)
+    from rules_engine.findings import Finding
+    from rules_engine.timestamps import parse_timestamp
+
+    softened = Finding(
+        target, original["licence"], original["rule"], original["kind"], "info", original["participant"],
+        original["subject"], parse_timestamp(original["ts"]), None, None, original["clause"],
+        tuple(original["evidence"]), original["message"],
+    )  # fmt: skip
+    store.backend.insert("findings", FINDING_COLUMNS, [finding_row(softened, parse_timestamp(original["ts"]))])
+    tampered = cli("audit", "verify", "--clickhouse", url)
+    assert tampered.returncode == 1
+    assert target in tampered.stdout and "altered" in tampered.stdout
+    assert "tampered" in tampered.stderr
+
+
+def test_backtest_shows_what_a_lower_cap_would_add(monitored: tuple[str, Monitored], tmp_path: Path) -> None:
+    url, _ = monitored
+    stricter = tmp_path / "da-nang-v2.yaml"
+    stricter.write_text(DA_NANG.read_text().replace("max: 200000000", "max: 20000000"))
+    result = cli("backtest", "--licence", str(stricter), "--clickhouse", url,
+                 "--from", "2025-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z", "--format", "jsonl")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    changes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert changes and all(c["change"] == "appears" and c["rule"] == "tx-cap" for c in changes)
+    assert "would appear" in result.stderr and "0 would disappear" in result.stderr
+    assert "reproduces" in result.stderr
+    same = cli("backtest", "--licence", str(DA_NANG), "--clickhouse", url, "--live", str(DA_NANG),
+               "--from", "2025-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z")  # fmt: skip
+    assert same.returncode == 0 and same.stdout == "" and "0 findings would appear, 0 would disappear" in same.stderr
