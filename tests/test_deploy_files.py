@@ -104,16 +104,22 @@ def test_kubernetes_manifests_are_complete_and_keep_secrets_out() -> None:
             assert (folder / file).exists(), file
     assert not [d for d in documents if d["kind"] == "Secret"], "secrets are created by the operator"
     configmaps = {g["name"] for g in kustomization["configMapGenerator"]} | {"sandboxwatch-endpoints"}
-    deployments = [d for d in documents if d["kind"] in ("Deployment", "StatefulSet")]
-    assert {d["metadata"]["name"] for d in deployments} == {
-        "sandboxwatch-worker", "sandboxwatch-recorder", "sandboxwatch-api",
-        "sandboxwatch-ingest-exchange", "sandboxwatch-ingest-chain",
+    workloads = [d for d in documents if d["kind"] in ("Deployment", "StatefulSet", "Job")]
+    assert {d["metadata"]["name"] for d in workloads} == {
+        "sandboxwatch-worker", "sandboxwatch-recorder", "sandboxwatch-api", "sandboxwatch-ingest-exchange",
+        "sandboxwatch-ingest-chain", "kafka", "kafka-create-topics", "clickhouse", "prometheus", "alertmanager",
+        "grafana",
     }  # fmt: skip
-    for deployment in deployments:
+    for deployment in workloads:
         spec = deployment["spec"]["template"]["spec"]
         for container in spec["containers"]:
-            cli_accepts(container["args"])
+            image = container["image"]
+            assert image == "sandboxwatch" or (":" in image and not image.endswith(":latest")), image
+            if image == "sandboxwatch":
+                cli_accepts(container["args"])
             assert container["resources"]["requests"], "resource requests"
+            if deployment["kind"] == "Job":
+                continue
             assert "livenessProbe" in container and "readinessProbe" in container
             ports = {p["name"] for p in container.get("ports", [])}
             for probe in ("livenessProbe", "readinessProbe"):
@@ -123,11 +129,24 @@ def test_kubernetes_manifests_are_complete_and_keep_secrets_out() -> None:
                 else:
                     assert handler["port"] in ports
             for env in container.get("env", []):
-                ref = env["valueFrom"]
+                ref = env.get("valueFrom", {})
                 if "configMapKeyRef" in ref:  # Secrets are referenced by name only, never shipped
                     assert ref["configMapKeyRef"]["name"] in configmaps
         for volume in spec.get("volumes", []):
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in configmaps
     services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
-    assert set(services) == {"sandboxwatch-worker", "sandboxwatch-recorder", "sandboxwatch-api"}
+    assert {"sandboxwatch-worker", "sandboxwatch-recorder", "sandboxwatch-api", "kafka", "clickhouse",
+            "prometheus", "alertmanager", "grafana"} <= set(services)  # fmt: skip
+    # Every Service selects pods some workload runs.
+    labels = [d["spec"]["template"].get("metadata", {}).get("labels", {}) for d in workloads]
+    for name, service in services.items():
+        selector = service["spec"]["selector"]
+        assert any(selector.items() <= pod.items() for pod in labels), f"service {name} selects no pods"
+    prometheus = load(folder / "infra" / "prometheus.yml")
+    assert prometheus["scrape_configs"][0]["dns_sd_configs"][0]["names"] == ["sandboxwatch-worker"]
+    promtool = shutil.which("promtool")
+    if promtool:
+        checked = subprocess.run([promtool, "check", "config", str(folder / "infra" / "prometheus.yml")],
+                                 capture_output=True, text=True)  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -6,7 +6,7 @@ set -euo pipefail
 topics=/opt/kafka/bin/kafka-topics.sh
 create() {
   "$topics" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic "$1" \
-    --partitions "$PARTITIONS" --replication-factor 1 "${@:2}"
+    --partitions "$PARTITIONS" --replication-factor "${REPLICATION:-1}" "${@:2}"
 }
 create sandboxwatch.events --config retention.ms=2592000000
 create sandboxwatch.findings --config retention.ms=2592000000
