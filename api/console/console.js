@@ -52,34 +52,39 @@ async function refreshFeed() {
   }
 }
 
+async function utilisationSection(participant) {
+  const section = document.createElement("div");
+  section.className = "participant-utilisation";
+  section.dataset.participant = participant;
+  const title = document.createElement("h3");
+  title.textContent = participant;
+  section.appendChild(title);
+  try {
+    const limits = await json(`/api/v1/participants/${encodeURIComponent(participant)}/utilisation`);
+    if (!limits.length) section.appendChild(document.createTextNode("no participant-level limits in the licence"));
+    for (const limit of limits) {
+      const line = document.createElement("div");
+      line.className = "limit";
+      const share = Number(limit.share);
+      line.innerHTML = `<span class="bar"><span></span></span> `;
+      line.querySelector(".bar span").style.width = `${Math.min(share, 1) * 100}%`;
+      if (share >= 0.8) line.querySelector(".bar span").classList.add("high");
+      line.appendChild(document.createTextNode(`${limit.rule} ${limit.limit}: ${(share * 100).toFixed(1)}%`));
+      section.appendChild(line);
+    }
+  } catch (error) {
+    section.appendChild(document.createTextNode(error.message));
+  }
+  return section;
+}
+
+// The whole tab is swapped in at once, so a reader never mistakes a half-drawn page for the full set of participants.
 async function showUtilisation() {
   const box = $("#utilisation");
-  box.replaceChildren();
-  for (const participant of await json("/api/v1/participants")) {
-    const section = document.createElement("div");
-    section.className = "participant-utilisation";
-    section.dataset.participant = participant;
-    const title = document.createElement("h3");
-    title.textContent = participant;
-    section.appendChild(title);
-    try {
-      const limits = await json(`/api/v1/participants/${encodeURIComponent(participant)}/utilisation`);
-      if (!limits.length) section.appendChild(document.createTextNode("no participant-level limits in the licence"));
-      for (const limit of limits) {
-        const line = document.createElement("div");
-        line.className = "limit";
-        const share = Number(limit.share);
-        line.innerHTML = `<span class="bar"><span></span></span> `;
-        line.querySelector(".bar span").style.width = `${Math.min(share, 1) * 100}%`;
-        if (share >= 0.8) line.querySelector(".bar span").classList.add("high");
-        line.appendChild(document.createTextNode(`${limit.rule} ${limit.limit}: ${(share * 100).toFixed(1)}%`));
-        section.appendChild(line);
-      }
-    } catch (error) {
-      section.appendChild(document.createTextNode(error.message));
-    }
-    box.appendChild(section);
-  }
+  box.dataset.state = "loading";
+  const participants = await json("/api/v1/participants");
+  box.replaceChildren(...(await Promise.all(participants.map(utilisationSection))));
+  box.dataset.state = "loaded";
 }
 
 function searchQuery() {

@@ -158,7 +158,7 @@ def test_console_signs_in_as_each_role(console: str, browser: Any, role: str) ->
 
     # Limit utilisation per visible participant.
     browser.find_element(By.CSS_SELECTOR, "nav button[data-tab='utilisation']").click()
-    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".participant-utilisation"))
+    wait(browser, lambda d: d.find_element(By.ID, "utilisation").get_attribute("data-state") == "loaded")
     shown = {
         s.get_attribute("data-participant") for s in browser.find_elements(By.CSS_SELECTOR, ".participant-utilisation")
     }
