@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,25 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
         env={k: v for k, v in os.environ.items() if k not in {"CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}},
     )
     assert refused.returncode != 0 and "CLICKHOUSE_PASSWORD" in refused.stderr, "secrets must be required"
+
+
+def compose_spec_errors(path: Path) -> str:
+    """Validates against the Compose Specification schema (check-jsonschema's vendored copy), the one
+    `docker compose` v2 checks files against; Debian's docker-compose 1.29 above reads the same spec, older."""
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    return "" if result.returncode == 0 else result.stdout + result.stderr
+
+
+def test_compose_file_matches_the_compose_specification(tmp_path: Path) -> None:
+    assert compose_spec_errors(COMPOSE) == ""
+    # The check can fail: a misspelt service key is refused.
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("healthcheck:", "health_check:", 1))
+    assert "health_check" in compose_spec_errors(broken)
 
 
 def test_compose_services_reference_what_exists() -> None:
