@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -54,6 +55,19 @@ def _str(obj: Mapping[str, Any], name: str) -> str:
     if not value:
         raise FieldError(name, "must not be empty")
     return value
+
+
+def _name(obj: Mapping[str, Any], name: str) -> str:
+    """An identifier that recurs across events (account, participant, asset, ...), interned: a day holds
+    millions of events but thousands of distinct names, so every per-account table the rules keep finds its
+    key by identity, and the parsed events share one copy of each name."""
+    return sys.intern(_str(obj, name))
+
+
+def _opt_name(obj: Mapping[str, Any], name: str) -> str | None:
+    if obj.get(name) is None:
+        return None
+    return _name(obj, name)
 
 
 def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:
@@ -140,7 +154,7 @@ def _account(o: Mapping[str, Any], env: Envelope) -> Event:
         raise FieldError("bank_account_verified", "must be true or false")
     return AccountEvent(
         *env,
-        account=_str(o, "account"),
+        account=_name(o, "account"),
         kyc_status=_choice(o, "kyc_status", KYC_STATUSES),
         investor_class=_choice(o, "investor_class", INVESTOR_CLASSES),
         bank_account_verified=verified,
@@ -151,13 +165,13 @@ def _account(o: Mapping[str, Any], env: Envelope) -> Event:
 def _trade(o: Mapping[str, Any], env: Envelope) -> Event:
     return TradeEvent(
         *env,
-        account=_str(o, "account"),
+        account=_name(o, "account"),
         side=_choice(o, "side", SIDES),
-        base=_str(o, "base"),
-        quote=_str(o, "quote"),
+        base=_name(o, "base"),
+        quote=_name(o, "quote"),
         quantity=_dec(o, "quantity", positive=True),
         price=_dec(o, "price", positive=True),
-        counterparty_account=_opt_str(o, "counterparty_account"),
+        counterparty_account=_opt_name(o, "counterparty_account"),
     )
 
 
@@ -166,8 +180,8 @@ def _funds(o: Mapping[str, Any], env: Envelope) -> Event:
     onchain = rail == "onchain"
     return FundsEvent(
         *env,
-        account=_str(o, "account"),
-        asset=_str(o, "asset"),
+        account=_name(o, "account"),
+        asset=_name(o, "asset"),
         amount=_dec(o, "amount", positive=True),
         rail=rail,
         chain=_str(o, "chain") if onchain else _opt_str(o, "chain"),
@@ -186,7 +200,7 @@ def _transfer(o: Mapping[str, Any], env: Envelope) -> Event:
         block=_int(o, "block"),
         from_address=_str(o, "from"),
         to_address=_str(o, "to"),
-        asset=_str(o, "asset"),
+        asset=_name(o, "asset"),
         amount=_dec(o, "amount"),
         token=_opt_str(o, "token"),
     )
@@ -195,8 +209,8 @@ def _transfer(o: Mapping[str, Any], env: Envelope) -> Event:
 def _price(o: Mapping[str, Any], env: Envelope) -> Event:
     return PriceEvent(
         *env,
-        base=_str(o, "base"),
-        quote=_str(o, "quote"),
+        base=_name(o, "base"),
+        quote=_name(o, "quote"),
         price=_dec(o, "price", positive=True),
         source=_str(o, "source"),
     )
@@ -216,7 +230,7 @@ def _report(o: Mapping[str, Any], env: Envelope) -> Event:
 def _reserve(o: Mapping[str, Any], env: Envelope) -> Event:
     return ReserveEvent(
         *env,
-        asset=_str(o, "asset"),
+        asset=_name(o, "asset"),
         custody_balance=_dec(o, "custody_balance"),
         client_liabilities=_dec(o, "client_liabilities"),
     )
@@ -268,7 +282,7 @@ def event_from_dict(obj: Any) -> Event:
     """Build the typed event; unknown extra fields are kept in ``extra`` as the contract requires."""
     if not isinstance(obj, dict):
         raise FieldError("", f"an event must be a JSON object, not {type(obj).__name__}")
-    event_type = _str(obj, "type")
+    event_type = _name(obj, "type")
     builder = _BUILDERS.get(event_type)
     if builder is None:
         raise FieldError("type", f"unknown event type {event_type!r}")
@@ -283,9 +297,9 @@ def event_from_dict(obj: Any) -> Event:
     envelope: Envelope = (
         _str(obj, "event_id"),
         event_type,
-        _str(obj, "participant"),
+        _name(obj, "participant"),
         ts,
-        _opt_str(obj, "site"),
+        _opt_name(obj, "site"),
         extra,
     )
     return builder(obj, envelope)

@@ -16,6 +16,7 @@ from rules_engine.findings import SEVERITIES
 from rules_engine.licence import Licence, LicenceError, load_licence
 from rules_engine.timestamps import parse_timestamp
 from sandboxwatch.finding_output import WRITERS
+from sandboxwatch.gc_policy import tune_for_throughput
 from sandboxwatch.history_cli import UsageError
 from sandboxwatch.self_check import run_check
 from store.backends import StoreError
@@ -245,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_for_throughput()
     try:
         code: int = args.run(args)
     except (Unusable, UsageError, StoreError) as exc:

@@ -170,3 +170,17 @@ def test_finding_ids_are_deterministic(tmp_path: Path, capsys: pytest.CaptureFix
     first = capsys.readouterr().out
     main(["check", "--licence", str(DA_NANG), "--events", str(events)])
     assert capsys.readouterr().out == first
+
+
+def test_cli_sets_the_collector_thresholds_for_the_engine(tmp_path: Path) -> None:
+    import gc
+
+    from sandboxwatch.gc_policy import THRESHOLDS
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        main(["licence", "validate", str(DA_NANG)])
+        assert gc.get_threshold() == THRESHOLDS
+    finally:
+        gc.set_threshold(*before)

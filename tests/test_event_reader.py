@@ -79,3 +79,14 @@ def test_report_requirements() -> None:
     head = '{"event_id":"r","type":"report","participant":"p","ts":"2025-10-01T10:00:00+07:00",'
     errors = _errors([head + '"report_type":"periodic"}', head + '"report_type":"large_value"}'])
     assert [e.field for e in errors] == ["period", "refs"]
+
+
+def test_recurring_names_are_shared_between_events() -> None:
+    """Accounts, participants and assets are interned: per-account tables match them by identity, and a
+    day of parsed events holds one copy of each name."""
+    second = GOOD.replace('"t1"', '"t2"')
+    (_, first), (_, other) = list(read_jsonl([GOOD, second], "f.jsonl"))
+    assert isinstance(first, TradeEvent) and isinstance(other, TradeEvent)
+    assert first.account is other.account and first.participant is other.participant
+    assert first.base is other.base and first.type is other.type
+    assert first.event_id == "t1" and other.event_id == "t2"
