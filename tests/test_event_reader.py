@@ -90,3 +90,19 @@ def test_recurring_names_are_shared_between_events() -> None:
     assert first.account is other.account and first.participant is other.participant
     assert first.base is other.base and first.type is other.type
     assert first.event_id == "t1" and other.event_id == "t2"
+
+
+def test_timestamps_share_one_zone_per_offset_and_keep_the_instant() -> None:
+    import pytest
+
+    from rules_engine.timestamps import parse_timestamp
+
+    a = parse_timestamp("2025-11-08T12:00:00.123456+07:00")
+    b = parse_timestamp("2025-11-08T05:00:00.123456+00:00")
+    c = parse_timestamp("2025-11-08T13:30:00-04:30")
+    assert a.tzinfo is parse_timestamp("2025-10-01T00:00:00+07:00").tzinfo
+    assert a == b and a.isoformat() == "2025-11-08T12:00:00.123456+07:00"
+    assert b.tzinfo is parse_timestamp("2025-11-08T05:00:00Z").tzinfo
+    assert c.utcoffset() is not None and c.isoformat().endswith("-04:30")
+    with pytest.raises(ValueError, match="no UTC offset"):
+        parse_timestamp("2025-11-08T12:00:00")
