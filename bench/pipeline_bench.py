@@ -5,6 +5,9 @@
    messages, from its first batch until every event is stored; printed with its ratio to (1).
 3. Event -> metric latency: events produced one at a time at a steady rate while the worker runs; the
    time from send until the batch holding the event has updated the Prometheus metrics; p50 and p99.
+4. The two ceilings of (2), each with its ratio to (1): the same faust app delivering the same messages
+   to an agent that does nothing with them, and the monitor alone (parse, rules, store, metrics) fed the
+   same lines in the worker's batch size without Kafka. End to end cannot beat the slower of the two.
 
 Targets: ratio >= 0.5 and p99 < 1 s. The store is chdb (embedded) unless --clickhouse names a server.
 
@@ -28,9 +31,14 @@ sys.path.insert(0, str(ROOT))
 
 from alerts.metrics import Metrics  # noqa: E402
 from rules_engine.licence import load_licence  # noqa: E402
+from sandboxwatch.embedded import EMBEDDED_FETCH_WAIT  # noqa: E402
+from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
 from sandboxwatch.local_services import TansuBroker  # noqa: E402
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
-from streams.monitor import BatchOutcome  # noqa: E402
+from store.clickhouse_store import Store  # noqa: E402
+from streams.app import StreamWorker  # noqa: E402
+from streams.inbound import InboundMessage  # noqa: E402
+from streams.monitor import BatchOutcome, Monitor  # noqa: E402
 from streams.publish import publish_lines  # noqa: E402
 from streams.topics import Topics, ensure_topics  # noqa: E402
 from streams.worker import build  # noqa: E402
@@ -66,6 +74,40 @@ async def raw_consume_rate(bootstrap: str, topic: str, total: int) -> float:
         await consumer.stop()
 
 
+class DeliveryOnly(StreamWorker):
+    """The worker's own faust app and agent, with the monitor's work taken out: faust's delivery alone."""
+
+    async def _handle(self, messages: list[InboundMessage]) -> None:
+        self.processed += len(messages)
+
+
+async def faust_delivery_rate(settings: WorkerSettings, store_url: str, total: int) -> float:
+    worker = DeliveryOnly(settings, Monitor([load_licence(LICENCE)], Store.open(store_url), Metrics()))
+    await worker.app.start()
+    try:
+        while worker.processed == 0:
+            await asyncio.sleep(0.005)
+        start, before = time.perf_counter(), worker.processed
+        while worker.processed < total:
+            await asyncio.sleep(0.005)
+        return (total - before) / (time.perf_counter() - start)
+    finally:
+        await worker.app.stop()
+        worker.close()
+        worker.monitor.store.close()
+
+
+def monitor_rate(lines: list[str], store_url: str, batch_size: int) -> float:
+    monitor = Monitor([load_licence(LICENCE)], Store.open(store_url), Metrics())
+    messages = [InboundMessage("bench", 0, i, None, line.encode()) for i, line in enumerate(lines)]
+    start = time.perf_counter()
+    for i in range(0, len(messages), batch_size):
+        monitor.process_batch(messages[i : i + batch_size])
+    elapsed = time.perf_counter() - start
+    monitor.store.close()
+    return len(lines) / elapsed
+
+
 def probe_lines(lines: list[str], count: int) -> list[str]:
     """Fresh copies of a clean trade, with new ids and later event times, so each is new to the engine."""
     trade = next(json.loads(line) for line in lines if '"type":"trade"' in line and '"bad-' not in line)
@@ -88,6 +130,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=400)
     parser.add_argument("--probe-rate", type=float, default=100.0, help="probe events per second")
     args = parser.parse_args()
+    tune_for_throughput()  # as `sandboxwatch run` and `up` do
 
     licence = load_licence(LICENCE)
     scenario = build_scenario(licence, SimulationConfig(accounts=args.accounts, seed=7, target_events=args.events))
@@ -96,19 +139,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, TansuBroker(Path(folder) / "tansu") as broker:
         raw = Topics("raw.events", "raw.findings", "raw.deadletter", 4, "raw-monitor")
         live = Topics("live.events", "live.findings", "live.deadletter", 4, "live-monitor")
-        ensure_topics(broker.address, raw)
-        ensure_topics(broker.address, live)
-        publish_lines(broker.address, raw.events, lines)
-        publish_lines(broker.address, live.events, lines)
+        bare = Topics("bare.events", "bare.findings", "bare.deadletter", 4, "bare-monitor")
+        for topics in (raw, live, bare):
+            ensure_topics(broker.address, topics)
+            publish_lines(broker.address, topics.events, lines)
         raw_rate = asyncio.run(raw_consume_rate(broker.address, raw.events, len(lines)))
 
         store_url = args.clickhouse or f"chdb://{Path(folder) / 'chdb'}"
+        bare_settings = WorkerSettings(
+            kafka=broker.address,
+            store_url=store_url,
+            licences=(LICENCE,),
+            topics=bare,
+            data_dir=Path(folder) / "faust-bare",
+            fetch_max_wait=EMBEDDED_FETCH_WAIT,
+        )
+        delivery = asyncio.run(faust_delivery_rate(bare_settings, store_url, len(lines)))
+        alone_url = (args.clickhouse + "_alone") if args.clickhouse else f"chdb://{Path(folder) / 'chdb-alone'}"
+        monitor_alone = monitor_rate(lines, alone_url, bare_settings.batch_size)
         settings = WorkerSettings(
             kafka=broker.address,
             store_url=store_url,
             licences=(LICENCE,),
             topics=live,
             data_dir=Path(folder) / "faust",
+            fetch_max_wait=EMBEDDED_FETCH_WAIT,
         )
         worker = build(settings, Metrics())
         marks: dict[str, float] = {}
@@ -173,6 +228,12 @@ def main() -> None:
         f"  event -> metric latency over {len(latencies)} probes at {args.probe_rate:.0f}/s: "
         f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
     )
+    print("  ceilings of end to end, each measured alone in this run:")
+    for label, rate in (
+        ("faust delivery to an agent that does nothing", delivery),
+        ("monitor without Kafka (parse, rules, store)", monitor_alone),
+    ):
+        print(f"    {label:<45} {rate:>10,.0f} events/s   ratio: {rate / raw_rate:.3f}")
     print(
         f"  targets: ratio >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}; p99 < 1 s: {'met' if p99 < 1 else 'NOT met'}"
     )

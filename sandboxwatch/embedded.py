@@ -84,6 +84,9 @@ def _events_file(options: UpOptions) -> Path:
     return path
 
 
+EMBEDDED_FETCH_WAIT = 0.1
+
+
 def up(options: UpOptions) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options.data_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,8 @@ def up(options: UpOptions) -> int:
             licences=(options.licence,),
             metrics_port=options.metrics_port,
             data_dir=options.data_dir / "faust",
+            # tansu holds an empty fetch for its whole wait; keep that short so live events show at once.
+            fetch_max_wait=EMBEDDED_FETCH_WAIT,
         )
         ensure_topics(broker.address, settings.topics)
         sent = publish_lines(broker.address, settings.topics.events, lines)

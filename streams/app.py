@@ -22,6 +22,7 @@ from rules_engine.engine import Engine
 from store.records import finding_json
 from store.sql_text import quote
 from streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
+from streams.fetch_wait import transport_with_fetch_wait
 from streams.inbound import InboundMessage, key_participant
 from streams.kafka_security import KafkaSecurity
 from streams.monitor import BatchOutcome, Monitor
@@ -31,6 +32,9 @@ from streams.worker_settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 _FAR = 10**9
+# A snapshot pauses processing for as long as it takes to pickle the engine, which grows with its state:
+# while busy, wait at least this many times that long between snapshots (at most ~5% of the time).
+SNAPSHOT_COST_FACTOR = 20
 
 
 class StreamWorker:
@@ -46,6 +50,7 @@ class StreamWorker:
         self._checked_partitions: set[int] = set()
         self._rewind: dict[int, int] = {}
         self._last_snapshot = time.monotonic()
+        self._snapshot_cost = 0.0
         self._dirty: dict[str, dict[int, int]] = {}
         self._home: dict[str, int] = {}
         self._processed: dict[int, int] = {}
@@ -83,6 +88,7 @@ class StreamWorker:
             key_serializer="raw",
             value_serializer="raw",
         )
+        app.transport = transport_with_fetch_wait(app, s.fetch_max_wait)
         self.events_topic = app.topic(
             topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions, internal=False
         )
@@ -101,25 +107,31 @@ class StreamWorker:
                 InboundMessage(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                 for e in events
             ]
-            messages = await self._after_rewind(messages)
-            if not messages:
-                continue
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._restore_participants, messages)
-            outcome = await loop.run_in_executor(self._executor, self.monitor.process_batch, messages)
-            await self._publish(outcome)
-            for partition, offset in outcome.last_offsets.items():
-                self._processed[partition] = max(offset, self._processed.get(partition, -1))
-            self._mark_dirty(messages)
-            self.processed += len(messages)
-            if self.on_batch:
-                self.on_batch(outcome)
-            # Snapshots cost a pickle of the whole engine: take one every snapshot_seconds while busy, and
-            # soon after the stream goes quiet so that a caught-up worker's committed offset is current.
+            await self._handle(messages)
+            # Snapshots pause the stream for as long as pickling the engine takes: one every snapshot_seconds
+            # while busy, and soon after the stream goes quiet so that a caught-up worker's committed offset is
+            # current; never more often than SNAPSHOT_COST_FACTOR times their own cost, so a steady trickle of
+            # small batches does not snapshot every few seconds.
             idle = len(events) < self.settings.batch_size
             since = time.monotonic() - self._last_snapshot
-            if since >= self.settings.snapshot_seconds or (idle and since >= self.settings.idle_snapshot_seconds):
+            wanted = self.settings.idle_snapshot_seconds if idle else self.settings.snapshot_seconds
+            if self._dirty and since >= max(wanted, SNAPSHOT_COST_FACTOR * self._snapshot_cost):
                 await self._snapshot()
+
+    async def _handle(self, messages: list[InboundMessage]) -> None:
+        messages = await self._after_rewind(messages)
+        if not messages:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._restore_participants, messages)
+        outcome = await loop.run_in_executor(self._executor, self.monitor.process_batch, messages)
+        await self._publish(outcome)
+        for partition, offset in outcome.last_offsets.items():
+            self._processed[partition] = max(offset, self._processed.get(partition, -1))
+        self._mark_dirty(messages)
+        self.processed += len(messages)
+        if self.on_batch:
+            self.on_batch(outcome)
 
     # restart ------------------------------------------------------------------------------------------
     def _manifest(self, participant: str) -> Manifest | None:
@@ -212,6 +224,7 @@ class StreamWorker:
 
     async def _snapshot(self) -> None:
         """Write each changed participant's engine to the table, then commit what it covers."""
+        started = time.monotonic()
         dirty, self._dirty = self._dirty, {}
         loop = asyncio.get_running_loop()
         for participant, offsets in dirty.items():
@@ -230,8 +243,9 @@ class StreamWorker:
                     self.table.data[key] = value
                 self.table.send_changelog(partition, key, value)
             self._manifests[participant] = manifest
-        self._last_snapshot = time.monotonic()
         await self.app.consumer.commit()
+        self._last_snapshot = time.monotonic()
+        self._snapshot_cost = self._last_snapshot - started
 
     async def _report_lag(self) -> None:
         """Lag is counted from what the monitor has processed, not from the fetch position, which runs

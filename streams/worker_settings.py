@@ -16,8 +16,12 @@ class WorkerSettings:
     topics: Topics = field(default_factory=Topics)
     batch_size: int = 5000
     batch_wait: float = 0.1
+    # A snapshot at most this often while busy, and never more often than its own cost allows (see app).
     snapshot_seconds: float = 10.0
+    # Once the stream has been quiet this long, snapshot, so a caught-up worker's committed offset is current.
     idle_snapshot_seconds: float = 2.0
+    # How long the broker may hold an empty fetch (faust's own default is 1.5 s; see streams.fetch_wait).
+    fetch_max_wait: float = 1.5
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     web_port: int = 6066

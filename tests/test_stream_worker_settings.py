@@ -1,0 +1,42 @@
+"""The worker's faust app asks the broker for the fetch wait it was configured with."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alerts.metrics import Metrics
+from rules_engine.licence import load_licence
+from store.clickhouse_store import Store
+from streams.app import StreamWorker
+from streams.monitor import Monitor
+from streams.worker import parser, settings_from
+from streams.worker_settings import WorkerSettings
+from tests.helpers import DA_NANG
+
+
+def aiokafka_fetch_wait_ms(settings: WorkerSettings, store: Store) -> int:
+    async def build() -> int:
+        worker = StreamWorker(settings, Monitor([load_licence(DA_NANG)], store, Metrics()))
+        try:
+            thread = worker.app.consumer._new_consumer_thread()  # type: ignore[attr-defined]
+            consumer = thread._create_worker_consumer(worker.app.transport)
+            return int(consumer._fetch_max_wait_ms)
+        finally:
+            worker.close()
+
+    return asyncio.run(build())
+
+
+def test_fetch_wait_reaches_the_aiokafka_consumer(store: Store, tmp_path: Path) -> None:
+    base = dict(kafka="127.0.0.1:9", store_url="chdb://unused", licences=(DA_NANG,), data_dir=tmp_path)
+    assert aiokafka_fetch_wait_ms(WorkerSettings(**base, fetch_max_wait=0.1), store) == 100  # type: ignore[arg-type]
+    # Unset, it is faust's own default.
+    assert aiokafka_fetch_wait_ms(WorkerSettings(**base), store) == 1500  # type: ignore[arg-type]
+
+
+def test_run_takes_the_fetch_wait_from_the_command_line() -> None:
+    args = parser().parse_args(
+        ["--kafka", "k:9092", "--clickhouse", "chdb://x", "--licence", str(DA_NANG), "--fetch-max-wait", "0.25"]
+    )
+    assert settings_from(args).fetch_max_wait == 0.25
