@@ -82,7 +82,7 @@ def measure(path: Path, repeats: int) -> None:
         ("parse to typed events", _best(repeats, parse)),
         ("rules engine (parsed, ordered events)", _best(repeats, rules)),
         ("whole self-check (parse+order+rules)", _best(repeats, whole)),
-        (f"rules engine, CPython default gc {default_thresholds}", engine_default_gc),
+        (f"rules engine, gc {default_thresholds} default", engine_default_gc),
     ]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     json_rate = _rate(n, rows[0][1])
