@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -157,14 +158,7 @@ def main() -> None:
         delivery = asyncio.run(faust_delivery_rate(bare_settings, store_url, len(lines)))
         alone_url = (args.clickhouse + "_alone") if args.clickhouse else f"chdb://{Path(folder) / 'chdb-alone'}"
         monitor_alone = monitor_rate(lines, alone_url, bare_settings.batch_size)
-        settings = WorkerSettings(
-            kafka=broker.address,
-            store_url=store_url,
-            licences=(LICENCE,),
-            topics=live,
-            data_dir=Path(folder) / "faust",
-            fetch_max_wait=EMBEDDED_FETCH_WAIT,
-        )
+        settings = dataclasses.replace(bare_settings, topics=live, data_dir=Path(folder) / "faust")
         worker = build(settings, Metrics())
         marks: dict[str, float] = {}
         first_batch: list[float] = []
