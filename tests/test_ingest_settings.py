@@ -64,3 +64,10 @@ def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SettingsError) as caught:
         loader(path)
     assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_kafka_python_checksums_batches_in_c() -> None:
+    """The connectors publish through kafka-python; its pure-Python CRC-32C halves their rate."""
+    import kafka.record.util
+
+    assert kafka.record.util.crc32c_c is not None, "install kafka-python[crc32c]"
