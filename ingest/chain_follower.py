@@ -27,7 +27,7 @@ from ingest.checkpoint import Checkpoint
 from ingest.erc20 import ABI, TRANSFER_TOPIC, address_topic
 from ingest.event_sink import EventSink
 from ingest.exchange_events import ingest_error
-from ingest.retry import Backoff, ConnectorError, call_with_backoff
+from ingest.retry import Backoff, ConnectorError, call_with_backoff, poll_forever
 from ingest.settings import ChainSettings, SettingsError, Token, read_liabilities
 
 log = logging.getLogger(__name__)
@@ -322,17 +322,11 @@ class ChainFollower:
         return events
 
     def run(self, once: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
-        while True:
-            try:
-                count = self.poll_once()
-                log.info("%s: up to block %s, %d events this poll", self.settings.chain, self.last_block, count)
-            except ConnectorError as exc:
-                if not exc.transient or once:
-                    raise
-                log.error("poll failed, trying again next interval: %s", exc)
-            if once or stop():
-                return
-            self.sleep(self.settings.poll_interval_s)
+        def poll() -> str:
+            count = self.poll_once()
+            return f"{self.settings.chain}: up to block {self.last_block}, {count} events this poll"
+
+        poll_forever(poll, self.settings.poll_interval_s, self.sleep, once, stop)
 
 
 def _jsonable(entry: Any) -> dict[str, Any]:

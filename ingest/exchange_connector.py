@@ -27,7 +27,7 @@ from ingest.exchange_events import (
     price_event,
     trade_event,
 )
-from ingest.retry import Backoff, ConnectorError, call_with_backoff
+from ingest.retry import Backoff, ConnectorError, call_with_backoff, poll_forever
 from ingest.settings import ExchangeSettings, Market
 
 log = logging.getLogger(__name__)
@@ -230,14 +230,8 @@ class ExchangeConnector:
         self._commit(events, key, int(ticker.get("timestamp") or 0))
 
     def run(self, once: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
-        while True:
-            try:
-                count = self.poll_once()
-                log.info("published %d events (%d rejected records so far)", count, self.rejected)
-            except ConnectorError as exc:
-                if not exc.transient or once:
-                    raise
-                log.error("poll failed, trying again next interval: %s", exc)
-            if once or stop():
-                return
-            self.sleep(self.settings.poll_interval_s)
+        def poll() -> str:
+            count = self.poll_once()
+            return f"published {count} events ({self.rejected} rejected records so far)"
+
+        poll_forever(poll, self.settings.poll_interval_s, self.sleep, once, stop)

@@ -62,3 +62,25 @@ def call_with_backoff(
             log.warning("%s; retrying in %.1fs (attempt %d of %d)", detail, wait, attempt, backoff.attempts)
             sleep(wait)
     raise AssertionError("unreachable")
+
+
+def poll_forever(
+    poll: Callable[[], str],
+    interval_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    once: bool = False,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Both connectors' outer loop: a poll that failed only transiently is logged and tried again next
+    interval, so a peer's bad hour never stops the connector; a permanent failure (or any in ``once``) raises.
+    ``poll`` returns the line to log about what it published."""
+    while True:
+        try:
+            log.info("%s", poll())
+        except ConnectorError as exc:
+            if not exc.transient or once:
+                raise
+            log.error("poll failed, trying again next interval: %s", exc)
+        if once or stop():
+            return
+        sleep(interval_s)
