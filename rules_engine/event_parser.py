@@ -65,9 +65,8 @@ def _name(obj: Mapping[str, Any], name: str) -> str:
 
 
 def _opt_name(obj: Mapping[str, Any], name: str) -> str | None:
-    if obj.get(name) is None:
-        return None
-    return _name(obj, name)
+    value = _opt_str(obj, name)
+    return None if value is None else sys.intern(value)
 
 
 def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:

@@ -8,17 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 _DURATION = re.compile(r"^([1-9][0-9]*)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # One tzinfo object per offset: aware datetimes sharing a tzinfo compare field by field, without calling
-# utcoffset() on both sides, and the engine compares timestamps on every event.
-_ZONES: dict[timedelta, tzinfo] = {}
-# The shared object for each equal timezone object fromisoformat returns (a new one per call).
-_BY_ZONE: dict[tzinfo, tzinfo] = {}
-
-
-def _shared_zone(offset: timedelta) -> tzinfo:
-    zone = _ZONES.get(offset)
-    if zone is None:
-        zone = _ZONES[offset] = UTC if not offset else timezone(offset)
-    return zone
+# utcoffset() on both sides, and the engine compares timestamps on every event. Keyed by the timezone objects
+# fromisoformat returns (a new one per call; equal when their offsets are).
+_ZONES: dict[tzinfo, tzinfo] = {}
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -36,9 +28,10 @@ def parse_timestamp(value: object) -> datetime:
     if type(tz) is timezone:
         # What fromisoformat gives: a fixed offset. Swap in the shared object for that offset; combine() is
         # several times cheaper than replace(tzinfo=...), and this runs once per event.
-        zone = _BY_ZONE.get(tz)
+        zone = _ZONES.get(tz)
         if zone is None:
-            zone = _BY_ZONE[tz] = _shared_zone(tz.utcoffset(None))
+            fixed = tz.utcoffset(None)
+            zone = _ZONES[tz] = UTC if not fixed else timezone(fixed)
         return parsed if tz is zone else datetime.combine(parsed, parsed.time(), zone)
     offset = parsed.utcoffset() if tz is not None else None
     if offset is None:
