@@ -1,4 +1,4 @@
-"""Typed canonical events (shared/contract/events.md, version 1).
+"""Typed canonical events (docs/events.md, version 1).
 
 Plain slotted dataclasses rather than validated models: the parser validates once at the edge, and the
 rules then read attributes at full speed on millions of events.

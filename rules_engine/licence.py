@@ -1,4 +1,4 @@
-"""Loads and validates licence files (shared/contract/licence.md, version 1).
+"""Loads and validates licence files (docs/licence.md, version 1).
 
 A licence is rejected as a whole when any rule is wrong: a monitor running half a licence would report
 compliance it never checked. Every problem names the rule, the field and the line."""

@@ -1,4 +1,4 @@
-"""``sandboxwatch`` entry point (shared/contract/cli.md, version 1).
+"""``sandboxwatch`` entry point (docs/cli.md, version 1).
 
 Exit codes: 0 no breach or critical finding, 1 at least one, 2 the licence or events cannot be used."""
 
