@@ -24,6 +24,7 @@ _FINDING_SELECT = (
 )
 SEVERITY_ORDER = ("critical", "breach", "warning", "info")
 MAX_LIMIT = 100_000
+MAX_OFFSET = 10_000_000  # deeper than any participant's history; bounds the work one request can ask for
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class History:
         limit = max(1, min(filt.limit, MAX_LIMIT))
         rows = self._rows(
             f"SELECT {_FINDING_SELECT} FROM {self.db}.findings WHERE {where} GROUP BY participant, finding_id "
-            f"ORDER BY any(ts) DESC, finding_id LIMIT {limit} OFFSET {max(0, filt.offset)}"
+            f"ORDER BY any(ts) DESC, finding_id LIMIT {limit} OFFSET {max(0, min(filt.offset, MAX_OFFSET))}"
         )
         return [_finding(r) for r in rows]
 

@@ -217,7 +217,9 @@ def test_precheck_answers_on_the_live_state_without_changing_it(client: TestClie
 
 def test_utilisation_and_audit_verify(client: TestClient) -> None:
     limits = get(client, f"/api/v1/participants/{DA_NANG_PARTICIPANT}/utilisation", "alphatrue").json()
-    assert {"rule": "users", "limit": "max", "share": limits[0]["share"]} in limits or limits
+    assert {(item["rule"], item["limit"]) for item in limits} == {("users", "max"), ("reserves", "min_ratio:USDT")}
+    # The simulated day opens one account past the licence's cap of 10,000.
+    assert {"rule": "users", "limit": "max", "share": "1.0001"} in limits
     verified = get(client, "/api/v1/audit/verify", "auditor").json()
     assert verified["intact"] is True and set(verified["heads"]) == {DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT}
 
