@@ -90,7 +90,8 @@ def test_edge_times_on_summaries_are_clamped_to_the_store(client: TestClient, ed
     path = f"/api/v1/participants/{DA_NANG_PARTICIPANT}/summary"
     whole = get(client, path, "alphatrue", **{"from": "1970-01-01T00:00:00Z", "to": "2105-12-31T00:00:00Z"}).json()
     assert sum(whole["findings_by_severity"].values()) > 0
-    bounds = {"from": edge, "to": "9999-12-31T23:59:59Z"} if edge < "2000" else {"from": "0001-01-01T00:00:00Z", "to": edge}
+    early = edge < "2000"
+    bounds = {"from": edge, "to": "9999-12-31T23:59:59Z"} if early else {"from": "0001-01-01T00:00:00Z", "to": edge}
     response = get(client, path, "alphatrue", **bounds)
     assert response.status_code == 200, response.text
     summary = response.json()
