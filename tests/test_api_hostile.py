@@ -254,3 +254,12 @@ def test_a_retracts_field_does_not_change_the_precheck_answer(client: TestClient
     retracting = client.post(path, headers=auth("alphatrue"), json=dict(event, retracts="some-earlier-event"))
     assert plain.status_code == 200 and plain.json()["would_breach"] is True
     assert retracting.json() == plain.json()
+
+
+def test_denials_with_line_separator_characters_stay_readable(client: TestClient) -> None:
+    odd = "x\u2028y\x85z\x1cw"
+    encoded = "x%E2%80%A8y%C2%85z%1Cw"
+    assert get(client, f"/api/v1/participants/{encoded}/utilisation", "alphatrue").status_code == 403
+    response = get(client, "/api/v1/access-denials", "auditor")
+    assert response.status_code == 200, response.text
+    assert f"/api/v1/participants/{odd}/utilisation" in [d["path"] for d in response.json()]
