@@ -36,6 +36,7 @@ from rules_engine.findings import FAILING_SEVERITIES
 from rules_engine.timestamps import parse_timestamp
 from store.backends import StoreError
 from store.exports import findings_csv, findings_parquet
+from store.finding_trail import TAIL_NOTE
 from store.history import MAX_LIMIT, MAX_OFFSET, FindingFilter, History, Scope
 
 log = logging.getLogger("sandboxwatch.api")
@@ -275,6 +276,8 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
             "intact": not problems,
             "problems": [p.describe() for p in problems],
             "heads": {p: {"seq": h.seq, "entry_hash": h.entry_hash} for p, h in heads.items()},
+            # Compare "heads" with the ones archived outside the database; this endpoint cannot see those.
+            "not_checked": TAIL_NOTE,
         }
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
