@@ -3,6 +3,7 @@ answer with a reason (4xx), never a 500, bodies are size-limited, and no input c
 
 from __future__ import annotations
 
+import collections
 import json
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import pytest
 pytest.importorskip("chdb")
 
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.app import create_app
 from api.body_limit import MAX_BODY
@@ -29,6 +32,7 @@ from tests.api_fixtures import (
     monitored_days,
 )
 
+DROP = object()  # a mutation that removes the field
 DATABASE = "apih" + uuid.uuid4().hex[:8]
 EDGE_TIMES = (
     "0001-01-01T00:00:00Z",
@@ -263,3 +267,53 @@ def test_denials_with_line_separator_characters_stay_readable(client: TestClient
     response = get(client, "/api/v1/access-denials", "auditor")
     assert response.status_code == 200, response.text
     assert f"/api/v1/participants/{odd}/utilisation" in [d["path"] for d in response.json()]
+
+
+EDGE_VALUES = [
+    "1e999999", "-1e999999", "1e27", "1e-27", "9" * 5000, "NaN", "sNaN", "-0", "0x10", " 1 ",
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2025-02-30T00:00:00Z", "\ud800",
+    '=HYPERLINK("x")', "' OR 1=1 --", "a" * 20_000,
+]  # fmt: skip
+HOSTILE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.sampled_from(EDGE_VALUES),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+PRECHECK_FUZZ = 300
+
+
+def test_fuzzed_precheck_events_get_200_or_422(client: TestClient, monitored: Monitored) -> None:
+    """Hypothesis mutates a real trade (one to three fields replaced, added or dropped) and posts it as the
+    participant: every answer is 200 with a boolean verdict or 422 with a reason; the counts are printed."""
+    base = base_trade(monitored)
+    path = f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck"
+    statuses: collections.Counter[int] = collections.Counter()
+    fields = st.sampled_from([*sorted(set(base) - {"participant"}), "retracts", "extra", "quantity", "price"])
+    mutation = st.lists(st.tuples(fields, st.one_of(HOSTILE_VALUES, st.just(DROP))), min_size=1, max_size=3)
+
+    @given(mutation)
+    @settings(max_examples=PRECHECK_FUZZ, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    def run(changes: list[tuple[str, Any]]) -> None:
+        event = dict(base)
+        for name, value in changes:
+            if value is DROP:
+                event.pop(name, None)
+            else:
+                event[name] = value
+        body = json.dumps(event, allow_nan=True).encode("utf-8", errors="surrogatepass")
+        response = client.post(path, headers={**auth("alphatrue"), "Content-Type": "application/json"}, content=body)
+        statuses[response.status_code] += 1
+        assert response.status_code in (200, 422), f"{changes!r:.300} -> {response.status_code} {response.text[:300]}"
+        if response.status_code == 200:
+            assert isinstance(response.json()["would_breach"], bool)
+        else:
+            assert response.json()["detail"]
+
+    run()
+    print(f"\nprecheck fuzz: {sum(statuses.values())} mutated events, statuses {dict(sorted(statuses.items()))}")
+    assert sum(statuses.values()) >= PRECHECK_FUZZ and {200, 422} <= set(statuses)
