@@ -15,6 +15,7 @@ the reason; an unreachable store gets 503; nothing a client sends produces a 500
 # aliases defined inside create_app must resolve to real objects there.
 import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -58,12 +59,26 @@ Id = Annotated[str, PathParam(min_length=1, max_length=ID_MAX)]
 OptionalId = Annotated[str | None, Query(max_length=ID_MAX)]
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 class SafeJSONResponse(JSONResponse):
     """JSON that always encodes: text holding a lone surrogate (legal in a JSON string escape, not in
-    UTF-8) is written escaped instead of failing the response."""
+    UTF-8) is written escaped, and a non-finite number (which JSON cannot hold) as its text, instead of
+    failing the response."""
 
     def render(self, content: Any) -> bytes:
-        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         return text.encode("utf-8", errors="backslashreplace")
 
 
@@ -108,8 +123,9 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler echoes the input, which may not encode; this one always does.
-        return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        # Where and why, without echoing the input back (it may be a megabyte, or not encode at all).
+        errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+        return SafeJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(StoreError)
     async def store_down(request: Request, exc: StoreError) -> JSONResponse:

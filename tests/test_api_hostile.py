@@ -317,3 +317,18 @@ def test_fuzzed_precheck_events_get_200_or_422(client: TestClient, monitored: Mo
     run()
     print(f"\nprecheck fuzz: {sum(statuses.values())} mutated events, statuses {dict(sorted(statuses.items()))}")
     assert sum(statuses.values()) >= PRECHECK_FUZZ and {200, 422} <= set(statuses)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"status": NaN, "note": "x"}', b'{"status": "comment", "note": Infinity}', b"NaN", b'{"status": 1e999}'],
+)
+def test_non_finite_json_numbers_in_a_body_get_422(client: TestClient, body: bytes) -> None:
+    finding = ids(get(client, "/api/v1/findings", "regulator", limit=1))[0]
+    headers = {**auth("regulator"), "Content-Type": "application/json"}
+    response = client.post(f"/api/v1/findings/{finding}/notes", headers=headers, content=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][0] == "body" and "input" not in response.json()["detail"][0]
+    precheck = client.post(f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck", headers=auth("alphatrue") | {
+        "Content-Type": "application/json"}, content=body)  # fmt: skip
+    assert precheck.status_code in (403, 422), precheck.text  # 403: an object without the path's participant
