@@ -1,6 +1,7 @@
 """Schemathesis against the API's own OpenAPI document, with each role's key, over a real (embedded)
 ClickHouse: requests generated to fit the schema (positive) and to break it (negative), for every operation.
-The one property asserted is the product's: no request, however malformed, gets a server error (5xx).
+The properties asserted are the product's: no request, however malformed, gets a server error (5xx), and
+nothing a participant's key gets back names the other participant.
 Path parameters are drawn partly from real participants and findings so generated requests also reach the
 code behind the tenancy checks, not only the 403/404 in front of it. The counts are printed."""
 
@@ -41,6 +42,7 @@ class Tally:
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     server_errors: list[str] = field(default_factory=list)
     unbreakable: set[str] = field(default_factory=set)
+    leaks: list[str] = field(default_factory=list)  # another participant's data in a participant key's answer
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,8 @@ def fuzz(operation: Any, mode: GenerationMode, role: str, real_ids: list[str], t
             path_parameters["finding_id"] = finding_id
         response = case.call(headers={**(case.headers or {}), "Authorization": f"Bearer {secret}"})
         tally.statuses[response.status_code] += 1
+        if role == "participant" and response.status_code < 300 and NATIONAL_PARTICIPANT in response.text:
+            tally.leaks.append(f"{case.method} {case.formatted_path} query={case.query!r} -> {response.text[:200]}")
         if response.status_code >= 500:
             tally.server_errors.append(
                 f"{role} {case.method} {case.formatted_path} query={case.query!r} body={case.body!r:.200}"
@@ -117,3 +121,4 @@ def test_no_generated_request_gets_a_server_error(app: FastAPI, backend: Embedde
     assert total >= len(operations) * len(ROLES) * 2
     assert {200, 403, 422} <= set(tally.statuses)  # the generated requests reached past validation and tenancy
     assert tally.server_errors == []
+    assert tally.leaks == []
