@@ -201,6 +201,7 @@ class NotificationRecorder:
 
         class Handler(BaseHTTPRequestHandler):
             timeout = 30  # seconds a client may stall mid-request before its thread is freed
+
             def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
