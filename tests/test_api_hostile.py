@@ -332,3 +332,11 @@ def test_non_finite_json_numbers_in_a_body_get_422(client: TestClient, body: byt
     precheck = client.post(f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck", headers=auth("alphatrue") | {
         "Content-Type": "application/json"}, content=body)  # fmt: skip
     assert precheck.status_code in (403, 422), precheck.text  # 403: an object without the path's participant
+
+
+@pytest.mark.parametrize("literal", ["9" * 5000, "-" + "9" * 5000, "1e999999", "1" + "0" * 400 + ".5", "-0.0e-999999"])
+def test_raw_json_number_literals_in_a_precheck_get_4xx(client: TestClient, monitored: Monitored, literal: str) -> None:
+    body = json.dumps(base_trade(monitored))[:-1] + f', "quantity": {literal}}}'
+    headers = {**auth("alphatrue"), "Content-Type": "application/json"}
+    response = client.post(f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck", headers=headers, content=body)
+    assert response.status_code in (400, 422), response.text  # 400: beyond what a JSON parser reads as a number
