@@ -117,12 +117,14 @@ class FindingTrail:
         )
         return {str(p): Head(int(top), str(h)) for p, top, h in rows}
 
-    def _stored_rows(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    def _stored_rows(self, todo: Sequence[Finding]) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
+        for start in range(0, len(todo), _CHUNK):
+            chunk = todo[start : start + _CHUNK]
+            ids = in_list(f.finding_id for f in chunk)
+            participants = in_list(sorted({f.participant for f in chunk}))  # the table's key prefix
             for row in self.backend.rows(
-                f"SELECT {_SELECT} FROM {self.db}.findings WHERE finding_id IN {in_list(chunk)}"
+                f"SELECT {_SELECT} FROM {self.db}.findings WHERE participant IN {participants} AND finding_id IN {ids}"
             ):
                 values = _stored(row)
                 found[values["finding_id"]].append(values)
@@ -142,7 +144,7 @@ class FindingTrail:
         todo = sorted((f for f in unique.values() if f.finding_id not in chained), key=_chain_order)
         if not todo:
             return 0
-        stored = self._stored_rows([f.finding_id for f in todo])
+        stored = self._stored_rows(todo)
         heads = self.heads({f.participant for f in todo})
         rows = []
         for finding in todo:
