@@ -222,6 +222,7 @@ def test_utilisation_and_audit_verify(client: TestClient) -> None:
     assert {"rule": "users", "limit": "max", "share": "1.0001"} in limits
     verified = get(client, "/api/v1/audit/verify", "auditor").json()
     assert verified["intact"] is True and set(verified["heads"]) == {DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT}
+    assert "archived outside" in verified["not_checked"]  # says what it cannot see without archived heads
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:
