@@ -37,7 +37,7 @@ from rules_engine.findings import FAILING_SEVERITIES
 from rules_engine.timestamps import parse_timestamp
 from store.backends import StoreError
 from store.exports import findings_csv, findings_parquet
-from store.finding_trail import TAIL_NOTE
+from store.finding_trail import TAIL_NOTE, Head
 from store.history import MAX_LIMIT, MAX_OFFSET, FindingFilter, History, Scope
 
 log = logging.getLogger("sandboxwatch.api")
@@ -80,6 +80,17 @@ class SafeJSONResponse(JSONResponse):
         except ValueError:
             text = json.dumps(_finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         return text.encode("utf-8", errors="backslashreplace")
+
+
+class HeadIn(BaseModel):
+    """One participant's chain head as ``sandboxwatch audit heads`` writes it."""
+
+    seq: int = Field(ge=1, le=2**63 - 1)
+    entry_hash: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+ParticipantKey = Annotated[str, Field(min_length=1, max_length=ID_MAX)]
+ArchivedHeads = Annotated[dict[ParticipantKey, HeadIn], Field(max_length=100_000)]
 
 
 class NoteIn(BaseModel):
@@ -281,20 +292,36 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return history.denials(limit)
 
+    def verified(participant: str | None, archived: dict[str, HeadIn] | None) -> dict[str, Any]:
+        expected = None if archived is None else {p: Head(h.seq, h.entry_hash) for p, h in archived.items()}
+        problems = history.store.trail.verify(participant, expected)
+        heads = history.store.trail.heads()
+        answer: dict[str, Any] = {
+            "intact": not problems,
+            "problems": [p.describe() for p in problems],
+            "heads": {p: {"seq": h.seq, "entry_hash": h.entry_hash} for p, h in heads.items()},
+        }
+        if archived is None:
+            answer["not_checked"] = TAIL_NOTE  # POST the archived heads to check this too
+        return answer
+
     @app.get("/api/v1/audit/verify", summary="Verify the tamper-evident findings trail")
     def verify(
         who: Annotated[Principal, Depends(require("regulator", "auditor"))],
         participant: OptionalId = None,
     ) -> dict[str, Any]:
-        problems = history.store.trail.verify(participant)
-        heads = history.store.trail.heads()
-        return {
-            "intact": not problems,
-            "problems": [p.describe() for p in problems],
-            "heads": {p: {"seq": h.seq, "entry_hash": h.entry_hash} for p, h in heads.items()},
-            # Compare "heads" with the ones archived outside the database; this endpoint cannot see those.
-            "not_checked": TAIL_NOTE,
-        }
+        return verified(participant, None)
+
+    @app.post(
+        "/api/v1/audit/verify",
+        summary="Verify the findings trail against chain heads archived earlier (the output of 'audit heads')",
+    )
+    def verify_against(
+        who: Annotated[Principal, Depends(require("regulator", "auditor"))],
+        heads: Annotated[ArchivedHeads, Body(description="participant -> {seq, entry_hash}, as 'audit heads' writes")],
+        participant: OptionalId = None,
+    ) -> dict[str, Any]:
+        return verified(participant, heads)
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

@@ -225,6 +225,24 @@ def test_utilisation_and_audit_verify(client: TestClient) -> None:
     assert "archived outside" in verified["not_checked"]  # says what it cannot see without archived heads
 
 
+def test_audit_verify_against_archived_heads(client: TestClient) -> None:
+    current = get(client, "/api/v1/audit/verify", "auditor").json()["heads"]
+    same = post(client, "/api/v1/audit/verify", "auditor", current)
+    assert same.status_code == 200 and same.json()["intact"] is True and "not_checked" not in same.json()
+    moved = {**current, DA_NANG_PARTICIPANT: {"seq": current[DA_NANG_PARTICIPANT]["seq"], "entry_hash": "f" * 64}}
+    rewritten = post(client, "/api/v1/audit/verify", "regulator", moved).json()
+    assert rewritten["intact"] is False
+    assert rewritten["problems"] == [
+        f"{DA_NANG_PARTICIPANT} seq {current[DA_NANG_PARTICIPANT]['seq']}: does not reach the published chain head "
+        "(chain rewritten)"
+    ]
+    beyond = {DA_NANG_PARTICIPANT: {"seq": current[DA_NANG_PARTICIPANT]["seq"] + 5, "entry_hash": "a" * 64}}
+    assert post(client, "/api/v1/audit/verify", "auditor", beyond).json()["intact"] is False  # a cut tail
+    for bad in ({"p": {"seq": 0, "entry_hash": "a" * 64}}, {"p": {"seq": 1, "entry_hash": "xyz"}}, [], {"p": 1}):
+        assert post(client, "/api/v1/audit/verify", "auditor", bad).status_code == 422
+    assert post(client, "/api/v1/audit/verify", "alphatrue", current).status_code == 403
+
+
 def test_openapi_documents_every_route(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
