@@ -238,7 +238,9 @@ def test_audit_verify_against_archived_heads(client: TestClient) -> None:
     ]
     beyond = {DA_NANG_PARTICIPANT: {"seq": current[DA_NANG_PARTICIPANT]["seq"] + 5, "entry_hash": "a" * 64}}
     assert post(client, "/api/v1/audit/verify", "auditor", beyond).json()["intact"] is False  # a cut tail
-    for bad in ({"p": {"seq": 0, "entry_hash": "a" * 64}}, {"p": {"seq": 1, "entry_hash": "xyz"}}, [], {"p": 1}):
+    zero, short = {"p": {"seq": 0, "entry_hash": "a" * 64}}, {"p": {"seq": 1, "entry_hash": "x"}}
+    bad_heads: list[Any] = [zero, short, [], {"p": 1}]
+    for bad in bad_heads:
         assert post(client, "/api/v1/audit/verify", "auditor", bad).status_code == 422
     assert post(client, "/api/v1/audit/verify", "alphatrue", current).status_code == 403
 
