@@ -7,6 +7,7 @@ import collections
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ from api.live_state import LiveState
 from store.backends import EmbeddedBackend, connect
 from store.clickhouse_store import Store
 from store.history import History
+from store.records import FINDING_COLUMNS
+from store.sql_text import quote
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,
@@ -340,3 +343,29 @@ def test_raw_json_number_literals_in_a_precheck_get_4xx(client: TestClient, moni
     headers = {**auth("alphatrue"), "Content-Type": "application/json"}
     response = client.post(f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck", headers=headers, content=body)
     assert response.status_code in (400, 422), response.text  # 400: beyond what a JSON parser reads as a number
+
+
+def test_a_stored_evidence_body_that_is_not_plain_json_does_not_break_the_finding(
+    client: TestClient, monitored: Monitored
+) -> None:
+    store = monitored.store
+    original = get(client, "/api/v1/findings", "regulator", participant=DA_NANG_PARTICIPANT, limit=1).json()[0]
+    when = datetime(2025, 11, 10, 3, 0, tzinfo=UTC)
+    events = [("ev-bom", '\ufeff{"event_id": "ev-bom"}'), ("ev-garbage", "{not json")]
+    store.backend.insert(
+        "events",
+        ("participant", "event_id", "type", "ts", "ts_text", "account", "body", "source", "recorded"),
+        [(DA_NANG_PARTICIPANT, e, "trade", when, when.isoformat(), "a", body, "test:1", when) for e, body in events],
+    )
+    columns = ", ".join(FINDING_COLUMNS).replace("evidence", "['ev-bom', 'ev-garbage', 'ev-absent']")
+    store.backend.command(
+        f"INSERT INTO {store.db}.findings SELECT {columns.replace('finding_id', quote('odd-evidence'), 1)} "
+        f"FROM {store.db}.findings WHERE finding_id = {quote(original['finding_id'])}"
+    )
+    detail = get(client, "/api/v1/findings/odd-evidence", "alphatrue")
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["evidence_events"] == [
+        {"event_id": "ev-bom", "event": {"event_id": "ev-bom"}, "source": "test:1"},
+        {"event_id": "ev-garbage", "event": None, "raw": "{not json", "source": "test:1"},
+        {"event_id": "ev-absent", "event": None},
+    ]
