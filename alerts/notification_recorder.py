@@ -111,6 +111,10 @@ class Payload:
     def parse(cls, raw: Any) -> Payload:
         if not isinstance(raw, dict):
             raise PayloadError("the body must be a JSON object")
+        try:  # a lone surrogate (\ud800 is valid JSON) cannot be stored: refuse it here, not as a store failure
+            json.dumps(raw, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError("text must be valid Unicode (no lone surrogates)") from None
         alerts = raw.get("alerts")
         if not isinstance(alerts, list) or not alerts:
             raise PayloadError("alerts: must be a non-empty list")

@@ -106,6 +106,7 @@ def test_another_scheme_is_refused(served: tuple[NotificationRecorder, int]) -> 
         (json.dumps({**payload(alert()), "status": None}).encode(), "status: must be a string"),
         (json.dumps(payload(*[alert()] * 1001)).encode(), "alerts: more than 1000"),
         (b"[" * 100_000, "not an Alertmanager webhook payload"),
+        (json.dumps(payload(alert(participant="\ud800"))).encode(), "no lone surrogates"),
     ],
 )
 def test_bad_payloads_are_refused_with_the_reason(
