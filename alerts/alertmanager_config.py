@@ -4,7 +4,11 @@ Breaches and critical findings page the regulator's desk; a participant's own wa
 participant's receiver (so it can fix things before they become breaches); pipeline health goes to
 operations. Every receiver posts to sandboxwatch's notification recorder, because Alertmanager keeps no
 history and auditors must be able to ask who was alerted, when. Operators add e-mail or chat
-integrations beside the recorder's webhook in each receiver."""
+integrations beside the recorder's webhook in each receiver.
+
+The recorder accepts posts only with its bearer token; Alertmanager reads it from a file
+(``RECORDER_TOKEN_FILE``, mounted from a secret in both containers) so the token is never in this
+generated, committed config."""
 
 from __future__ import annotations
 
@@ -13,17 +17,25 @@ from typing import Any
 from rules_engine.licence import Licence
 
 RECORDER = "http://sandboxwatch-recorder:9095/notify"
+RECORDER_TOKEN_FILE = "/etc/sandboxwatch/recorder/token"
 
 
 def participant_receiver(participant: str) -> str:
     return f"participant-{participant}"
 
 
-def _receiver(name: str, recorder: str) -> dict[str, Any]:
-    return {"name": name, "webhook_configs": [{"url": f"{recorder}/{name}", "send_resolved": True}]}
+def _receiver(name: str, recorder: str, token_file: str) -> dict[str, Any]:
+    hook = {
+        "url": f"{recorder}/{name}",
+        "send_resolved": True,
+        "http_config": {"authorization": {"type": "Bearer", "credentials_file": token_file}},
+    }
+    return {"name": name, "webhook_configs": [hook]}
 
 
-def alertmanager_config(licences: list[Licence], recorder: str = RECORDER) -> dict[str, Any]:
+def alertmanager_config(
+    licences: list[Licence], recorder: str = RECORDER, token_file: str = RECORDER_TOKEN_FILE
+) -> dict[str, Any]:
     participants = sorted({lic.header.participant for lic in licences})
     routes: list[dict[str, Any]] = [
         {
@@ -43,9 +55,9 @@ def alertmanager_config(licences: list[Licence], recorder: str = RECORDER) -> di
         {"receiver": participant_receiver(p), "matchers": ['severity="warning"', f'participant="{p}"']}
         for p in participants
     ]
-    receivers = [_receiver("regulator-desk", recorder), _receiver("operations", recorder)]
-    receivers += [_receiver(participant_receiver(p), recorder) for p in participants]
-    receivers.append(_receiver("unrouted", recorder))
+    receivers = [_receiver(name, recorder, token_file) for name in ("regulator-desk", "operations")]
+    receivers += [_receiver(participant_receiver(p), recorder, token_file) for p in participants]
+    receivers.append(_receiver("unrouted", recorder, token_file))
     return {
         "route": {
             "receiver": "unrouted",

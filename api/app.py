@@ -3,28 +3,42 @@
 Authentication is a bearer key (``Authorization: Bearer <key>``). Every refusal (no key, unknown key, a
 role without the right, another tenant's data) is logged and stored in ``access_denials``. Tenancy is
 enforced twice: here, by refusing an explicit request for another participant, and in every query, by the
-principal's scope."""
+principal's scope.
+
+Every input is bounded and validated before it reaches the store or the engine: ids and search text have a
+maximum length, times must be RFC 3339 instants (bounds outside what the store holds are clamped, see
+``store.sql_text``), limit and offset are capped, bodies are at most 1 MiB (``api.body_limit``), and a
+pre-check event goes through the same parser and isolation as the live monitor. A bad request gets 4xx with
+the reason; an unreachable store gets 503; nothing a client sends produces a 500."""
 
 # No "from __future__ import annotations": FastAPI reads these annotations at run time, and the dependency
 # aliases defined inside create_app must resolve to real objects there.
+import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from api.body_limit import BodyLimit
 from api.keys import KeyRing, Principal
 from api.live_state import LiveState
 from rules_engine.event_parser import FieldError, event_from_dict
 from rules_engine.findings import FAILING_SEVERITIES
 from rules_engine.timestamps import parse_timestamp
+from store.backends import StoreError
 from store.exports import findings_csv, findings_parquet
-from store.history import FindingFilter, History, Scope
+from store.finding_trail import TAIL_NOTE, Head
+from store.history import MAX_LIMIT, MAX_OFFSET, FindingFilter, History, Scope
 
 log = logging.getLogger("sandboxwatch.api")
 CONSOLE = Path(__file__).parent / "console"
@@ -37,17 +51,62 @@ class Denied(Exception):
         self.reason = reason
 
 
+ID_MAX = 200  # participant, rule, kind and finding ids are short names; anything longer is not one
+TEXT_MAX = 500
+TIME_MAX = 64
+
+Id = Annotated[str, PathParam(min_length=1, max_length=ID_MAX)]
+OptionalId = Annotated[str | None, Query(max_length=ID_MAX)]
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: text holding a lone surrogate (legal in a JSON string escape, not in
+    UTF-8) is written escaped, and a non-finite number (which JSON cannot hold) as its text, instead of
+    failing the response."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", errors="backslashreplace")
+
+
+class HeadIn(BaseModel):
+    """One participant's chain head as ``sandboxwatch audit heads`` writes it."""
+
+    seq: int = Field(ge=1, le=2**63 - 1)
+    entry_hash: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+ParticipantKey = Annotated[str, Field(min_length=1, max_length=ID_MAX)]
+ArchivedHeads = Annotated[dict[ParticipantKey, HeadIn], Field(max_length=100_000)]
+
+
 class NoteIn(BaseModel):
     status: Literal["acknowledged", "investigating", "escalated", "closed", "comment"] = "comment"
     note: str = Field(min_length=1, max_length=5000)
 
 
 def _time(value: str | None, name: str) -> datetime | None:
+    """An RFC 3339 instant; the store clamps bounds to the range its DateTime columns hold."""
     if value is None or value == "":
         return None
+    if len(value) > TIME_MAX:
+        raise HTTPException(422, f"{name}: not an RFC 3339 timestamp (longer than {TIME_MAX} characters)")
     try:
         return parse_timestamp(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise HTTPException(422, f"{name}: {exc}") from None
 
 
@@ -56,7 +115,9 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         title="sandboxwatch",
         version="1",
         description="Licence-compliance history, evidence and pre-checks for regulatory sandbox participants.",
+        default_response_class=SafeJSONResponse,
     )
+    app.add_middleware(BodyLimit)
 
     def deny(request: Request, principal: Principal | None, status: int, reason: str) -> Denied:
         name = principal.name if principal else "-"
@@ -69,7 +130,18 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
     @app.exception_handler(Denied)
     async def denied(request: Request, exc: Denied) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
+        return SafeJSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Where and why, without echoing the input back (it may be a megabyte, or not encode at all).
+        errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+        return SafeJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def store_down(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error on %s %s: %s", request.method, request.url.path, exc)
+        return SafeJSONResponse({"detail": "the store is unavailable; try again"}, status_code=503)
 
     def principal(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
@@ -115,15 +187,17 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
     def findings(
         request: Request,
         who: Caller,
-        participant: str | None = None,
-        rule: str | None = None,
-        kind: str | None = None,
+        participant: OptionalId = None,
+        rule: OptionalId = None,
+        kind: OptionalId = None,
         severity: Literal["info", "warning", "breach", "critical"] | None = None,
-        since: Annotated[str | None, Query(alias="from", description="RFC 3339, inclusive")] = None,
-        until: Annotated[str | None, Query(alias="to", description="RFC 3339, inclusive")] = None,
-        q: Annotated[str | None, Query(description="text in the message, subject or id")] = None,
-        limit: Annotated[int, Query(ge=1, le=100_000)] = 500,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        since: Annotated[
+            str | None, Query(alias="from", description="RFC 3339, inclusive", max_length=TIME_MAX)
+        ] = None,
+        until: Annotated[str | None, Query(alias="to", description="RFC 3339, inclusive", max_length=TIME_MAX)] = None,
+        q: Annotated[str | None, Query(description="text in the message, subject or id", max_length=TEXT_MAX)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         format: Literal["json", "csv", "parquet"] = "json",
     ) -> Any:
         own(request, who, participant)
@@ -140,7 +214,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         return rows
 
     @app.get("/api/v1/findings/{finding_id}", summary="One finding with its evidence events and notes")
-    def finding(request: Request, who: Caller, finding_id: str) -> dict[str, Any]:
+    def finding(request: Request, who: Caller, finding_id: Id) -> dict[str, Any]:
         item = history.finding(who.scope, finding_id)
         if item is None:
             if who.participant is not None and history.finding(Scope(), finding_id) is not None:
@@ -152,7 +226,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
     def add_note(
         request: Request,
         who: Annotated[Principal, Depends(require("regulator"))],
-        finding_id: str,
+        finding_id: Id,
         note: NoteIn,
     ) -> dict[str, Any]:
         item = history.finding(who.scope, finding_id)
@@ -164,9 +238,9 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
     def summary(
         request: Request,
         who: Caller,
-        participant: str,
-        since: Annotated[str, Query(alias="from")],
-        until: Annotated[str, Query(alias="to")],
+        participant: Id,
+        since: Annotated[str, Query(alias="from", description="RFC 3339, inclusive", max_length=TIME_MAX)],
+        until: Annotated[str, Query(alias="to", description="RFC 3339, inclusive", max_length=TIME_MAX)],
     ) -> dict[str, Any]:
         own(request, who, participant)
         start, end = _time(since, "from"), _time(until, "to")
@@ -176,7 +250,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         return result
 
     @app.get("/api/v1/participants/{participant}/utilisation", summary="Share of each participant-level limit in use")
-    def utilisation(request: Request, who: Caller, participant: str) -> list[dict[str, str]]:
+    def utilisation(request: Request, who: Caller, participant: Id) -> list[dict[str, str]]:
         own(request, who, participant)
         if not live.licensed(participant):
             raise HTTPException(404, f"no licence loaded for {participant}")
@@ -189,7 +263,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
     def precheck(
         request: Request,
         who: Annotated[Principal, Depends(require("participant", "regulator"))],
-        participant: str,
+        participant: Id,
         event: Annotated[dict[str, Any], Body(description="a canonical event (events contract, version 1)")],
     ) -> dict[str, Any]:
         own(request, who, participant)
@@ -201,27 +275,53 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
             parsed = event_from_dict(event)
         except FieldError as exc:
             raise HTTPException(422, {"field": exc.field, "reason": exc.reason}) from None
-        found = [f.to_dict() for f in live.precheck(parsed)]
+        except Exception as exc:  # the parser must bound everything; if it does not, the client still gets 4xx
+            log.exception("pre-check event could not be parsed")
+            raise HTTPException(422, {"field": None, "reason": f"could not be parsed ({type(exc).__name__})"}) from None
+        findings, error = live.precheck(parsed)
+        if error is not None:
+            # The monitor would record this event as invalid_event; the pre-check cannot say it is fine.
+            raise HTTPException(422, {"field": error.field, "reason": error.reason})
+        found = [f.to_dict() for f in findings]
         return {"would_breach": any(f["severity"] in FAILING_SEVERITIES for f in found), "findings": found}
 
     @app.get("/api/v1/access-denials", summary="Refused requests (regulators and auditors)")
     def access_denials(
-        who: Annotated[Principal, Depends(require("regulator", "auditor"))], limit: int = 1000
+        who: Annotated[Principal, Depends(require("regulator", "auditor"))],
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
     ) -> list[dict[str, Any]]:
         return history.denials(limit)
 
-    @app.get("/api/v1/audit/verify", summary="Verify the tamper-evident findings trail")
-    def verify(
-        who: Annotated[Principal, Depends(require("regulator", "auditor"))],
-        participant: str | None = None,
-    ) -> dict[str, Any]:
-        problems = history.store.trail.verify(participant)
+    def verified(participant: str | None, archived: dict[str, HeadIn] | None) -> dict[str, Any]:
+        expected = None if archived is None else {p: Head(h.seq, h.entry_hash) for p, h in archived.items()}
+        problems = history.store.trail.verify(participant, expected)
         heads = history.store.trail.heads()
-        return {
+        answer: dict[str, Any] = {
             "intact": not problems,
             "problems": [p.describe() for p in problems],
             "heads": {p: {"seq": h.seq, "entry_hash": h.entry_hash} for p, h in heads.items()},
         }
+        if archived is None:
+            answer["not_checked"] = TAIL_NOTE  # POST the archived heads to check this too
+        return answer
+
+    @app.get("/api/v1/audit/verify", summary="Verify the tamper-evident findings trail")
+    def verify(
+        who: Annotated[Principal, Depends(require("regulator", "auditor"))],
+        participant: OptionalId = None,
+    ) -> dict[str, Any]:
+        return verified(participant, None)
+
+    @app.post(
+        "/api/v1/audit/verify",
+        summary="Verify the findings trail against chain heads archived earlier (the output of 'audit heads')",
+    )
+    def verify_against(
+        who: Annotated[Principal, Depends(require("regulator", "auditor"))],
+        heads: Annotated[ArchivedHeads, Body(description="participant -> {seq, entry_hash}, as 'audit heads' writes")],
+        participant: OptionalId = None,
+    ) -> dict[str, Any]:
+        return verified(participant, heads)
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

@@ -167,10 +167,15 @@ def cmd_alerts_render(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_recorder(args: argparse.Namespace) -> int:
-    from alerts.notification_recorder import NotificationRecorder
+    from alerts.notification_recorder import NotificationRecorder, TokenError, load_token
     from store.clickhouse_store import Store
 
-    server = NotificationRecorder(Store.open(args.clickhouse)).server(args.host, args.port)
+    try:
+        token = load_token(args.token_file)
+    except TokenError as exc:
+        print(f"sandboxwatch alerts recorder: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    server = NotificationRecorder(Store.open(args.clickhouse), token).server(args.host, args.port)
     print(f"recording Alertmanager notifications at http://{args.host}:{args.port}/notify/<receiver>", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -229,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     recorder.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
     recorder.add_argument("--host", default="127.0.0.1")
     recorder.add_argument("--port", type=int, default=9095)
+    recorder.add_argument(
+        "--token-file", help="bearer token posts must carry (else $SANDBOXWATCH_RECORDER_TOKEN); required"
+    )
     recorder.set_defaults(run=cmd_alerts_recorder)
 
     from sandboxwatch.history_cli import add_history_commands

@@ -93,7 +93,7 @@ def cmd_findings_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from store.finding_trail import Head
+    from store.finding_trail import TAIL_NOTE, Head
 
     store = _store(args.clickhouse)
     expected = None
@@ -113,6 +113,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         return EXIT_FOUND
     chained = sum(h.seq for p, h in heads.items() if not args.participant or p == args.participant)
     print(f"findings trail{scope}: intact ({chained} chained findings)", file=sys.stderr)
+    if expected is None:
+        print(f"not checked without --heads: {TAIL_NOTE}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -231,7 +233,9 @@ def add_history_commands(commands: Any) -> None:
     verify = audit_sub.add_parser("verify", help="exit 0 if intact, 1 if any row was altered, removed or reordered")
     verify.add_argument("--clickhouse", required=True, help=store_help)
     verify.add_argument("--participant")
-    verify.add_argument("--heads", help="chain heads published earlier ('audit heads'): also catches a rewritten chain")
+    verify.add_argument(
+        "--heads", help="chain heads archived earlier ('audit heads'): also catches a rewritten or cut-short chain"
+    )
     verify.set_defaults(run=cmd_audit_verify)
     heads = audit_sub.add_parser("heads", help="print each participant's chain head, to archive outside the database")
     heads.add_argument("--clickhouse", required=True, help=store_help)

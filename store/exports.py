@@ -1,29 +1,42 @@
 """Findings exported for auditors: CSV for people and spreadsheets, Parquet for analysis tools.
 
 Both keep every value as text (amounts are decimal strings) so an export never rounds money; evidence is a
-list column in Parquet and ``;``-joined in CSV."""
+list column in Parquet and ``;``-joined in CSV.
+
+A CSV is opened in spreadsheets, where a cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR is a
+formula: a participant-controlled subject such as ``=HYPERLINK(...)`` would run in an auditor's sheet. Such
+text cells get a leading single quote (OWASP's advice); a cell that is a plain decimal number (a negative
+amount) stays a number, because it cannot be a formula."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from store.history import FINDING_FIELDS
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def csv_cell(value: Any) -> str:
+    """The text a spreadsheet shows as typed, never as a formula."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_PREFIXES) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
 
 def findings_csv(findings: Sequence[dict[str, Any]]) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: the writer then quotes any cell holding CR or LF, so a message cannot split a row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(FINDING_FIELDS)
     for item in findings:
-        writer.writerow(
-            [
-                ";".join(item["evidence"]) if f == "evidence" else ("" if item[f] is None else item[f])
-                for f in FINDING_FIELDS
-            ]
-        )
+        writer.writerow([csv_cell(";".join(item[f]) if f == "evidence" else item[f]) for f in FINDING_FIELDS])
     return out.getvalue().encode("utf-8")
 
 

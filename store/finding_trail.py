@@ -1,9 +1,21 @@
 """A tamper-evident trail of findings: per participant, each finding is chained to the one before by hash.
 
 Entry *n* stores ``sha256(prev_hash, n, finding_id, finding_digest)`` where the digest covers every stored
-field of the finding. Editing a finding, editing or deleting a trail row, or swapping two rows breaks a
-link that ``verify`` recomputes. Rewriting the whole chain consistently is caught by comparing with chain
-heads published earlier (``heads``), which is why operators should archive them outside the database.
+column of the finding *as stored* (read back after the insert, so what is chained is exactly what an
+auditor later reads: ``ts`` as the DateTime column holds it, ``ts_text``, and ``recorded`` included).
+Editing any column of a finding, editing or deleting a trail row, or swapping two rows breaks a link that
+``verify`` recomputes.
+
+Digest versions: entries written before every column was covered (version 1: ``ts`` only by its text,
+``recorded`` not at all) keep verifying under their own rule, so a trail stays continuous across the
+upgrade; new entries are version 2. The version is stored in each trail row and is part of what the
+entry hash covers for version 2, so an entry cannot be downgraded to the weaker rule unnoticed.
+
+The tail. Every append also records the new chain head in ``finding_trail_heads`` (insert-only), and
+``verify`` checks that the trail still reaches every recorded head: removing the newest entries (with their
+findings) is caught unless those head rows are removed too. Someone with write access to every table can
+do that, and can also rebuild the whole chain consistently; only heads archived outside the database
+(``audit heads``, then ``audit verify --heads``) catch that, and ``verify`` says so when none are given.
 
 Only the stream worker that owns a participant's partition appends to its chain. Appending is idempotent:
 findings already in the trail are skipped, so a replayed batch (or a crash between storing a finding and
@@ -20,30 +32,48 @@ from typing import Any
 
 from rules_engine.findings import Finding
 from store.backends import Backend
-from store.records import EPOCH, FINDING_COLUMNS, finding_row
+from store.records import FINDING_COLUMNS
 from store.sql_text import in_list, quote
 
 GENESIS = "0" * 64
-TRAIL_COLUMNS = ("participant", "seq", "finding_id", "finding_digest", "prev_hash", "entry_hash", "recorded")
-# The stored finding fields the digest covers, in this order (``ts`` is covered by its exact text).
-DIGEST_FIELDS = (
+DIGEST_VERSION = 2
+TRAIL_COLUMNS = (
+    "participant", "seq", "finding_id", "finding_digest", "prev_hash", "entry_hash", "recorded", "digest_version",
+)  # fmt: skip
+HEAD_COLUMNS = ("participant", "seq", "entry_hash", "recorded")
+# Version 2: every stored column, in table order (``ts`` and ``recorded`` as the server prints them).
+DIGEST_FIELDS = FINDING_COLUMNS
+# Version 1 (before every column was covered): kept to verify entries written then.
+DIGEST_FIELDS_V1 = (
     "finding_id", "licence", "rule", "kind", "severity", "participant", "subject", "ts_text", "observed",
     "limit_value", "clause", "evidence", "message",
 )  # fmt: skip
+_SELECT = ", ".join(f"toString({c})" if c in ("ts", "recorded") else c for c in FINDING_COLUMNS)
+_CHUNK = 2000
+TAIL_NOTE = (
+    "a trail whose newest entries were removed together with their findings and recorded heads looks intact "
+    "from inside the database: compare with heads archived outside it ('audit heads', then --heads FILE)"
+)
 
 
-def finding_digest(values: Mapping[str, Any]) -> str:
-    canonical = json.dumps([values[name] for name in DIGEST_FIELDS], ensure_ascii=False, separators=(",", ":"))
+def finding_digest(values: Mapping[str, Any], version: int = DIGEST_VERSION) -> str:
+    fields = DIGEST_FIELDS if version >= 2 else DIGEST_FIELDS_V1
+    canonical = json.dumps([values[name] for name in fields], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def digest_of(finding: Finding) -> str:
-    row = dict(zip(FINDING_COLUMNS, finding_row(finding, EPOCH), strict=True))
-    return finding_digest(row)
+def entry_hash(prev_hash: str, seq: int, finding_id: str, digest: str, version: int = DIGEST_VERSION) -> str:
+    stamp = f"\nv{version}" if version >= 2 else ""
+    return hashlib.sha256(f"{prev_hash}\n{seq}\n{finding_id}\n{digest}{stamp}".encode()).hexdigest()
 
 
-def entry_hash(prev_hash: str, seq: int, finding_id: str, digest: str) -> str:
-    return hashlib.sha256(f"{prev_hash}\n{seq}\n{finding_id}\n{digest}".encode()).hexdigest()
+def _stored(row: Sequence[Any]) -> dict[str, Any]:
+    """A findings row as read with ``_SELECT``, in the canonical form both backends give."""
+    values = dict(zip(FINDING_COLUMNS, row, strict=True))
+    values["evidence"] = [str(e) for e in values["evidence"]]
+    for name in ("observed", "limit_value"):
+        values[name] = None if values[name] is None else str(values[name])
+    return {k: v if k in ("evidence", "observed", "limit_value") else str(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +95,15 @@ class Problem:
         return f"{self.participant} {where}{subject}: {self.what}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    finding_id: str
+    digest: str
+    prev_hash: str
+    link: str
+    version: int
+
+
 class FindingTrail:
     def __init__(self, backend: Backend, db: str) -> None:
         self.backend = backend
@@ -78,8 +117,21 @@ class FindingTrail:
         )
         return {str(p): Head(int(top), str(h)) for p, top, h in rows}
 
+    def _stored_rows(self, todo: Sequence[Finding]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for start in range(0, len(todo), _CHUNK):
+            chunk = todo[start : start + _CHUNK]
+            ids = in_list(f.finding_id for f in chunk)
+            participants = in_list(sorted({f.participant for f in chunk}))  # the table's key prefix
+            for row in self.backend.rows(
+                f"SELECT {_SELECT} FROM {self.db}.findings WHERE participant IN {participants} AND finding_id IN {ids}"
+            ):
+                values = _stored(row)
+                found[values["finding_id"]].append(values)
+        return found
+
     def append(self, findings: Sequence[Finding], now: Any) -> int:
-        """Chain the findings not chained yet; returns how many entries were added."""
+        """Chain the stored findings not chained yet; returns how many entries were added."""
         unique = {f.finding_id: f for f in findings}
         if not unique:
             return 0
@@ -92,37 +144,59 @@ class FindingTrail:
         todo = sorted((f for f in unique.values() if f.finding_id not in chained), key=_chain_order)
         if not todo:
             return 0
+        stored = self._stored_rows(todo)
         heads = self.heads({f.participant for f in todo})
         rows = []
         for finding in todo:
+            versions = sorted(
+                (v for v in stored.get(finding.finding_id, []) if v["participant"] == finding.participant),
+                key=finding_digest,
+            )
+            if not versions:
+                continue  # not stored (the insert failed): chained when a replay stores it
             head = heads.get(finding.participant, Head(0, GENESIS))
             seq = head.seq + 1
-            digest = digest_of(finding)
+            digest = finding_digest(versions[0])  # two stored versions: verify reports the other as altered
             link = entry_hash(head.entry_hash, seq, finding.finding_id, digest)
-            rows.append((finding.participant, seq, finding.finding_id, digest, head.entry_hash, link, now))
+            rows.append((finding.participant, seq, finding.finding_id, digest, head.entry_hash, link, now,
+                         DIGEST_VERSION))  # fmt: skip
             heads[finding.participant] = Head(seq, link)
         self.backend.insert("finding_trail", TRAIL_COLUMNS, rows)
+        touched = {row[0] for row in rows}
+        self.backend.insert(
+            "finding_trail_heads", HEAD_COLUMNS, [(p, heads[p].seq, heads[p].entry_hash, now) for p in sorted(touched)]
+        )
         return len(rows)
+
+    def recorded_heads(self, participant: str | None = None) -> dict[str, list[Head]]:
+        where = f"WHERE participant = {quote(participant)}" if participant else ""
+        found: dict[str, list[Head]] = defaultdict(list)
+        for p, seq, link in self.backend.rows(
+            f"SELECT DISTINCT participant, seq, entry_hash FROM {self.db}.finding_trail_heads {where}"
+        ):
+            found[str(p)].append(Head(int(seq), str(link)))
+        return found
 
     def verify(self, participant: str | None = None, expected: Mapping[str, Head] | None = None) -> list[Problem]:
         where = f"WHERE participant = {quote(participant)}" if participant else ""
-        trail: dict[str, dict[int, set[tuple[str, str, str, str]]]] = defaultdict(lambda: defaultdict(set))
-        for p, seq, fid, digest, prev, link in self.backend.rows(
-            f"SELECT participant, seq, finding_id, finding_digest, prev_hash, entry_hash "
+        trail: dict[str, dict[int, set[_Entry]]] = defaultdict(lambda: defaultdict(set))
+        for p, seq, fid, digest, prev, link, version in self.backend.rows(
+            f"SELECT participant, seq, finding_id, finding_digest, prev_hash, entry_hash, digest_version "
             f"FROM {self.db}.finding_trail {where}"
         ):
-            trail[str(p)][int(seq)].add((str(fid), str(digest), str(prev), str(link)))
-        stored: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        columns = ", ".join(DIGEST_FIELDS)
-        for row in self.backend.rows(f"SELECT {columns} FROM {self.db}.findings {where}"):
-            values = dict(zip(DIGEST_FIELDS, row, strict=True))
-            values["evidence"] = [str(e) for e in values["evidence"]]
-            stored[str(values["participant"])][str(values["finding_id"])].add(finding_digest(values))
+            trail[str(p)][int(seq)].add(_Entry(str(fid), str(digest), str(prev), str(link), int(version)))
+        stored: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        for row in self.backend.rows(f"SELECT {_SELECT} FROM {self.db}.findings {where}"):
+            values = _stored(row)
+            stored[values["participant"]][values["finding_id"]].append(values)
+        recorded = self.recorded_heads(participant)
+        if participant and expected is not None:
+            expected = {p: h for p, h in expected.items() if p == participant}
         problems: list[Problem] = []
-        for name in sorted(set(trail) | set(stored) | set(expected or {})):
-            problems.extend(
-                _check_participant(name, trail.get(name, {}), stored.get(name, {}), (expected or {}).get(name))
-            )
+        for name in sorted(set(trail) | set(stored) | set(expected or {}) | set(recorded)):
+            entries = trail.get(name, {})
+            problems.extend(_check_chain(name, entries, stored.get(name, {})))
+            problems.extend(_check_heads(name, entries, recorded.get(name, []), (expected or {}).get(name)))
         return problems
 
 
@@ -130,11 +204,8 @@ def _chain_order(finding: Finding) -> tuple[str, str, str]:
     return (finding.participant, finding.ts.isoformat() if finding.ts else "", finding.finding_id)
 
 
-def _check_participant(
-    name: str,
-    entries: Mapping[int, set[tuple[str, str, str, str]]],
-    findings: Mapping[str, set[str]],
-    expected: Head | None,
+def _check_chain(
+    name: str, entries: Mapping[int, set[_Entry]], findings: Mapping[str, list[dict[str, Any]]]
 ) -> list[Problem]:
     problems: list[Problem] = []
     prev = GENESIS
@@ -148,24 +219,42 @@ def _check_participant(
             continue
         if len(versions) > 1:
             problems.append(Problem(name, seq, None, f"{len(versions)} different trail entries share this position"))
-        for fid, digest, prev_hash, link in sorted(versions):
+        for entry in sorted(versions, key=lambda e: (e.finding_id, e.link)):
+            fid = entry.finding_id
             chained.add(fid)
-            if prev and prev_hash != prev:
+            if prev and entry.prev_hash != prev:
                 problems.append(Problem(name, seq, fid, "does not follow the previous entry (reordered or removed)"))
-            if entry_hash(prev_hash, seq, fid, digest) != link:
+            if entry_hash(entry.prev_hash, seq, fid, entry.digest, entry.version) != entry.link:
                 problems.append(Problem(name, seq, fid, "entry hash does not match its content (trail row altered)"))
-            versions_stored = findings.get(fid)
-            if not versions_stored:
+            rows = findings.get(fid)
+            if not rows:
                 problems.append(Problem(name, seq, fid, "chained finding is missing from the findings table"))
-            elif versions_stored != {digest}:
+            elif {finding_digest(r, entry.version) for r in rows} != {entry.digest}:
                 problems.append(Problem(name, seq, fid, "finding differs from what was chained (altered)"))
-            prev = link
+            prev = entry.link
     for fid in sorted(set(findings) - chained):
         problems.append(Problem(name, None, fid, "finding is not in the trail (inserted outside the monitor?)"))
-    if expected is not None:
-        at = entries.get(expected.seq)
-        if not at or expected.entry_hash not in {link for *_, link in at}:
-            problems.append(
-                Problem(name, expected.seq, None, "does not reach the published chain head (chain rewritten)")
-            )
+    return problems
+
+
+def _reaches(entries: Mapping[int, set[_Entry]], head: Head) -> bool:
+    return head.entry_hash in {e.link for e in entries.get(head.seq, ())}
+
+
+def _check_heads(
+    name: str, entries: Mapping[int, set[_Entry]], recorded: list[Head], expected: Head | None
+) -> list[Problem]:
+    problems: list[Problem] = []
+    top = max(entries, default=0)
+    highest = max(recorded, key=lambda h: h.seq, default=None)
+    if highest is not None and highest.seq > top:
+        what = f"the trail ends at seq {top} but the monitor recorded a head at seq {highest.seq}"
+        what += " (newest entries removed)"
+        problems.append(Problem(name, highest.seq, None, what))
+    broken = sorted((h for h in recorded if h.seq <= top and not _reaches(entries, h)), key=lambda h: h.seq)
+    if broken:
+        what = f"does not reach {len(broken)} head(s) the monitor recorded, first at this position (chain rewritten)"
+        problems.append(Problem(name, broken[0].seq, None, what))
+    if expected is not None and not _reaches(entries, expected):
+        problems.append(Problem(name, expected.seq, None, "does not reach the published chain head (chain rewritten)"))
     return problems

@@ -24,6 +24,7 @@ _FINDING_SELECT = (
 )
 SEVERITY_ORDER = ("critical", "breach", "warning", "info")
 MAX_LIMIT = 100_000
+MAX_OFFSET = 10_000_000  # deeper than any participant's history; bounds the work one request can ask for
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,15 @@ def _finding(row: tuple[Any, ...]) -> dict[str, Any]:
     return item
 
 
+def _evidence_event(event_id: str, body: str, source: str) -> dict[str, Any]:
+    """The evidence event as it arrived; a body that is not plain JSON (a byte-order mark, a connector's
+    quirk) is shown as its text rather than failing the whole finding."""
+    try:
+        return {"event_id": event_id, "event": json.loads(body.removeprefix("\ufeff")), "source": source}
+    except ValueError:
+        return {"event_id": event_id, "event": None, "raw": body, "source": source}
+
+
 class History:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -99,7 +109,7 @@ class History:
         limit = max(1, min(filt.limit, MAX_LIMIT))
         rows = self._rows(
             f"SELECT {_FINDING_SELECT} FROM {self.db}.findings WHERE {where} GROUP BY participant, finding_id "
-            f"ORDER BY any(ts) DESC, finding_id LIMIT {limit} OFFSET {max(0, filt.offset)}"
+            f"ORDER BY any(ts) DESC, finding_id LIMIT {limit} OFFSET {max(0, min(filt.offset, MAX_OFFSET))}"
         )
         return [_finding(r) for r in rows]
 
@@ -117,12 +127,9 @@ class History:
             f"SELECT event_id, any(body), any(source) FROM {self.db}.events WHERE participant = {quote(participant)} "
             f"AND event_id IN {in_list(item['evidence'])} GROUP BY event_id"
         )
-        found = {str(e): (json.loads(str(b)), str(s)) for e, b, s in bodies}
+        found = {str(e): (str(b), str(s)) for e, b, s in bodies}
         item["evidence_events"] = [
-            {"event_id": e, "event": found[e][0], "source": found[e][1]}
-            if e in found
-            else {"event_id": e, "event": None}
-            for e in item["evidence"]
+            _evidence_event(e, *found[e]) if e in found else {"event_id": e, "event": None} for e in item["evidence"]
         ]
         item["notes"] = self.notes(participant, finding_id)
         return item

@@ -153,3 +153,22 @@ MIGRATIONS += (
         ),
     ),
 )
+
+MIGRATIONS += (
+    Migration(
+        4,
+        "findings trail v2: digest version per entry (every finding column covered), recorded chain heads",
+        (
+            # Entries written before keep version 1 and verify under the rule they were written with.
+            "ALTER TABLE {db}.finding_trail ADD COLUMN digest_version UInt8 DEFAULT 1",
+            # Insert-only: every head the monitor reached, so a trail cut short is caught without outside heads.
+            """CREATE TABLE IF NOT EXISTS {db}.finding_trail_heads (
+                participant String,
+                seq UInt64,
+                entry_hash String,
+                recorded DateTime('UTC')
+            ) ENGINE = MergeTree()
+            ORDER BY (participant, seq)""",
+        ),
+    ),
+)

@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+# What a DateTime('UTC') column can hold (it ends on 2106-02-07). A bound outside is clamped to this range:
+# it selects the same rows, and a query never carries a date the server would wrap around or refuse.
+STORE_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+STORE_MAX = datetime(2105, 12, 31, 23, 59, 59, tzinfo=UTC)
+
 _ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"})
 
 
@@ -27,5 +32,12 @@ def utc_text(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def clamp_to_store(ts: datetime) -> datetime:
+    """The instant itself, or the nearest one a DateTime column holds (comparing aware instants never
+    overflows, converting year 1 at +14:00 to UTC would)."""
+    return STORE_MIN if ts < STORE_MIN else STORE_MAX if ts > STORE_MAX else ts
+
+
 def datetime_literal(ts: datetime) -> str:
-    return f"toDateTime({quote(utc_text(ts))}, 'UTC')"
+    """A bound for a ``DateTime('UTC')`` column, clamped to the range the column holds."""
+    return f"toDateTime({quote(utc_text(clamp_to_store(ts)))}, 'UTC')"

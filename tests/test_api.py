@@ -217,9 +217,32 @@ def test_precheck_answers_on_the_live_state_without_changing_it(client: TestClie
 
 def test_utilisation_and_audit_verify(client: TestClient) -> None:
     limits = get(client, f"/api/v1/participants/{DA_NANG_PARTICIPANT}/utilisation", "alphatrue").json()
-    assert {"rule": "users", "limit": "max", "share": limits[0]["share"]} in limits or limits
+    assert {(item["rule"], item["limit"]) for item in limits} == {("users", "max"), ("reserves", "min_ratio:USDT")}
+    # The simulated day opens one account past the licence's cap of 10,000.
+    assert {"rule": "users", "limit": "max", "share": "1.0001"} in limits
     verified = get(client, "/api/v1/audit/verify", "auditor").json()
     assert verified["intact"] is True and set(verified["heads"]) == {DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT}
+    assert "archived outside" in verified["not_checked"]  # says what it cannot see without archived heads
+
+
+def test_audit_verify_against_archived_heads(client: TestClient) -> None:
+    current = get(client, "/api/v1/audit/verify", "auditor").json()["heads"]
+    same = post(client, "/api/v1/audit/verify", "auditor", current)
+    assert same.status_code == 200 and same.json()["intact"] is True and "not_checked" not in same.json()
+    moved = {**current, DA_NANG_PARTICIPANT: {"seq": current[DA_NANG_PARTICIPANT]["seq"], "entry_hash": "f" * 64}}
+    rewritten = post(client, "/api/v1/audit/verify", "regulator", moved).json()
+    assert rewritten["intact"] is False
+    assert rewritten["problems"] == [
+        f"{DA_NANG_PARTICIPANT} seq {current[DA_NANG_PARTICIPANT]['seq']}: does not reach the published chain head "
+        "(chain rewritten)"
+    ]
+    beyond = {DA_NANG_PARTICIPANT: {"seq": current[DA_NANG_PARTICIPANT]["seq"] + 5, "entry_hash": "a" * 64}}
+    assert post(client, "/api/v1/audit/verify", "auditor", beyond).json()["intact"] is False  # a cut tail
+    zero, short = {"p": {"seq": 0, "entry_hash": "a" * 64}}, {"p": {"seq": 1, "entry_hash": "x"}}
+    bad_heads: list[Any] = [zero, short, [], {"p": 1}]
+    for bad in bad_heads:
+        assert post(client, "/api/v1/audit/verify", "auditor", bad).status_code == 422
+    assert post(client, "/api/v1/audit/verify", "alphatrue", current).status_code == 403
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

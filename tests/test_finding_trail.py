@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from rules_engine.licence import load_licence
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
 from store.clickhouse_store import Store
-from store.finding_trail import GENESIS
+from store.finding_trail import GENESIS, TRAIL_COLUMNS, entry_hash, finding_digest
 from store.records import FINDING_COLUMNS, finding_row
 from tests.helpers import DA_NANG
 
@@ -103,7 +105,9 @@ def test_reordered_rows_are_detected(store: Store, findings: list[Finding]) -> N
     assert any("seq 3" in p for p in found)
 
 
-def test_a_consistently_rewritten_chain_misses_the_published_head(store: Store, findings: list[Finding]) -> None:
+def test_a_consistently_rewritten_chain_misses_the_recorded_and_the_published_heads(
+    store: Store, findings: list[Finding]
+) -> None:
     store.write_findings(findings)
     heads = store.trail.heads()
     # Someone with write access drops a finding and rebuilds the whole chain so that it links up again.
@@ -111,5 +115,105 @@ def test_a_consistently_rewritten_chain_misses_the_published_head(store: Store, 
     mutate(store, f"ALTER TABLE {store.db}.findings DELETE WHERE finding_id = '{dropped.finding_id}'")
     mutate(store, f"ALTER TABLE {store.db}.finding_trail DELETE WHERE 1")
     store.write_findings([f for f in findings if f is not dropped])
-    assert problems(store) == []  # internally consistent ...
-    assert any("published chain head" in p for p in problems(store, expected=heads))  # ... but not the same
+    assert any("recorded a head at seq" in p for p in problems(store))  # the heads the monitor recorded
+    # ... and when the recorded heads are wiped as well, only heads archived outside the database tell.
+    mutate(store, f"ALTER TABLE {store.db}.finding_trail_heads DELETE WHERE 1")
+    store.write_findings([f for f in findings if f is not dropped])
+    assert problems(store) == []
+    assert any("published chain head" in p for p in problems(store, expected=heads))
+
+
+def stored_row(store: Store, finding_id: str) -> dict[str, Any]:
+    columns = ", ".join(FINDING_COLUMNS)
+    (row,) = store.backend.rows(f"SELECT {columns} FROM {store.db}.findings WHERE finding_id = '{finding_id}'")
+    values = dict(zip(FINDING_COLUMNS, row, strict=True))
+    for name in ("ts", "recorded"):  # as a writer with table access would send them back
+        values[name] = datetime.strptime(str(values[name]), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return values
+
+
+def rewrite(store: Store, target: str, changes: dict[str, Any]) -> None:
+    """Replace a stored finding by an edited copy: how any column, keys and partition key included, is changed."""
+    values = stored_row(store, target)
+    values.update(changes)
+    mutate(store, f"ALTER TABLE {store.db}.findings DELETE WHERE finding_id = '{target}'")
+    store.backend.insert("findings", FINDING_COLUMNS, [tuple(values[c] for c in FINDING_COLUMNS)])
+
+
+def edited(values: dict[str, Any], column: str) -> Any:
+    value = values[column]
+    if column in ("ts", "recorded"):
+        return value + timedelta(days=365 * 5)  # the 2030 move from issue 13
+    if column == "evidence":
+        return [*value, "an-extra-event"]
+    if column in ("observed", "limit_value"):
+        return "1" if value is None else str(value) + "0"
+    return str(value) + "x"
+
+
+@pytest.mark.parametrize("column", FINDING_COLUMNS)
+def test_altering_any_stored_column_of_a_finding_is_detected(
+    store: Store, findings: list[Finding], column: str
+) -> None:
+    store.write_findings(findings)
+    assert problems(store) == []
+    target = next(f for f in findings if f.observed is not None)
+    rewrite(store, target.finding_id, {column: edited(stored_row(store, target.finding_id), column)})
+    found = problems(store)
+    assert found, f"altering {column} went unnoticed"
+    if column in ("finding_id", "participant"):  # the chained finding is gone from where it was chained
+        assert any(f"finding {target.finding_id}: chained finding is missing" in p for p in found)
+        assert any("not in the trail" in p for p in found)
+    else:
+        assert found == [
+            f"{target.participant} seq {_seq(store, target)} finding {target.finding_id}: "
+            "finding differs from what was chained (altered)"
+        ]
+
+
+def _seq(store: Store, finding: Finding) -> int:
+    rows = store.backend.rows(f"SELECT seq FROM {store.db}.finding_trail WHERE finding_id = '{finding.finding_id}'")
+    return int(rows[0][0])
+
+
+def test_a_truncated_tail_is_caught_without_published_heads(store: Store, findings: list[Finding]) -> None:
+    store.write_findings(findings[:10])
+    store.write_findings(findings)
+    participant = findings[0].participant
+    top = store.trail.heads()[participant].seq
+    cut = store.backend.rows(f"SELECT finding_id FROM {store.db}.finding_trail WHERE seq > {top - 3}")
+    ids = "', '".join(str(r[0]) for r in cut)
+    mutate(store, f"ALTER TABLE {store.db}.finding_trail DELETE WHERE seq > {top - 3}")
+    mutate(store, f"ALTER TABLE {store.db}.findings DELETE WHERE finding_id IN ('{ids}')")
+    assert problems(store) == [
+        f"{participant} seq {top}: the trail ends at seq {top - 3} but the monitor recorded a head at seq {top} "
+        "(newest entries removed)"
+    ]
+    # Heads recorded for earlier batches still bind the part of the chain that is left.
+    mutate(store, f"ALTER TABLE {store.db}.finding_trail_heads DELETE WHERE seq > {top - 3}")
+    assert problems(store) == []  # the limit: TAIL_NOTE, which the CLI and API print without --heads
+
+
+def test_entries_written_under_digest_version_1_still_verify_and_the_chain_continues(
+    store: Store, findings: list[Finding]
+) -> None:
+    old, new = findings[:5], findings[5:]
+    store.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, findings[0].ts) for f in old])  # type: ignore[arg-type]
+    prev = GENESIS
+    rows = []
+    for seq, finding in enumerate(sorted(old, key=lambda f: (f.ts.isoformat() if f.ts else "", f.finding_id)), 1):
+        values = stored_row(store, finding.finding_id)
+        values["evidence"] = [str(e) for e in values["evidence"]]
+        digest = finding_digest(values, version=1)
+        link = entry_hash(prev, seq, finding.finding_id, digest, version=1)
+        rows.append((finding.participant, seq, finding.finding_id, digest, prev, link, findings[0].ts))
+        prev = link
+    # As the version 3 schema wrote them: no digest_version column given, so it defaults to 1.
+    store.backend.insert("finding_trail", TRAIL_COLUMNS[:-1], rows)
+    store.write_findings(new)
+    assert problems(store) == []
+    versions = store.backend.rows(f"SELECT digest_version, count() FROM {store.db}.finding_trail GROUP BY 1 ORDER BY 1")
+    assert [(int(v), int(n)) for v, n in versions] == [(1, 5), (2, len(new))]
+    # Version 1 did not cover recorded; version 2 entries do, and cannot be downgraded to version 1.
+    mutate(store, f"ALTER TABLE {store.db}.finding_trail UPDATE digest_version = 1 WHERE seq = 6")
+    assert any("seq 6" in p and "entry hash does not match" in p for p in problems(store))

@@ -133,7 +133,11 @@ async function showFinding(findingId) {
   for (const item of f.evidence_events) {
     const pre = document.createElement("pre");
     pre.className = "evidence-event";
-    pre.textContent = item.event ? JSON.stringify(item.event, null, 2) : `${item.event_id} (not in the store)`;
+    pre.textContent = item.event
+      ? JSON.stringify(item.event, null, 2)
+      : item.raw !== undefined
+        ? `${item.event_id} (stored as received, not plain JSON):\n${item.raw}`
+        : `${item.event_id} (not in the store)`;
     evidence.appendChild(pre);
   }
   const notes = $("#notes");

@@ -31,12 +31,16 @@ def test_a_breach_reaches_the_regulator_desk_and_is_recorded(clickhouse: ClickHo
     monitor = Monitor([licence], Store.open(clickhouse.url("alertpath")))
     metrics_port = free_port()
     metrics_server, _ = start_http_server(metrics_port, "127.0.0.1", registry=monitor.metrics.registry)
-    recorder = NotificationRecorder(store)
+    token = "alert-path-token-0123456789"
+    (tmp_path / "recorder-token").write_text(token + "\n")
+    recorder = NotificationRecorder(store, token)
     recorder_port = free_port()
     http = recorder.server("127.0.0.1", recorder_port)
     threading.Thread(target=http.serve_forever, daemon=True).start()
 
-    am_config = alertmanager_config([licence], recorder=f"http://127.0.0.1:{recorder_port}/notify")
+    am_config = alertmanager_config(
+        [licence], recorder=f"http://127.0.0.1:{recorder_port}/notify", token_file=str(tmp_path / "recorder-token")
+    )
     am_config["route"]["group_wait"] = "1s"
     for route in am_config["route"]["routes"]:
         route["group_wait"] = "1s"

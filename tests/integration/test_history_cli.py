@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,49 @@ def test_backtest_shows_what_a_lower_cap_would_add(monitored: tuple[str, Monitor
     same = cli("backtest", "--licence", str(DA_NANG), "--clickhouse", url, "--live", str(DA_NANG),
                "--from", "2025-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z")  # fmt: skip
     assert same.returncode == 0 and same.stdout == "" and "0 findings would appear, 0 would disappear" in same.stderr
+
+
+def test_audit_verify_on_the_server_catches_a_moved_ts_and_a_cut_tail(clickhouse: ClickHouseServer) -> None:
+    """The version 4 migration and every mutation an operator with table access can make, on ClickHouse 18.16."""
+    url = clickhouse.url("t" + uuid.uuid4().hex[:10])
+    days = monitored_days(Store.open(url), accounts=20)
+    store = days.store
+    clean = cli("audit", "verify", "--clickhouse", url)
+    assert clean.returncode == 0 and "intact" in clean.stderr
+    assert "not checked without --heads" in clean.stderr  # says plainly what it cannot see
+    columns = ", ".join(f"toString({c})" if c in ("ts", "recorded") else c for c in FINDING_COLUMNS)
+    (row,) = store.backend.rows(
+        f"SELECT {columns} FROM {store.db}.findings WHERE participant = '{DA_NANG_PARTICIPANT}' "
+        "ORDER BY finding_id LIMIT 1"
+    )
+    values = dict(zip(FINDING_COLUMNS, row, strict=True))
+    target = str(values["finding_id"])
+    values["ts"] = datetime(2030, 1, 1, tzinfo=UTC)  # only ts_text was hashed before
+    values["recorded"] = datetime.strptime(str(values["recorded"]), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    store.backend.command(f"ALTER TABLE {store.db}.findings DELETE WHERE finding_id = '{target}'")
+    _settle(store)
+    store.backend.insert("findings", FINDING_COLUMNS, [tuple(values[c] for c in FINDING_COLUMNS)])
+    moved = cli("audit", "verify", "--clickhouse", url)
+    assert moved.returncode == 1
+    assert f"finding {target}: finding differs from what was chained (altered)" in moved.stdout
+    # The newest trail entry and its finding removed together.
+    (top, last) = store.backend.rows(
+        f"SELECT max(seq), argMax(finding_id, seq) FROM {store.db}.finding_trail WHERE participant = 'vn-casp-pilot-01'"
+    )[0]
+    store.backend.command(f"ALTER TABLE {store.db}.finding_trail DELETE WHERE finding_id = '{last}'")
+    store.backend.command(f"ALTER TABLE {store.db}.findings DELETE WHERE finding_id = '{last}'")
+    _settle(store)
+    cut = cli("audit", "verify", "--clickhouse", url, "--participant", "vn-casp-pilot-01")
+    assert cut.returncode == 1
+    assert f"recorded a head at seq {top} (newest entries removed)" in cut.stdout
+
+
+def _settle(store: Store) -> None:
+    """Mutations run in the background on 18.16 (no mutations_sync): wait until none is pending."""
+    import time
+
+    for _ in range(200):
+        if not store.backend.rows(f"SELECT 1 FROM system.mutations WHERE database = '{store.db}' AND is_done = 0"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("mutations did not finish")
