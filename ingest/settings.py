@@ -136,7 +136,7 @@ def load_exchange_settings(path: Path) -> ExchangeSettings:
             start=_start(section, reader),
             poll_interval_s=_seconds(reader, "poll_interval", 15.0),
             timeout_s=_seconds(reader, "timeout", 10.0),
-            page_limit=reader.integer("page_limit") if reader.has("page_limit") else 500,
+            page_limit=_page_limit(reader),
             reference_markets=_markets(raw.get("reference_markets")),
         )
     except ParamError as exc:
@@ -147,6 +147,24 @@ def load_exchange_settings(path: Path) -> ExchangeSettings:
     if (settings.account is None) == (settings.account_field is None):
         raise SettingsError(f"{path}: exchange: give exactly one of account or account_field")
     return settings
+
+
+MIN_PAGE_LIMIT = 2
+
+
+def _page_limit(reader: ParamReader) -> int:
+    """A page of one record can never get past a millisecond it has already published (venues read
+    ``since`` inclusively), so such a page size would stall the connector for good: refused here."""
+    if not reader.has("page_limit"):
+        return 500
+    value = reader.integer("page_limit")
+    if value < MIN_PAGE_LIMIT:
+        raise ParamError(
+            "page_limit",
+            f"{value} cannot make progress: a page must hold a record beyond those already published at the "
+            f"cursor's millisecond (at least {MIN_PAGE_LIMIT})",
+        )
+    return value
 
 
 def _start(section: Mapping[str, Any], reader: ParamReader) -> datetime:
