@@ -179,8 +179,9 @@ class ExchangeConnector:
             for market in settings.reference_markets
         }
         self.state = checkpoint.load()
-        self.published = 0
-        self.rejected = 0
+        self.published = 0  # every message, ingest errors included
+        self.rejected = 0  # of which ingest errors
+        self.retracted = 0  # a venue's history has no retractions; kept for one summary format
         # Wall-clock seconds of the venue's latest answer: a lagging cursor while this is fresh is a stuck
         # connector, not an unreachable venue.
         self.last_answer_s: float | None = None
