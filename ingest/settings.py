@@ -20,6 +20,24 @@ from rules_engine.timestamps import parse_timestamp
 ADDRESS_LENGTH = 42
 
 
+# ccxt network codes, and the raw ids venues send where ccxt cannot translate them (Binance's ETH, TRX,
+# BSC), -> canonical chain names. A venue's ``chain_names`` setting adds to and overrides these.
+DEFAULT_CHAIN_NAMES: Mapping[str, str] = {
+    "ERC20": "ethereum", "ETH": "ethereum",
+    "TRC20": "tron", "TRX": "tron",
+    "BEP20": "bsc", "BSC": "bsc",
+    "SOL": "solana", "SPL": "solana",
+    "BTC": "bitcoin",
+    "ARBITRUM": "arbitrum", "ARB": "arbitrum", "ARBONE": "arbitrum",
+    "OPTIMISM": "optimism", "OP": "optimism",
+    "MATIC": "polygon", "POLYGON": "polygon", "POL": "polygon",
+    "BASE": "base",
+    "AVAXC": "avalanche", "AVAX-C": "avalanche",
+    "TON": "ton",
+    "XRP": "xrp",
+}  # fmt: skip
+
+
 class SettingsError(ValueError):
     pass
 
