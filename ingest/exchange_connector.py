@@ -135,7 +135,11 @@ def make_exchange(
         "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
     }
     if settings is not None:
-        for key, env in (("apiKey", settings.api_key_env), ("secret", settings.secret_env)):
+        for key, env in (
+            ("apiKey", settings.api_key_env),
+            ("secret", settings.secret_env),
+            ("password", settings.password_env),
+        ):
             if env:
                 value = os.environ.get(env)
                 if not value:
@@ -225,7 +229,10 @@ class ExchangeConnector:
         before = self.published
         self._call(f"{self.settings.exchange} load_markets", self.venue.load_markets)
         for symbol in self.settings.symbols:
-            self._poll_trades(symbol)
+            if self.profile.trades_by_window:
+                self._poll_trade_windows(symbol)
+            else:
+                self._poll_trades(symbol)
         if self.settings.deposits:
             self._poll_funds("deposit", self.venue.fetch_deposits)
         if self.settings.withdrawals:
@@ -299,21 +306,26 @@ class ExchangeConnector:
                 return
             limit = self.settings.page_limit
 
-    def _poll_funds(self, kind: str, fetch: Callable[..., list[Record]]) -> None:
-        """Walk the history from the cursor to now in windows the venue accepts, checkpointing after each
-        window (empty ones too). A window that comes back as full as the venue's page is split, because the
-        venue dropped records from it; a one-millisecond window that is still full stops the connector."""
-        origin = f"{self.settings.exchange} {kind}s"
-        cursor = self._cursor(kind)
+    def _walk(
+        self,
+        key: str,
+        origin: str,
+        fetch: Callable[[int, int], list[Record]],
+        take: Callable[[Cursor, list[Record]], list[dict[str, Any]]],
+        window: int | None,
+        page_max: int,
+    ) -> None:
+        """Walk a stream's history from the cursor to now in windows the venue accepts, checkpointing after
+        each window (empty ones too). A window that comes back as full as the venue's page is split, because
+        the venue left records out of it (whichever end it cut); a one-millisecond window that is still full
+        stops the connector, loudly."""
+        cursor = self._cursor(key)
         now = self._now_ms()
-        window = self.profile.history_window_ms
-        page_max = self.profile.history_page_max
         start = cursor.read_from
         span = window or (now - start + 1)
         while start <= now:
             end = min(start + span - 1, now)
-            params = {self.profile.history_end_param: end} if window else {}
-            records: list[Record] = self._call(origin, functools.partial(fetch, None, start, page_max, params))
+            records = fetch(start, end)
             if len(records) >= page_max:
                 if end == start:
                     raise ConnectorError(
@@ -323,12 +335,52 @@ class ExchangeConnector:
                     )
                 span = max(1, (end - start + 1) // 2)
                 continue
-            events = self._convert(
-                self._completed(kind, origin, cursor, records), lambda tx: funds_event(kind, tx, self.settings), origin
-            )
+            events = take(cursor, records)
             cursor.read_to = end
-            self._commit(events, kind, cursor.dump())
-            start, span = end + 1, window or span
+            self._commit(events, key, cursor.dump())
+            start = end + 1
+            span = window or (now - start + 1)
+
+    def _poll_funds(self, kind: str, fetch: Callable[..., list[Record]]) -> None:
+        origin = f"{self.settings.exchange} {kind}s"
+        page_max, end_param = self.profile.history_page_max, self.profile.history_end_param
+
+        def window(start: int, end: int) -> list[Record]:
+            records: list[Record] = self._call(
+                origin, functools.partial(fetch, None, start, page_max, {end_param: end + self.profile.end_overlap_ms})
+            )
+            return records
+
+        def take(cursor: Cursor, records: list[Record]) -> list[dict[str, Any]]:
+            done = self._completed(kind, origin, cursor, records)
+            return self._convert(done, lambda tx: funds_event(kind, tx, self.settings), origin)
+
+        self._walk(kind, origin, window, take, self.profile.history_window_ms, page_max)
+
+    def _poll_trade_windows(self, symbol: str) -> None:
+        """For venues that answer a time range newest first with a fixed page (OKX): paging by ``since``
+        would jump to the newest page and skip the trades before it, so trades are read like history."""
+        key, origin = f"trades:{symbol}", f"{self.settings.exchange} trades {symbol}"
+        page_max, end_param = self.profile.trade_page_max, self.profile.history_end_param
+
+        def window(start: int, end: int) -> list[Record]:
+            page: list[Record] = self._call(
+                origin,
+                functools.partial(
+                    self.venue.fetch_my_trades, symbol, start, page_max, {end_param: end + self.profile.end_overlap_ms}
+                ),
+            )
+            return page
+
+        def take(cursor: Cursor, page: list[Record]) -> list[dict[str, Any]]:
+            fresh = sorted(
+                (t for t in page if cursor.is_new(str(t.get("id")), _ts(t))), key=lambda t: (_ts(t), str(t.get("id")))
+            )
+            for trade in fresh:
+                cursor.advance(str(trade.get("id")), _ts(trade))
+            return self._convert(fresh, lambda t: trade_event(t, self.settings), origin)
+
+        self._walk(key, origin, window, take, self.profile.trade_window_ms, page_max)
 
     @staticmethod
     def _completed(kind: str, origin: str, cursor: Cursor, records: list[Record]) -> list[Record]:

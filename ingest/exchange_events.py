@@ -119,6 +119,10 @@ def _fee(record: Record, what: str) -> dict[str, str]:
     currency = fee.get("currency")
     if not currency:
         raise RecordError(f"{what}: the fee {cost} has no currency")
+    if cost.startswith("-"):
+        # A maker rebate (OKX reports it as a positive fee, ccxt as a negative cost): the venue paid the
+        # customer. Canonical fees are charges, so it travels as extra fields rather than a negative fee.
+        return {"fee_rebate": cost[1:], "fee_rebate_asset": str(currency)}
     return {"fee": cost, "fee_asset": str(currency)}
 
 

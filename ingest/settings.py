@@ -69,6 +69,8 @@ class ExchangeSettings:
     timeout_s: float
     page_limit: int
     reference_markets: tuple[Market, ...] = ()
+    # Venues that sign with a third credential (OKX's API passphrase) read it from this variable.
+    password_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,7 @@ def load_exchange_settings(path: Path) -> ExchangeSettings:
             timeout_s=_seconds(reader, "timeout", 10.0),
             page_limit=_page_limit(reader),
             reference_markets=_markets(raw.get("reference_markets")),
+            password_env=_opt_text(reader, "password_env"),
         )
     except ParamError as exc:
         raise SettingsError(f"{path}: exchange.{exc.field}: {exc.reason}") from None

@@ -25,11 +25,22 @@ class VenueProfile:
     trade_from_id_param: str | None
     # Largest trade page the venue serves; used when a page full of already-published trades stalls.
     trade_page_max: int
+    # The venue answers a trade time range newest first with a fixed page: read trades window by window
+    # (split when full) like history, never by ``since`` alone.
+    trades_by_window: bool = False
+    # Longest span one trade request may cover, for venues read by window (None: any span).
+    trade_window_ms: int | None = None
+    # Added to a window's end in the request, for venues whose end parameter is exclusive (OKX ``after`` is
+    # "earlier than"): a record at the window's last millisecond must be in it, never between two windows.
+    end_overlap_ms: int = 0
 
 
 GENERIC = VenueProfile(None, "until", 1000, None, 1000)
 PROFILES: dict[str, VenueProfile] = {
     "binance": VenueProfile(90 * DAY_MS, "endTime", 1000, "fromId", 1000),
+    # OKX v5: fills-history (the last 3 months), deposit-history and withdrawal-history answer newest first,
+    # at most 100 records; ccxt sends no limit with ``since`` for fills, so 100 is the page.
+    "okx": VenueProfile(None, "until", 100, None, 100, trades_by_window=True, end_overlap_ms=1),
 }
 
 

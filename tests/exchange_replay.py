@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exchange" / "binance"
@@ -61,15 +61,19 @@ def _apply_time_ms(text: str) -> int:
 
 
 class ExchangeReplay:
-    def __init__(self, fixtures: Path = FIXTURES) -> None:
+    HOST = HOST
+    FIXTURES = FIXTURES
+    NAMES: tuple[str, ...] = ("exchangeInfo", "myTrades", "deposits", "withdrawals", "tickers")
+
+    def __init__(self, fixtures: Path | None = None) -> None:
         self.stage = 0
         self.faults: list[Fault] = []
         self.requests: list[str] = []
         self.queries: list[tuple[str, dict[str, str]]] = []
         # Serve each list response in the opposite order (the same records): the connector must not care.
         self.reverse_pages = False
-        self._data = {name: json.loads((fixtures / f"{name}.json").read_text()) for name in (
-            "exchangeInfo", "myTrades", "deposits", "withdrawals", "tickers")}  # fmt: skip
+        folder = fixtures or self.FIXTURES
+        self._data = {name: json.loads((folder / f"{name}.json").read_text()) for name in self.NAMES}
         replay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,7 +90,7 @@ class ExchangeReplay:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}"
 
-    def __enter__(self) -> ExchangeReplay:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -118,16 +122,9 @@ class ExchangeReplay:
             self._send(handler, fault.status, fault.body or json.dumps({"code": -1003, "msg": "Too many requests."}))
             return
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        path = parts.path.removeprefix(HOST)
+        path = parts.path.removeprefix(self.HOST)
         self.queries.append((path, query))
-        routes: dict[str, Callable[[], Any]] = {
-            "/api/v3/exchangeInfo": lambda: self._data["exchangeInfo"],
-            "/api/v3/myTrades": lambda: self._trades(query),
-            "/sapi/v1/capital/deposit/hisrec": lambda: self._history("deposits", "insertTime", query),
-            "/sapi/v1/capital/withdraw/history": lambda: self._history("withdrawals", "applyTime", query),
-            "/api/v3/ticker/24hr": lambda: self._ticker(query),
-        }
-        route = routes.get(path)
+        route = self._routes(query).get(path)
         if route is None:
             self._send(handler, 404, json.dumps({"code": -1100, "msg": f"no recording for {path}"}))
             return
@@ -138,7 +135,20 @@ class ExchangeReplay:
             return
         if self.reverse_pages and isinstance(body, list):
             body = body[::-1]
-        self._send(handler, 200, json.dumps(body))
+        self._send(handler, 200, json.dumps(self._wrap(body)))
+
+    def _wrap(self, body: Any) -> Any:
+        """The venue's response envelope around a route's answer (Binance has none)."""
+        return body
+
+    def _routes(self, query: dict[str, str]) -> dict[str, Callable[[], Any]]:
+        return {
+            "/api/v3/exchangeInfo": lambda: self._data["exchangeInfo"],
+            "/api/v3/myTrades": lambda: self._trades(query),
+            "/sapi/v1/capital/deposit/hisrec": lambda: self._history("deposits", "insertTime", query),
+            "/sapi/v1/capital/withdraw/history": lambda: self._history("withdrawals", "applyTime", query),
+            "/api/v3/ticker/24hr": lambda: self._ticker(query),
+        }
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: str) -> None:
