@@ -189,6 +189,9 @@ class ExchangeConnector:
         # Wall-clock seconds of the venue's latest answer: a lagging cursor while this is fresh is a stuck
         # connector, not an unreachable venue.
         self.last_answer_s: float | None = None
+        # When each reference ticker was last read: a ticker whose own time stands still (a quiet market)
+        # is not a stuck connector, so its lag counts from the read.
+        self._price_reads: dict[str, int] = {}
 
     @property
     def source(self) -> str:
@@ -212,8 +215,7 @@ class ExchangeConnector:
         for key, value in self.state.items():
             if isinstance(value, dict) and value.get("read_to") is not None:
                 out[key] = int(value["read_to"])
-            elif key.startswith("price:") and isinstance(value, int):
-                out[key] = value
+        out.update(self._price_reads)
         return out
 
     def _commit(self, events: Sequence[dict[str, Any]], key: str, value: Any) -> None:
@@ -406,6 +408,7 @@ class ExchangeConnector:
         origin = f"{market.exchange} ticker {market.symbol}"
         self._call(f"{market.exchange} load_markets", client.load_markets)
         ticker: Record = self._call(origin, lambda: client.fetch_ticker(market.symbol))
+        self._price_reads[key] = self._now_ms()
         last = int(self.state.get(key, 0))
         if _ts(ticker) <= last:
             return

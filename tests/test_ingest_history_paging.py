@@ -253,5 +253,5 @@ def test_read_to_never_passes_now(replay: ExchangeReplay, tmp_path: Path) -> Non
         "trades:USDC/VND": now_ms,
         "deposit": now_ms,
         "withdrawal": now_ms,
-        "price:binance:USDT/VND": 1761012060000,
+        "price:binance:USDT/VND": now_ms,
     }
