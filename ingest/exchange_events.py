@@ -156,7 +156,10 @@ def funds_event(kind: str, tx: Record, settings: ExchangeSettings) -> dict[str, 
     event.update(_fee(tx, what))
     completed = _completed_ms(tx)
     if completed is not None:
-        event["completed_ts"] = rfc3339_ms(completed)
+        # A completion the venue dates before the request is a venue quirk, not a reason to lose the money
+        # movement: the event goes on, and the odd time travels beside it, visibly, as an extra field.
+        name = "completed_ts" if completed >= int(_field(tx, "timestamp", what)) else "completed_ts_before_ts"
+        event[name] = rfc3339_ms(completed)
     if asset in settings.fiat_assets:
         event["rail"] = "bank"
         return event

@@ -52,6 +52,9 @@ def test_withdrawal_fee_and_completion_time() -> None:
     assert funds_event("withdrawal", withdrawal(updated=1618318300123), SETTINGS)["completed_ts"] == (
         "2021-04-13T12:51:40.123+00:00"
     )
+    odd = funds_event("withdrawal", withdrawal(updated=1618318000000), SETTINGS)  # "completed" before the request
+    assert "completed_ts" not in odd and odd["completed_ts_before_ts"] == "2021-04-13T12:46:40.000+00:00"
+    assert event_from_dict(odd).extra == {"completed_ts_before_ts": "2021-04-13T12:46:40.000+00:00"}
     bare = funds_event("withdrawal", withdrawal(fee=None, info={}), SETTINGS)
     assert "fee" not in bare and "completed_ts" not in bare  # unknown is left out, never invented as 0
 
