@@ -59,8 +59,11 @@ class ChainFollower:
         checkpoint: Checkpoint,
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.clock = clock
+        self.last_answer_s: float | None = None
         self.w3 = web3
         self.sink = sink
         self.checkpoint = checkpoint
@@ -70,13 +73,25 @@ class ChainFollower:
         self.wallets = frozenset(settings.wallets)
         self.published = 0
         self.retracted = 0
+        self.rejected = 0
         self._decimals: dict[str, int] = {t.address: t.decimals for t in settings.tokens if t.decimals is not None}
         self._tokens = {t.address: t for t in settings.tokens}
 
     # -- remote calls -------------------------------------------------------------------------------
 
+    @property
+    def source(self) -> str:
+        return self.settings.chain
+
     def _rpc(self, what: str, operation: Callable[[], Any]) -> Any:
-        return call_with_backoff(operation, f"{self.settings.chain} {what}", classify_rpc, self.backoff, self.sleep)
+        result = call_with_backoff(operation, f"{self.settings.chain} {what}", classify_rpc, self.backoff, self.sleep)
+        self.last_answer_s = self.clock()
+        return result
+
+    def positions(self) -> dict[str, int]:
+        """When (wall-clock ms) the follower last had every confirmed block read."""
+        value = self.state.get("read_to")
+        return {} if value is None else {"blocks": int(value)}
 
     def _block(self, number: int, full: bool = False) -> Any:
         from web3.exceptions import BlockNotFound
@@ -124,12 +139,14 @@ class ChainFollower:
         if events:
             self.sink.publish(events)
             self.published += len(events)
+            self.rejected += sum(1 for event in events if event.get("type") == "ingest_error")
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def poll_once(self) -> int:
         """Retract what a reorganisation abandoned, then read every newly confirmed block."""
         before = self.published + self.retracted
+        asked_at = int(self.clock() * 1000)
         head = int(self._rpc("block number", lambda: self.w3.eth.block_number))
         safe = head - self.settings.confirmations
         if self.last_block is None:
@@ -147,6 +164,8 @@ class ChainFollower:
             end = min(safe, last + self.settings.max_blocks_per_query)
             self._scan(last + 1, end, safe)
             last = end
+        self.state["read_to"] = asked_at
+        self.checkpoint.save(self.state)
         return self.published + self.retracted - before
 
     def _handle_reorg(self) -> None:
@@ -174,6 +193,10 @@ class ChainFollower:
         if retractions:
             self.sink.publish(retractions)
             self.retracted += len(retractions)
+        if any(event.get("type") == "reserve" for event in abandoned) and self.settings.reserve_every_blocks:
+            # The retracted snapshot left the monitor without a valid reserve figure: take a new one at the
+            # confirmed tip of the new branch in this same poll, not a schedule's length later.
+            self.state["next_reserve_block"] = 0
         self._save(
             number,
             {n: h for n, h in hashes.items() if n <= number},

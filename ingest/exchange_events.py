@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ingest.settings import ExchangeSettings
+from ingest.settings import DEFAULT_CHAIN_NAMES, ExchangeSettings
 from rules_engine.money import parse_decimal
 
 Record = Mapping[str, Any]
@@ -105,7 +105,43 @@ def trade_event(trade: Record, settings: ExchangeSettings) -> dict[str, Any]:
         price=_amount(trade, "price", what),
         order=trade.get("order"),
     )
+    event.update(_fee(trade, what))
     return {k: v for k, v in event.items() if v is not None}
+
+
+def _fee(record: Record, what: str) -> dict[str, str]:
+    """ccxt's ``fee: {cost, currency}``; a zero fee is still stated (the venue charged nothing), a missing one
+    is left out (unknown)."""
+    fee = record.get("fee")
+    if not isinstance(fee, Mapping) or fee.get("cost") in (None, ""):
+        return {}
+    cost = _amount(fee, "cost", f"{what} fee")
+    currency = fee.get("currency")
+    if not currency:
+        raise RecordError(f"{what}: the fee {cost} has no currency")
+    if cost.startswith("-"):
+        # A maker rebate (OKX reports it as a positive fee, ccxt as a negative cost): the venue paid the
+        # customer. Canonical fees are charges, so it travels as extra fields rather than a negative fee.
+        return {"fee_rebate": cost[1:], "fee_rebate_asset": str(currency)}
+    return {"fee": cost, "fee_asset": str(currency)}
+
+
+def _completed_ms(tx: Record) -> int | None:
+    """When the venue finished the deposit or withdrawal: ccxt's ``updated``, else the raw record's
+    ``completeTime`` (Binance: epoch ms on deposits, ``YYYY-MM-DD HH:MM:SS`` UTC on withdrawals)."""
+    updated = tx.get("updated")
+    if updated not in (None, ""):
+        return int(updated)
+    raw = dig(tx, "info.completeTime")
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, int) or str(raw).isdigit():
+        return int(raw)
+    try:
+        parsed = datetime.strptime(str(raw), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise RecordError(f"field 'info.completeTime' is {raw!r}, not a time") from None
+    return int(parsed.timestamp() * 1000)
 
 
 def funds_event(kind: str, tx: Record, settings: ExchangeSettings) -> dict[str, Any]:
@@ -117,6 +153,13 @@ def funds_event(kind: str, tx: Record, settings: ExchangeSettings) -> dict[str, 
     asset = str(_field(tx, "currency", what))
     event = _envelope(f"{settings.exchange}:{kind}:{tx_id}", kind, settings, int(_field(tx, "timestamp", what)))
     event.update(account=account_of(tx, settings, what), asset=asset, amount=_amount(tx, "amount", what))
+    event.update(_fee(tx, what))
+    completed = _completed_ms(tx)
+    if completed is not None:
+        # A completion the venue dates before the request is a venue quirk, not a reason to lose the money
+        # movement: the event goes on, and the odd time travels beside it, visibly, as an extra field.
+        name = "completed_ts" if completed >= int(_field(tx, "timestamp", what)) else "completed_ts_before_ts"
+        event[name] = rfc3339_ms(completed)
     if asset in settings.fiat_assets:
         event["rail"] = "bank"
         return event
@@ -132,11 +175,17 @@ def funds_event(kind: str, tx: Record, settings: ExchangeSettings) -> dict[str, 
         raise RecordError(f"{what}: field 'network' is missing, so the chain is unknown")
     event.update(
         rail="onchain",
-        chain=settings.chain_names.get(str(network), str(network).lower()),
+        chain=chain_name(str(network), settings),
         address=address,
         tx_hash=_field(tx, "txid", what),
     )
     return event
+
+
+def chain_name(network: str, settings: ExchangeSettings) -> str:
+    """The venue's network code as a canonical chain name: the configured names first, then the defaults
+    covering ccxt's codes and the venues' raw ids; an unknown code is kept (lower case), not dropped."""
+    return settings.chain_names.get(network) or DEFAULT_CHAIN_NAMES.get(network.upper()) or network.lower()
 
 
 def price_event(ticker: Record, exchange: str, participant: str) -> dict[str, Any]:

@@ -20,6 +20,24 @@ from rules_engine.timestamps import parse_timestamp
 ADDRESS_LENGTH = 42
 
 
+# ccxt network codes, and the raw ids venues send where ccxt cannot translate them (Binance's ETH, TRX,
+# BSC), -> canonical chain names. A venue's ``chain_names`` setting adds to and overrides these.
+DEFAULT_CHAIN_NAMES: Mapping[str, str] = {
+    "ERC20": "ethereum", "ETH": "ethereum",
+    "TRC20": "tron", "TRX": "tron",
+    "BEP20": "bsc", "BSC": "bsc",
+    "SOL": "solana", "SPL": "solana",
+    "BTC": "bitcoin",
+    "ARBITRUM": "arbitrum", "ARB": "arbitrum", "ARBONE": "arbitrum",
+    "OPTIMISM": "optimism", "OP": "optimism",
+    "MATIC": "polygon", "POLYGON": "polygon", "POL": "polygon",
+    "BASE": "base",
+    "AVAXC": "avalanche", "AVAX-C": "avalanche",
+    "TON": "ton",
+    "XRP": "xrp",
+}  # fmt: skip
+
+
 class SettingsError(ValueError):
     pass
 
@@ -51,6 +69,8 @@ class ExchangeSettings:
     timeout_s: float
     page_limit: int
     reference_markets: tuple[Market, ...] = ()
+    # Venues that sign with a third credential (OKX's API passphrase) read it from this variable.
+    password_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +156,9 @@ def load_exchange_settings(path: Path) -> ExchangeSettings:
             start=_start(section, reader),
             poll_interval_s=_seconds(reader, "poll_interval", 15.0),
             timeout_s=_seconds(reader, "timeout", 10.0),
-            page_limit=reader.integer("page_limit") if reader.has("page_limit") else 500,
+            page_limit=_page_limit(reader),
             reference_markets=_markets(raw.get("reference_markets")),
+            password_env=_opt_text(reader, "password_env"),
         )
     except ParamError as exc:
         raise SettingsError(f"{path}: exchange.{exc.field}: {exc.reason}") from None
@@ -147,6 +168,24 @@ def load_exchange_settings(path: Path) -> ExchangeSettings:
     if (settings.account is None) == (settings.account_field is None):
         raise SettingsError(f"{path}: exchange: give exactly one of account or account_field")
     return settings
+
+
+MIN_PAGE_LIMIT = 2
+
+
+def _page_limit(reader: ParamReader) -> int:
+    """A page of one record can never get past a millisecond it has already published (venues read
+    ``since`` inclusively), so such a page size would stall the connector for good: refused here."""
+    if not reader.has("page_limit"):
+        return 500
+    value = reader.integer("page_limit")
+    if value < MIN_PAGE_LIMIT:
+        raise ParamError(
+            "page_limit",
+            f"{value} cannot make progress: a page must hold a record beyond those already published at the "
+            f"cursor's millisecond (at least {MIN_PAGE_LIMIT})",
+        )
+    return value
 
 
 def _start(section: Mapping[str, Any], reader: ParamReader) -> datetime:

@@ -7,7 +7,7 @@ used the same way by the self-check CLI, the stream workers and backtests: feed 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -71,6 +71,17 @@ class Engine:
                 self._valued |= types & VALUE_BEARING
             if kind.on_clock is not None:
                 self._clock_rules.append((kind.on_clock, rule, state))
+
+    def replace_rule(self, rule: RuleSpec) -> None:
+        """New parameters for a stateless rule (a new version of its reference data, see
+        rules_engine/reference_lists.py); later events are judged with them, earlier findings stand."""
+        for entries in self._dispatch.values():
+            for index, (check, old, state) in enumerate(entries):
+                if old.id == rule.id:
+                    if state is not None:
+                        raise ValueError(f"rule {rule.id} keeps state; its parameters cannot be swapped")
+                    entries[index] = (check, rule, state)
+        self.licence = replace(self.licence, rules=tuple(rule if r.id == rule.id else r for r in self.licence.rules))
 
     def process(self, event: Event) -> list[Finding]:
         """Apply one event. Re-delivered event ids and other participants' events change nothing

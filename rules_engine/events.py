@@ -61,6 +61,9 @@ class TradeEvent(Event):
     quantity: Decimal
     price: Decimal
     counterparty_account: str | None
+    # What the venue charged for the trade, in ``fee_asset`` (often not the base or quote); not in the value.
+    fee: Decimal | None = None
+    fee_asset: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,6 +90,11 @@ class FundsEvent(Event):
     address: str | None
     tx_hash: str | None
     travel_rule: TravelRuleInfo | None
+    # A withdrawal's network fee in ``fee_asset``, on top of ``amount`` (which is what the recipient gets).
+    fee: Decimal | None = None
+    fee_asset: str | None = None
+    # When the money actually arrived or left; ``ts`` is when the venue first recorded the request.
+    completed_ts: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -10,7 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from rules_engine.events import Event, FundsEvent, TradeEvent, TransferEvent
-from rules_engine.facts import PriceBook
+from rules_engine.facts import Facts, PriceBook
+from rules_engine.licence_params import ParamError, ParamReader
 
 _ONE = Decimal(1)
 
@@ -35,3 +36,31 @@ def value_of(event: Event, currency: str, prices: PriceBook) -> Decimal | None:
         asset_rate = rate(event.asset, currency, event.ts, prices)
         return event.amount * asset_rate if asset_rate is not None else None
     return None
+
+
+FEES = ("exclude", "include")
+
+
+def fees_param(reader: ParamReader) -> bool:
+    """The ``fees`` parameter of a value-based rule: ``exclude`` (default: the gross value, quantity x price
+    or the amount) or ``include`` (that plus the fee the venue charged, valued like any other amount)."""
+    if not reader.has("fees"):
+        return False
+    choice = reader.text("fees")
+    if choice not in FEES:
+        raise ParamError("fees", f"must be one of {', '.join(FEES)}, not {choice!r}")
+    return choice == "include"
+
+
+def counted_value(event: Event, facts: Facts, fees: bool) -> Decimal | None:
+    """The value a rule compares with its limit. With fees included but the fee's asset unpriced at the
+    event's time, the gross value is used: a lower bound never hides a breach the gross value shows, and
+    the missing price is already visible as the price gap it is."""
+    value = facts.value
+    if not fees or value is None:
+        return value
+    fee, asset = getattr(event, "fee", None), getattr(event, "fee_asset", None)
+    if not fee or asset is None:
+        return value
+    fee_rate = rate(asset, facts.header.reporting_currency, event.ts, facts.prices)
+    return value if fee_rate is None else value + fee * fee_rate

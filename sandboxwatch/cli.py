@@ -241,9 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from sandboxwatch.history_cli import add_history_commands
     from sandboxwatch.ingest_cli import add_ingest_commands
+    from sandboxwatch.sanctions_cli import add_sanctions_commands
     from streams.worker import add_worker_arguments
 
     add_ingest_commands(commands)
+    add_sanctions_commands(commands)
     add_history_commands(commands)
 
     run = commands.add_parser("run", help="stream worker against real Kafka and ClickHouse")

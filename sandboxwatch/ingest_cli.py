@@ -27,6 +27,12 @@ def _common(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--topic", default=Topics().events, help="canonical events topic")
     parser.add_argument("--state", help=f"checkpoint file (default: .sandboxwatch/ingest-{kind}.json)")
     parser.add_argument("--once", action="store_true", help="one poll, then exit (a cron job or a test)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve the connector's Prometheus metrics (ingest lag per stream, last answer) on this port",
+    )
+    parser.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port (default: all)")
 
 
 def add_ingest_commands(commands: Any) -> None:
@@ -63,8 +69,13 @@ def _run(build: Any, args: argparse.Namespace, kind: str) -> int:
     except Exception as exc:
         print(f"sandboxwatch ingest {kind}: cannot reach Kafka at {args.kafka}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
+    connector = None
     try:
         connector = build(sink, Checkpoint(_state_path(args, kind)))
+        if args.metrics_port is not None:
+            from ingest.lag_metrics import serve
+
+            serve(connector, args.metrics_port, args.metrics_host)
         connector.run(once=args.once)
     except (SettingsError, CheckpointError, ConnectorError) as exc:
         print(f"sandboxwatch ingest {kind}: {exc}", file=sys.stderr)
@@ -73,8 +84,22 @@ def _run(build: Any, args: argparse.Namespace, kind: str) -> int:
         pass
     finally:
         sink.close()
-    print(f"sandboxwatch ingest {kind}: {connector.published} events published", file=sys.stderr)
+        if connector is not None:
+            print(f"sandboxwatch ingest {kind}: {summary(connector)}", file=sys.stderr)
     return EXIT_OK
+
+
+def summary(connector: Any) -> str:
+    """Counts by kind of message: a retraction or an ingest error is not an event the monitor judged."""
+    events = connector.published - connector.rejected
+    return (
+        f"{_count(events, 'event')}, {_count(connector.retracted, 'retraction')}, "
+        f"{_count(connector.rejected, 'ingest error')} published"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def cmd_ingest_exchange(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from rules_engine.engine import Engine, event_order
 from rules_engine.events import EventError
 from rules_engine.findings import Finding
 from rules_engine.licence import Licence
+from rules_engine.reference_lists import ReferenceError, refresh
 from store.clickhouse_store import Store
 from store.records import DeadLetter, EventRecord
 from streams.inbound import InboundMessage, dead_letter, decode, key_participant
@@ -53,6 +54,7 @@ class Monitor:
         engine = self.engines.get(participant)
         if engine is None:
             engine = self.engines[participant] = Engine(self.licences[participant])
+            self._refresh(participant, engine)
         return engine
 
     def rebuild(self, participant: str) -> Engine:
@@ -68,11 +70,26 @@ class Monitor:
         self.metrics.count_findings(self.store.write_findings(found))
         return engine
 
+    def refresh_reference_data(self) -> None:
+        """New versions of file-backed reference lists (a re-imported sanctions list) take effect from the
+        next batch on, without a restart; a file that became unreadable or empty keeps the last version."""
+        for participant, engine in self.engines.items():
+            self._refresh(participant, engine)
+
+    def _refresh(self, participant: str, engine: Engine) -> None:
+        try:
+            for line in refresh(engine):
+                log.warning("%s: reference data changed: %s", participant, line)
+        except ReferenceError as exc:
+            log.error("%s: %s", participant, exc)
+        self.licences[participant] = engine.licence  # an engine built later starts from the newest version
+
     def process_batch(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
         with self.metrics.batch_seconds.time():
             return self._process_batch(messages)
 
     def _process_batch(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
+        self.refresh_reference_data()
         outcome = BatchOutcome()
         records: list[EventRecord] = []
         invalid: list[tuple[EventError, InboundMessage]] = []

@@ -16,11 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exchange" / "binance"
 HOST = "/api.binance.com"
+
+
+NINETY_DAYS_MS = 90 * 86_400_000
+
+
+class ReplayError(Exception):
+    """The venue refusing a request, with its HTTP status and error body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.status, self.body = status, body
 
 
 @dataclass
@@ -50,12 +61,19 @@ def _apply_time_ms(text: str) -> int:
 
 
 class ExchangeReplay:
-    def __init__(self, fixtures: Path = FIXTURES) -> None:
+    HOST = HOST
+    FIXTURES = FIXTURES
+    NAMES: tuple[str, ...] = ("exchangeInfo", "myTrades", "deposits", "withdrawals", "tickers")
+
+    def __init__(self, fixtures: Path | None = None) -> None:
         self.stage = 0
         self.faults: list[Fault] = []
         self.requests: list[str] = []
-        self._data = {name: json.loads((fixtures / f"{name}.json").read_text()) for name in (
-            "exchangeInfo", "myTrades", "deposits", "withdrawals", "tickers")}  # fmt: skip
+        self.queries: list[tuple[str, dict[str, str]]] = []
+        # Serve each list response in the opposite order (the same records): the connector must not care.
+        self.reverse_pages = False
+        folder = fixtures or self.FIXTURES
+        self._data = {name: json.loads((folder / f"{name}.json").read_text()) for name in self.NAMES}
         replay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,13 +90,17 @@ class ExchangeReplay:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}"
 
-    def __enter__(self) -> ExchangeReplay:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def add(self, name: str, records: list[dict[str, Any]]) -> None:
+        """More recorded records (``myTrades``, ``deposits``, ``withdrawals``), e.g. after a long quiet spell."""
+        self._data[name].extend(copy.deepcopy(records))
 
     def fail(self, path: str, status: int = 0, delay_s: float = 0.0, body: str = "", times: int = 1) -> None:
         self.faults.append(Fault(path, status, delay_s, body, times))
@@ -100,19 +122,33 @@ class ExchangeReplay:
             self._send(handler, fault.status, fault.body or json.dumps({"code": -1003, "msg": "Too many requests."}))
             return
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        path = parts.path.removeprefix(HOST)
-        routes: dict[str, Callable[[], Any]] = {
+        path = parts.path.removeprefix(self.HOST)
+        self.queries.append((path, query))
+        route = self._routes(query).get(path)
+        if route is None:
+            self._send(handler, 404, json.dumps({"code": -1100, "msg": f"no recording for {path}"}))
+            return
+        try:
+            body = route()
+        except ReplayError as exc:
+            self._send(handler, exc.status, json.dumps(exc.body))
+            return
+        if self.reverse_pages and isinstance(body, list):
+            body = body[::-1]
+        self._send(handler, 200, json.dumps(self._wrap(body)))
+
+    def _wrap(self, body: Any) -> Any:
+        """The venue's response envelope around a route's answer (Binance has none)."""
+        return body
+
+    def _routes(self, query: dict[str, str]) -> dict[str, Callable[[], Any]]:
+        return {
             "/api/v3/exchangeInfo": lambda: self._data["exchangeInfo"],
             "/api/v3/myTrades": lambda: self._trades(query),
             "/sapi/v1/capital/deposit/hisrec": lambda: self._history("deposits", "insertTime", query),
             "/sapi/v1/capital/withdraw/history": lambda: self._history("withdrawals", "applyTime", query),
             "/api/v3/ticker/24hr": lambda: self._ticker(query),
         }
-        route = routes.get(path)
-        if route is None:
-            self._send(handler, 404, json.dumps({"code": -1100, "msg": f"no recording for {path}"}))
-            return
-        self._send(handler, 200, json.dumps(route()))
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: str) -> None:
@@ -124,20 +160,34 @@ class ExchangeReplay:
         handler.wfile.write(data)
 
     def _trades(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """Binance's rules: ``fromId`` (trades with id >= it, by id) excludes ``startTime``/``endTime``; with
+        ``startTime`` the oldest trades since then (inclusive); ``limit`` at most 1000."""
         trades = [t for t in _staged(self._data["myTrades"], self.stage) if t["symbol"] == query.get("symbol")]
-        start = int(query.get("startTime", 0))
-        trades = sorted((t for t in trades if t["time"] >= start), key=lambda t: (t["time"], t["id"]))
-        return trades[: int(query.get("limit", 500))]
+        limit = int(query.get("limit", 500))
+        if limit > 1000:
+            raise ReplayError(400, {"code": -1100, "msg": "Illegal characters found in parameter 'limit'."})
+        if "fromId" in query:
+            if "startTime" in query or "endTime" in query:
+                raise ReplayError(400, {"code": -1128, "msg": "Combination of optional parameters invalid."})
+            chosen = sorted((t for t in trades if t["id"] >= int(query["fromId"])), key=lambda t: t["id"])
+            return chosen[:limit]
+        start, end = int(query.get("startTime", 0)), int(query.get("endTime", 2**62))
+        trades = sorted((t for t in trades if start <= t["time"] <= end), key=lambda t: (t["time"], t["id"]))
+        return trades[:limit]
 
     def _history(self, name: str, time_field: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """Binance's capital history: a span of at most 90 days, newest first, at most ``limit`` (1000)."""
         start, end = int(query.get("startTime", 0)), int(query.get("endTime", 2**62))
+        if "startTime" in query and "endTime" in query and end - start > NINETY_DAYS_MS:
+            raise ReplayError(400, {"code": -4047, "msg": "Time interval must be within 0-90 days"})
+        limit = int(query.get("limit", 1000))
 
         def ms(record: dict[str, Any]) -> int:
             value = record[time_field]
             return value if isinstance(value, int) else _apply_time_ms(value)
 
         records = [r for r in _staged(self._data[name], self.stage) if start <= ms(r) <= end]
-        return sorted(records, key=ms, reverse=True)
+        return sorted(records, key=ms, reverse=True)[:limit]
 
     def _ticker(self, query: dict[str, str]) -> dict[str, Any]:
         recorded = self._data["tickers"][query["symbol"]]

@@ -184,3 +184,21 @@ def test_cli_sets_the_collector_thresholds_for_the_engine(tmp_path: Path) -> Non
         assert gc.get_threshold() == THRESHOLDS
     finally:
         gc.set_threshold(*before)
+
+
+def test_ingest_error_lines_are_shown_with_the_connectors_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A connector's ingest_error is a known type: counted as invalid, its reason shown, never 'unknown type'."""
+    from ingest.exchange_events import ingest_error
+
+    rejected = ingest_error("alphatrue-basal-pay", "binance deposits", None, "deposit 7698: no sender address", {})
+    events = _write(tmp_path / "e.jsonl", [*_rows(), rejected])
+    assert main(["check", "--licence", str(DA_NANG), "--events", str(events)]) == 0
+    out, err = capsys.readouterr()
+    findings = [json.loads(line) for line in out.splitlines()]
+    assert [f["rule"] for f in findings] == ["invalid_event"]
+    assert findings[0]["participant"] == "alphatrue-basal-pay"
+    assert "ingest error reported by binance deposits: deposit 7698: no sender address" in findings[0]["message"]
+    assert "unknown event type" not in out + err
+    assert "e.jsonl:4: ingest error reported by binance deposits" in err

@@ -92,13 +92,12 @@ def test_compose_services_reference_what_exists() -> None:
         if image.startswith("sandboxwatch"):
             cli_accepts(service["command"])
             assert "healthcheck" in service, f"{name}: needs a health check"
-    worker_port = listening_port(services["sandboxwatch-worker"]["command"], "--metrics-port")
     recorder_port = listening_port(services["sandboxwatch-recorder"]["command"], "--port")
     prometheus = load(DEPLOY / "prometheus" / "prometheus.yml")
     for job in prometheus["scrape_configs"]:
         for target in job["static_configs"][0]["targets"]:
             host, port = target.split(":")
-            assert host in services and int(port) == worker_port
+            assert host in services and int(port) == listening_port(services[host]["command"], "--metrics-port")
     for manager in prometheus["alerting"]["alertmanagers"]:
         for target in manager["static_configs"][0]["targets"]:
             assert target.split(":")[0] in services

@@ -16,6 +16,7 @@ from ingest.checkpoint import Checkpoint
 from ingest.event_sink import MemorySink
 from ingest.retry import ConnectorError
 from ingest.settings import ChainSettings, Token
+from sandboxwatch.ingest_cli import summary
 from tests.chain_helpers import deploy_token, send_tokens
 
 PARTICIPANT = "alphatrue-basal-pay"
@@ -218,3 +219,27 @@ def test_native_transfers_when_asked(chain: Chain, tmp_path: Path) -> None:
     follower(chain, settings_for(chain, tmp_path, native_asset="ETH"), tmp_path, sink).poll_once()
     native = [e for e in transfers(sink) if e["asset"] == "ETH"]
     assert [(e["amount"], e["log_index"], e["to"]) for e in native] == [("2", -1, chain.custody[0])]
+
+
+def test_a_retracted_reserve_snapshot_is_replaced_in_the_same_poll(chain: Chain, tmp_path: Path) -> None:
+    """Without a replacement, reserve_coverage would have no valid figure until the next scheduled block."""
+    liabilities = tmp_path / "liabilities.json"
+    liabilities.write_text(json.dumps({"USDT": "5"}))
+    chain.send(0, chain.custody[0], 5_000_000)
+    snapshot = chain.tester.take_snapshot()
+    chain.mine(1)
+    sink = MemorySink()
+    settings = settings_for(chain, tmp_path, reserve_every_blocks=1000, liabilities_file=liabilities)
+    follow = follower(chain, settings, tmp_path, sink)
+    follow.poll_once()
+    [first] = [e for e in sink.events if e["type"] == "reserve"]
+    chain.tester.revert_to_snapshot(snapshot)
+    chain.mine(3)  # a longer branch: the snapshot's block is abandoned
+    follow.poll_once()
+    reserves = [e for e in sink.events if e["type"] == "reserve" and "retracts" not in e]
+    retractions = [e for e in sink.events if "retracts" in e]
+    assert [r["retracts"] for r in retractions] == [first["event_id"]]
+    assert len(reserves) == 2 and reserves[1]["block"] == chain.w3.eth.block_number
+    assert reserves[1]["event_id"] != first["event_id"] and Decimal(reserves[1]["custody_balance"]) == Decimal("5")
+    assert (follow.published, follow.retracted, follow.rejected) == (3, 1, 0)
+    assert summary(follow) == "3 events, 1 retraction, 0 ingest errors published"

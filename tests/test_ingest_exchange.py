@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def test_first_poll_publishes_completed_records_as_canonical_events(replay: Exch
     assert big | {"ts": None} == {
         "event_id": "binance:trade:USDT/VND:7005", "type": "trade", "participant": PARTICIPANT, "ts": None,
         "site": "DN-SP2", "account": "C-000001", "side": "buy", "base": "USDT", "quote": "VND",
-        "quantity": "9000", "price": "26110", "order": "91005",
+        "quantity": "9000", "price": "26110", "order": "91005", "fee": "0", "fee_asset": "VND",
     }  # fmt: skip
     assert parse_timestamp(big["ts"]) == parse_timestamp("2025-10-21T02:05:00Z")
     # Every published event is a valid canonical event.
@@ -98,6 +99,12 @@ def test_first_poll_publishes_completed_records_as_canonical_events(replay: Exch
     withdrawal = next(e for e in sink.events if e["type"] == "withdrawal")
     assert withdrawal["rail"] == "onchain" and withdrawal["chain"] == "ethereum"
     assert withdrawal["address"] == "0x94df8b352de7f46f64b01d3666bf6e936e44ce60" and withdrawal["amount"] == "900"
+    # The network fee on top of the amount, and when it completed (Binance's completeTime), not just applyTime.
+    assert (withdrawal["fee"], withdrawal["fee_asset"]) == ("1", "USDT")
+    assert parse_timestamp(withdrawal["completed_ts"]) == parse_timestamp("2025-10-21T02:09:41Z")
+    assert parse_timestamp(withdrawal["ts"]) == parse_timestamp("2025-10-21T02:05:00Z")
+    parsed = event_from_dict(withdrawal)
+    assert parsed.fee == Decimal("1") and parsed.completed_ts == parse_timestamp("2025-10-21T02:09:41Z")  # type: ignore[attr-defined]
 
 
 def test_deposit_without_the_customers_address_is_reported_not_invented(replay: ExchangeReplay, tmp_path: Path) -> None:

@@ -7,47 +7,63 @@ from dataclasses import dataclass
 from rules_engine.events import Event, FundsEvent, TransferEvent
 from rules_engine.facts import Facts
 from rules_engine.licence_params import ParamError, ParamReader
+from rules_engine.reference_lists import AddressList, ReferenceError, load_address_list
 from rules_engine.rule_spec import RuleSpec
 from rules_engine.rules.base import Findings, RuleKind, fixed
 
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    addresses: frozenset[str]
+    inline: frozenset[str]
+    # File-backed lists (e.g. written by `sandboxwatch sanctions import`): versioned reference data that the
+    # monitor swaps between batches when the file changes (rules_engine/reference_lists.py).
+    lists: tuple[AddressList, ...] = ()
 
+    @property
+    def addresses(self) -> frozenset[str]:
+        return self.inline.union(*(listed.addresses for listed in self.lists))
 
-def _read_file(reader: ParamReader) -> list[str]:
-    name = reader.text("file")
-    path = reader.base_dir / name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParamError("file", f"cannot read address list {path}: {exc.strerror}") from None
-    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+    def listing(self, address: str) -> str | None:
+        """Where an address is listed ("the licence", or the list version), or None."""
+        key = address.lower()
+        if key in self.inline:
+            return "the licence"
+        for listed in self.lists:
+            if key in listed.addresses:
+                return listed.version
+        return None
 
 
 def parse(reader: ParamReader) -> Params:
     if not reader.has("addresses") and not reader.has("file"):
         raise ParamError("addresses", "missing parameter (give addresses or file)")
-    listed = list(reader.strings("addresses", required=False) or ())
+    inline = frozenset(a.lower() for a in reader.strings("addresses", required=False) or ())
+    lists: tuple[AddressList, ...] = ()
     if reader.has("file"):
-        listed.extend(_read_file(reader))
-    if not listed:
+        try:
+            lists = (load_address_list(reader.base_dir / reader.text("file")),)
+        except ReferenceError as exc:
+            raise ParamError("file", str(exc)) from None
+    if not inline and not any(listed.addresses for listed in lists):
         raise ParamError("addresses", "the address list is empty")
-    return Params(frozenset(address.lower() for address in listed))
+    return Params(inline, lists)
 
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
-    blocked = rule.params.addresses
+    params: Params = rule.params
     if isinstance(event, FundsEvent):
-        if event.address is None or event.address.lower() not in blocked:
+        where = None if event.address is None else params.listing(event.address)
+        if where is None:
             return None
+        assert event.address is not None
         hits = [event.address]
         subject = event.account
     elif isinstance(event, TransferEvent):
-        hits = [a for a in (event.from_address, event.to_address) if a.lower() in blocked]
+        listed = [(a, params.listing(a)) for a in (event.from_address, event.to_address)]
+        hits = [a for a, at in listed if at is not None]
         if not hits:
             return None
+        where = next(at for _, at in listed if at is not None)
         subject = hits[0]
     else:
         return None
@@ -57,7 +73,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
             ts=event.ts,
             key=event.event_id,
             evidence=(event.event_id,),
-            message=f"{event.type} {event.event_id} involves blocked address {', '.join(hits)}.",
+            message=f"{event.type} {event.event_id} involves blocked address {', '.join(hits)} (listed in {where}).",
         )
     ]
 

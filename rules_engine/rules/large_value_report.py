@@ -16,6 +16,7 @@ from rules_engine.licence_params import ParamReader
 from rules_engine.money import decimal_text
 from rules_engine.rule_spec import RuleSpec
 from rules_engine.rules.base import Findings, RuleKind
+from rules_engine.valuation import counted_value, fees_param
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 
@@ -25,6 +26,7 @@ class Params:
     threshold: Decimal
     deadline: timedelta
     applies_to: frozenset[str]
+    fees: bool = False  # count the venue's fee in the value (licence parameter fees: include)
 
 
 @dataclass(slots=True)
@@ -39,6 +41,7 @@ def parse(reader: ParamReader) -> Params:
         reader.req_decimal("threshold"),
         reader.duration("deadline"),
         reader.event_types("applies_to", DEFAULT_TYPES),
+        fees_param(reader),
     )
 
 
@@ -57,7 +60,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
         return None
     if event.type not in params.applies_to:
         return None
-    value = facts.value
+    value = counted_value(event, facts, params.fees)
     if value is None or value < params.threshold:
         return None
     subject = account_of(event) or event.participant

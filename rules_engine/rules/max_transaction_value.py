@@ -11,6 +11,7 @@ from rules_engine.licence_params import ParamReader
 from rules_engine.money import decimal_text
 from rules_engine.rule_spec import RuleSpec
 from rules_engine.rules.base import Findings, RuleKind
+from rules_engine.valuation import counted_value, fees_param
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 
@@ -19,15 +20,16 @@ DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 class Params:
     max: Decimal
     applies_to: frozenset[str]
+    fees: bool = False  # count the venue's fee in the value (licence parameter fees: include)
 
 
 def parse(reader: ParamReader) -> Params:
-    return Params(reader.req_decimal("max"), reader.event_types("applies_to", DEFAULT_TYPES))
+    return Params(reader.req_decimal("max"), reader.event_types("applies_to", DEFAULT_TYPES), fees_param(reader))
 
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     params: Params = rule.params
-    value = facts.value
+    value = counted_value(event, facts, params.fees)
     if value is None or value <= params.max:
         return None
     return [

@@ -14,6 +14,7 @@ from rules_engine.licence_params import ParamReader
 from rules_engine.money import ZERO, decimal_text
 from rules_engine.rule_spec import RuleSpec
 from rules_engine.rules.base import Findings, RuleKind
+from rules_engine.valuation import counted_value, fees_param
 
 DEFAULT_TYPES = ("trade",)
 EVIDENCE_LIMIT = 100
@@ -24,6 +25,7 @@ class Params:
     window: timedelta
     max: Decimal
     applies_to: frozenset[str]
+    fees: bool = False  # count the venue's fee in the value (licence parameter fees: include)
 
 
 @fast_pickle
@@ -40,7 +42,12 @@ State = dict[str, Window]
 
 
 def parse(reader: ParamReader) -> Params:
-    return Params(reader.duration("window"), reader.req_decimal("max"), reader.event_types("applies_to", DEFAULT_TYPES))
+    return Params(
+        reader.duration("window"),
+        reader.req_decimal("max"),
+        reader.event_types("applies_to", DEFAULT_TYPES),
+        fees_param(reader),
+    )
 
 
 def new_state(params: Params) -> State:
@@ -49,7 +56,7 @@ def new_state(params: Params) -> State:
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     params: Params = rule.params
-    value = facts.value
+    value = counted_value(event, facts, params.fees)
     account = account_of(event)
     if value is None or account is None:
         return None

@@ -15,6 +15,7 @@ from rules_engine.licence_params import ParamReader
 from rules_engine.money import ZERO, decimal_text
 from rules_engine.rule_spec import RuleSpec
 from rules_engine.rules.base import Findings, RuleKind
+from rules_engine.valuation import counted_value, fees_param
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 
@@ -25,6 +26,7 @@ class Params:
     window: timedelta
     min_count: int
     applies_to: frozenset[str]
+    fees: bool = False  # count the venue's fee in the value (licence parameter fees: include)
 
 
 @fast_pickle
@@ -46,6 +48,7 @@ def parse(reader: ParamReader) -> Params:
         reader.duration("window"),
         reader.integer("min_count", minimum=2),
         reader.event_types("applies_to", DEFAULT_TYPES),
+        fees_param(reader),
     )
 
 
@@ -55,7 +58,7 @@ def new_state(params: Params) -> State:
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     params: Params = rule.params
-    value = facts.value
+    value = counted_value(event, facts, params.fees)
     account = account_of(event)
     if value is None or account is None or value >= params.threshold:
         return None
