@@ -59,9 +59,12 @@ class LiveState:
             return engine
 
     def precheck(self, event: Event) -> list[Finding]:
-        """What the event would trigger now, judged on a copy so the state itself never changes."""
+        """What the event would trigger now, judged on a copy so the state itself never changes. The copy
+        first judges what its reorder buffer holds (stored events, whose findings are already known), then
+        the trial event alone."""
         trial: Engine = pickle.loads(pickle.dumps(self.engine(event.participant), pickle.HIGHEST_PROTOCOL))
-        return trial.process(event)
+        trial.flush()
+        return trial.process(event) + trial.flush()
 
     def utilisation(self, participant: str) -> list[dict[str, str]]:
         return [

@@ -99,6 +99,7 @@ class StreamWorker:
         )
         app.agent(self.events_topic, name="monitor")(self._agent)
         app.timer(1.0)(self._report_lag)
+        app.timer(1.0)(self._flush_quiet)
         return app
 
     async def _agent(self, stream: Any) -> None:
@@ -246,6 +247,21 @@ class StreamWorker:
         await self.app.consumer.commit()
         self._last_snapshot = time.monotonic()
         self._snapshot_cost = self._last_snapshot - started
+
+    async def _flush_quiet(self) -> None:
+        """Judge the buffered events of participants that have been quiet for idle_flush_seconds."""
+        try:
+            if not any(engine.buffered for engine in self.monitor.engines.values()):
+                return
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(self._executor, self.monitor.flush, self.settings.idle_flush_seconds)
+            if outcome.findings or outcome.dead_letters:
+                await self._publish(outcome)
+            for participant in {f.participant for f in outcome.findings}:
+                if participant in self._home:
+                    self._dirty.setdefault(participant, {})
+        except Exception:  # a timer tick must never stop the worker; the next tick tries again
+            log.exception("flushing quiet participants failed")
 
     async def _report_lag(self) -> None:
         """Lag is counted from what the monitor has processed, not from the fetch position, which runs
