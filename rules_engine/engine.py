@@ -9,8 +9,9 @@ in a reorder buffer keyed by event time and judges it only once the watermark (t
 time seen, minus the licence's allowed lateness) has passed it. Events within the allowed lateness are
 therefore judged exactly as if they had arrived in order, whichever path delivers them. An event older
 than the watermark is judged at once against the current state and flagged with a ``late_event`` finding;
-an event after the licence term is judged at once too (it may be a mistyped year: it must neither wait
-for a watermark that never comes nor move the watermark for everyone else).
+an event after the licence term is judged at once too, after whatever the buffer holds (it may be a
+mistyped year: it must not wait for a watermark that never comes, nor move the watermark for everyone
+else; in-term events older than the newest seen that arrive after it are late).
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ class Engine:
         if watermark is not None and ts < watermark:
             return self._late(event, watermark, origin)
         if ts > self._term_end:
-            return self._judge_contained(event, origin)
+            # Everything buffered is older: judged first, and the term's input counts as ended.
+            return self.flush() + self._judge_contained(event, origin)
         self._arrivals += 1
         buffer = self._buffer
         heapq.heappush(buffer, (ts, TYPE_RANK.get(event.type, 3), self._arrivals, event, origin))
