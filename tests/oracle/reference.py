@@ -167,7 +167,7 @@ def structuring(licence: Licence, rule: RuleSpec, history: History) -> list[Expe
     currency = licence.header.reporting_currency
 
     def meets(values: list[Decimal]) -> bool:
-        return len(values) >= p.min_count and sum(values, Decimal(0)) >= p.threshold
+        return len(values) >= p.min_count and bool(sum(values, Decimal(0)) >= p.threshold)
 
     found = []
     for at in history:
@@ -297,15 +297,11 @@ def max_accounts(licence: Licence, rule: RuleSpec, history: History) -> list[Exp
     return found
 
 
-def _customer(at: Judged, types: frozenset[str] = frozenset({"trade", "deposit", "withdrawal"})) -> bool:
-    return at.event.type in types
-
-
 def kyc_required(licence: Licence, rule: RuleSpec, history: History) -> list[Expected]:
     found = []
     for at in history:
         e = at.event
-        if not _customer(at):
+        if not isinstance(e, TradeEvent | FundsEvent):
             continue
         account = e.account
         record = _account_at(account, at, history)

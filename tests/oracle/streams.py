@@ -87,7 +87,7 @@ ACCOUNTS = ("a", "b", "c")
 @st.composite
 def instants(draw: Any) -> datetime:
     anchor = draw(st.sampled_from(ANCHORS))
-    moment = anchor + timedelta(seconds=draw(st.sampled_from(SHIFTS)))
+    moment: datetime = anchor + timedelta(seconds=draw(st.sampled_from(SHIFTS)))
     return moment.astimezone(draw(st.sampled_from(ZONES)))
 
 
