@@ -16,9 +16,9 @@ else; in-term events older than the newest seen that arrive after it are late).
 
 from __future__ import annotations
 
-import heapq
 import logging
-from collections import Counter
+from bisect import insort
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -80,11 +80,11 @@ class Engine:
         self._term_end = licence.header.valid_until
         self._seen: set[object] = set()
         self._lateness = licence.header.allowed_lateness
-        # Newest in-term event time seen, and the reorder buffer: (ts, type rank, arrival number, event).
+        # Newest in-term event time seen, and the reorder buffer: (ts, type rank, event, origin) in judging
+        # order. Arrivals in order are appended; an out-of-order one is inserted after its equals.
         self._newest: datetime | None = None
         self.watermark: datetime | None = None
-        self._buffer: list[tuple[datetime, int, int, Event, Origin | None]] = []
-        self._arrivals = 0
+        self._buffer: deque[tuple[datetime, int, Event, Origin | None]] = deque()
         # Events whose checking raised, contained as invalid_event findings; the caller dead-letters them.
         self.failures: list[EventError] = []
         self._dispatch: dict[str, list[tuple[Check, RuleSpec, Any]]] = {t: [] for t in EVENT_TYPES}
@@ -131,9 +131,16 @@ class Engine:
         if ts > self._term_end:
             # Everything buffered is older: judged first, and the term's input counts as ended.
             return self.flush() + self._judge_contained(event, origin)
-        self._arrivals += 1
+        rank = TYPE_RANK.get(event.type, 3)
         buffer = self._buffer
-        heapq.heappush(buffer, (ts, TYPE_RANK.get(event.type, 3), self._arrivals, event, origin))
+        if buffer:
+            last = buffer[-1]
+            if last[0] < ts or (last[0] == ts and last[1] <= rank):
+                buffer.append((ts, rank, event, origin))
+            else:
+                insort(buffer, (ts, rank, event, origin), key=_judging_order)
+        else:
+            buffer.append((ts, rank, event, origin))
         newest = self._newest
         if ts >= self._term_start and (newest is None or ts > newest):
             self._newest = ts
@@ -157,10 +164,14 @@ class Engine:
     def _release(self, watermark: datetime | None) -> list[Finding]:
         buffer = self._buffer
         found: list[Finding] = []
-        judge = self._judge_contained
+        popleft = buffer.popleft
+        judge = self._judge
         while buffer and (watermark is None or buffer[0][0] < watermark):
-            _, _, _, event, origin = heapq.heappop(buffer)
-            result = judge(event, origin)
+            _, _, event, origin = popleft()
+            try:
+                result = judge(event)
+            except Exception as exc:  # contained: see _judge_contained
+                result = [self._failed(event, origin, exc)]
             if result:
                 found.extend(result)
         return found
@@ -173,20 +184,24 @@ class Engine:
         try:
             return self._judge(event)
         except Exception as exc:  # isolation is the point: any failure on one event's content is contained
-            source, line, raw = origin or _NO_ORIGIN
-            log.warning("event %s at %s:%d could not be checked", event.event_id, source, line, exc_info=True)
-            error = EventError(
-                source=source,
-                line=line,
-                field=None,
-                reason=f"could not be checked ({type(exc).__name__}: {exc or 'no detail'})"[:_RAW_LIMIT],
-                raw=raw[:_RAW_LIMIT],
-                event_id=event.event_id,
-                participant=event.participant,
-                ts=event.ts,
-            )
-            self.failures.append(error)
-            return [self.invalid(error)]
+            return [self._failed(event, origin, exc)]
+
+    def _failed(self, event: Event, origin: Origin | None, exc: Exception) -> Finding:
+        """An event whose checking raised: an EventError naming where it came from, and its finding."""
+        source, line, raw = origin or _NO_ORIGIN
+        log.warning("event %s at %s:%d could not be checked", event.event_id, source, line, exc_info=exc)
+        error = EventError(
+            source=source,
+            line=line,
+            field=None,
+            reason=f"could not be checked ({type(exc).__name__}: {exc or 'no detail'})"[:_RAW_LIMIT],
+            raw=raw[:_RAW_LIMIT],
+            event_id=event.event_id,
+            participant=event.participant,
+            ts=event.ts,
+        )
+        self.failures.append(error)
+        return self.invalid(error)
 
     def _late(self, event: Event, watermark: datetime, origin: Origin | None) -> list[Finding]:
         """Beyond the allowed lateness: judged now against the current state, never dropped, and said so."""
@@ -278,8 +293,7 @@ class Engine:
         defaults: dict[str, Any] = {
             "_lateness": self.header.allowed_lateness,
             "_newest": self.clock,
-            "_buffer": [],
-            "_arrivals": 0,
+            "_buffer": deque(),
             "failures": [],
         }
         for name, value in defaults.items():
@@ -359,6 +373,10 @@ class Engine:
             + (f"field '{error.field}': " if error.field else "")
             + f"{error.reason}.",
         )
+
+
+def _judging_order(entry: tuple[datetime, int, Event, Origin | None]) -> tuple[datetime, int]:
+    return entry[0], entry[1]
 
 
 def _duration(value: timedelta) -> str:
