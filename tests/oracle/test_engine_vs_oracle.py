@@ -132,3 +132,43 @@ def test_the_oracle_itself_sees_the_second_crossing_after_a_drain(rule: str) -> 
     )
     assert [e.evidence for e in found] == [("d0", "d1"), ("d2", "d3")]
     assert [e.observed for e in found] == [5998, 5998]
+
+
+def _late_ids(events: list[Event]) -> set[str]:
+    """Independently of the engine: events older than the newest in-term time seen before them minus the
+    lateness, or than the newest itself once an event after the term has ended the term's input."""
+    watermark: datetime | None = None
+    newest: datetime | None = None
+    seen: set[str] = set()
+    late: set[str] = set()
+    for event in events:
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        if watermark is not None and event.ts < watermark:
+            late.add(event.event_id)
+        elif event.ts > VALID_UNTIL:
+            watermark = newest
+        elif LICENCE.header.in_term(event.ts) and (newest is None or event.ts > newest):
+            newest = event.ts
+            watermark = max(newest - ALLOWED_LATENESS, watermark or newest - ALLOWED_LATENESS)
+    return late
+
+
+@EXAMPLES
+@given(streams(), st.randoms(use_true_random=False))
+def test_in_any_arrival_order_late_events_are_flagged_and_none_is_dropped(rows: list[dict[str, Any]], rng: Any) -> None:
+    """Whatever the delivery order: exactly the events beyond the allowed lateness get a late_event finding,
+    every event is judged once, and findings that depend on the event alone are all there."""
+    arrived = list(rows)
+    rng.shuffle(arrived)
+    events = _events(arrived)
+    engine = Engine(LICENCE)
+    found = [f for event in events for f in engine.process(event)] + engine.flush()
+    late = {f.evidence[0] for f in found if f.kind == "late_event"}
+    assert late == _late_ids(events)
+    assert engine.stats.late == len(late) and engine.buffered == 0
+    assert engine.stats.events - engine.stats.duplicates == len({e.event_id for e in events})
+    alone = {"period", "res", "part"}
+    oracle = {e for e in expected_findings(LICENCE, judged_order(events)) if e.rule in alone}
+    assert {e for e in _got(found) if e.rule in alone} == oracle
