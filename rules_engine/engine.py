@@ -280,12 +280,11 @@ class Engine:
         Buffered events are judged first: a deadline is judged only after every event before it."""
         found = self.flush()
         if self.clock is not None and ts <= self.clock:
-            return []
+            return found
         self.clock = ts
-        found += self._tick(ts)
-        stats = self.stats
-        stats.findings.update(f.severity for f in found)
-        return found
+        ticked = self._tick(ts)
+        self.stats.findings.update(f.severity for f in ticked)
+        return found + ticked
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Snapshots taken before the reorder buffer existed restore with an empty one."""

@@ -13,6 +13,7 @@ from rules_engine.engine import LATE_EVENT, Engine
 from rules_engine.event_parser import event_from_dict
 from rules_engine.findings import Finding
 from rules_engine.licence import LicenceError, parse_licence
+from rules_engine.timestamps import parse_timestamp
 from tests.helpers import HEADER, account, funds, trade, ts
 
 R = "severity: breach, clause: c"
@@ -135,3 +136,14 @@ def test_a_deadline_passed_without_a_report_is_found_once_the_watermark_passes_i
     # 10:40 moves it to 10:35: 10:34 is released, and its time passes the 10:30 deadline.
     found = _feed(engine, [funds(when=ts(hour=10, minute=40), amount="1", event_id="z")])
     assert [(f.rule, f.evidence) for f in found] == [("lvtr", ("big",))]
+
+
+def test_advance_to_judges_the_buffer_before_the_deadlines_and_counts_each_finding_once() -> None:
+    engine = Engine(_licence(LVTR, f"{{id: kyc, kind: kyc_required, {R}}}"))
+    big = funds(when=ts(hour=10), amount="1000", event_id="big")  # no account record: a kyc finding too
+    assert _feed(engine, [big]) == []  # held: nothing newer has arrived
+    early = engine.advance_to(parse_timestamp(ts(hour=9)))  # before the clock: the buffer only
+    assert [(f.rule, f.evidence) for f in early] == [("kyc", ("big",))]
+    due = engine.advance_to(parse_timestamp(ts(hour=10, minute=31)))
+    assert [(f.rule, f.evidence) for f in due] == [("lvtr", ("big",))]
+    assert sum(engine.stats.findings.values()) == 2
