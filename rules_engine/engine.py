@@ -208,7 +208,7 @@ class Engine:
         self.stats.late += 1
         self.stats.findings["info"] += 1
         header = self.header
-        behind = watermark + self._lateness - event.ts
+        behind = (self._newest or watermark) - event.ts
         note = new_finding(
             licence=header.id,
             rule=LATE_EVENT,
