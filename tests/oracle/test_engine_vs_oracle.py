@@ -5,7 +5,6 @@ stream monitor over the embedded store, and an engine snapshot taken mid-stream 
 from __future__ import annotations
 
 import json
-import pickle
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from rules_engine.event_reader import read_jsonl
 from rules_engine.events import Event
 from rules_engine.findings import Finding
 from sandboxwatch.self_check import run_check
+from streams.engine_snapshots import Manifest, manifest_key, plan, restore
 from tests.oracle.reference import Expected, expected_findings, judged_order
 from tests.oracle.streams import ALLOWED_LATENESS, VALID_UNTIL, licence, streams
 
@@ -94,8 +94,11 @@ def test_a_snapshot_with_buffered_events_resumes_to_the_same_findings(
     before: list[Finding] = []
     for event in events[:cut]:
         before.extend(engine.process(event))
-    restored: Engine = pickle.loads(pickle.dumps(engine, pickle.HIGHEST_PROTOCOL))
-    assert restored.buffered == engine.buffered
+    # Through the stream worker's own snapshot format: compressed, chunked, digest-checked.
+    _, writes = plan(engine, "p1", None, {0: cut})
+    table = {key: value for key, value in writes if value is not None}
+    restored = restore(Manifest.from_bytes("p1", table[manifest_key("p1")]), table.get)
+    assert restored is not None and restored.buffered == engine.buffered
     after: list[Finding] = []
     for event in events[cut:]:
         after.extend(restored.process(event))

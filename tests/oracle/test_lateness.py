@@ -147,3 +147,21 @@ def test_advance_to_judges_the_buffer_before_the_deadlines_and_counts_each_findi
     due = engine.advance_to(parse_timestamp(ts(hour=10, minute=31)))
     assert [(f.rule, f.evidence) for f in due] == [("lvtr", ("big",))]
     assert sum(engine.stats.findings.values()) == 2
+
+
+def test_structuring_judges_a_late_event_on_the_window_ending_at_its_own_time() -> None:
+    engine = Engine(_licence(f"{{id: st, kind: structuring, {R}, threshold: 3000, window: 1h, min_count: 2}}"))
+    rows = [
+        funds(when=ts(hour=10), amount="2000", event_id="a"),
+        funds(when=ts(hour=10, minute=40), amount="1", event_id="b"),
+        funds(when=ts(hour=10, minute=50), amount="1", event_id="c"),  # watermark 10:45: b judged
+    ]
+    assert _feed(engine, rows) == []
+    late = funds(when=ts(hour=10, minute=10), amount="1500", event_id="late")  # 40m behind
+    found = _feed(engine, [late])
+    assert [(f.kind, f.evidence, f.observed) for f in found] == [
+        (LATE_EVENT, ("late",), None),
+        ("structuring", ("a", "late"), Decimal(3500)),
+    ]
+    # c at 10:50 sees (9:50, 10:50]: a, late, b and itself, already past the threshold before it: no repeat.
+    assert engine.flush() == []
