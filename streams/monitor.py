@@ -61,7 +61,8 @@ class Monitor:
     def rebuild(self, participant: str) -> Engine:
         """A fresh engine for the current licence, fed the participant's stored events in event-time
         order: how state survives a licence upgrade or a lost snapshot. Findings it re-derives carry the
-        same ids, so only what the new licence adds is new to the store."""
+        same ids, so only what the new licence adds is new to the store. Not flushed: the newest events stay
+        in the reorder buffer, as they would in the live engine, for events still arriving within lateness."""
         engine = self.engines[participant] = Engine(self.licences[participant])
         records = self.store.stored_events(participant)
         records.sort(key=lambda r: event_order(r.event))
