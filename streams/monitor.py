@@ -82,7 +82,8 @@ class Monitor:
         outcome = BatchOutcome()
         now = time.monotonic()
         for participant, engine in self.engines.items():
-            if engine.buffered and now - self._arrived.get(participant, 0.0) >= quiet_seconds:
+            # An engine restored or rebuilt at a start has no arrival yet: its quiet spell starts now.
+            if engine.buffered and now - self._arrived.setdefault(participant, now) >= quiet_seconds:
                 outcome.findings.extend(engine.flush())
                 self._take_failures(participant, engine, outcome)
         if outcome.findings:
