@@ -52,3 +52,15 @@ def test_monitor_check_and_oracle_agree_on_a_stream_shuffled_within_lateness(
     checked = {f.finding_id for f in run_check(LICENCE, read_jsonl(lines, "oracle")).findings}
     assert set(store.finding_ids()) == checked == oracle
     assert store.count("dead_letters") == 0
+
+
+def test_a_quiet_participant_is_flushed_only_after_its_quiet_spell(store: Store) -> None:
+    monitor = Monitor([LICENCE], store)
+    row = {"event_id": "r1", "type": "reserve", "participant": "p1", "ts": "2025-10-02T10:00:00+07:00",
+           "asset": "USDT", "custody_balance": "99", "client_liabilities": "100"}  # fmt: skip
+    outcome = monitor.process_batch([InboundMessage("events", 0, 0, b"p1", json.dumps(row).encode())])
+    assert outcome.findings == [] and monitor.engines["p1"].buffered == 1  # held for lateness
+    assert monitor.flush(quiet_seconds=3600).findings == []  # it has not been quiet that long
+    flushed = monitor.flush(quiet_seconds=0)
+    assert [(f.rule, f.evidence) for f in flushed.findings] == [("res", ("r1",))]
+    assert [f.finding_id for f in flushed.new_findings] == store.finding_ids()
