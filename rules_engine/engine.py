@@ -144,9 +144,12 @@ class Engine:
         newest = self._newest
         if ts >= self._term_start and (newest is None or ts > newest):
             self._newest = ts
-            watermark = self.watermark = ts - self._lateness
-            if buffer[0][0] < watermark:
-                return self._release(watermark)
+            moved = ts - self._lateness
+            # Never backwards: after a flush the watermark is the newest event itself.
+            if watermark is None or moved > watermark:
+                self.watermark = moved
+                if buffer[0][0] < moved:
+                    return self._release(moved)
         return []
 
     def flush(self) -> list[Finding]:

@@ -165,3 +165,15 @@ def test_structuring_judges_a_late_event_on_the_window_ending_at_its_own_time() 
     ]
     # c at 10:50 sees (9:50, 10:50]: a, late, b and itself, already past the threshold before it: no repeat.
     assert engine.flush() == []
+
+
+def test_the_watermark_never_moves_back_after_a_flush() -> None:
+    """Found by the any-order property: an event after the term flushes the buffer (watermark = newest,
+    10:00); a newer in-term event at 10:04 must not pull it back to 9:59, or 9:59:30, older than what was
+    already judged, would slip in unflagged."""
+    engine = Engine(_licence(f"{{id: s, kind: self_trade, {R}}}"))
+    _feed(engine, [trade(when=ts(hour=10), event_id="judged")])
+    _feed(engine, [trade(when="2026-09-01T00:00:00+07:00", event_id="after-term")])
+    _feed(engine, [trade(when=ts(hour=10, minute=4), event_id="newer")])
+    found = _feed(engine, [trade(when=ts(hour=9, minute=59, second=30), event_id="older")])
+    assert [(f.kind, f.evidence) for f in found] == [(LATE_EVENT, ("older",))]
