@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rules_engine.engine import INVALID_EVENT, VALUATION_UNAVAILABLE
+from rules_engine.engine import INVALID_EVENT, LATE_EVENT, VALUATION_UNAVAILABLE
 from rules_engine.events import EVENT_TYPES
 from rules_engine.findings import Finding
 from rules_engine.licence import Licence
@@ -85,6 +85,7 @@ class Metrics:
             participant = header.participant
             rules = [(rule.id, rule.kind, rule.severity) for rule in licence.rules]
             rules += [(kind, kind, "warning") for kind in (INVALID_EVENT, VALUATION_UNAVAILABLE)]
+            rules.append((LATE_EVENT, LATE_EVENT, "info"))
             for rule_id, kind, severity in rules:
                 self.findings.labels(participant, header.id, rule_id, kind, severity)
             for event_type in EVENT_TYPES:

@@ -61,10 +61,17 @@ class LiveState:
             return engine
 
     def precheck(self, event: Event) -> tuple[list[Finding], EventError | None]:
-        """What the event would trigger now, judged on a copy so the state itself never changes; isolated as
-        the monitor isolates it, so an event whose checking raises comes back as its error."""
+        """What the event would trigger now, judged on a copy so the state itself never changes. The copy
+        first judges what its reorder buffer holds (stored events, whose findings are already known), then
+        the trial event alone; isolated as the monitor isolates it, so an event whose checking raises comes
+        back as its error."""
         trial: Engine = pickle.loads(pickle.dumps(self.engine(event.participant), pickle.HIGHEST_PROTOCOL))
-        return process_isolated(trial, event, "precheck", 0)
+        trial.flush()
+        trial.take_failures()
+        found, error = process_isolated(trial, event, "precheck", 0)
+        found += trial.flush()
+        later = trial.take_failures()
+        return found, error or (later[0] if later else None)
 
     def utilisation(self, participant: str) -> list[dict[str, str]]:
         return [

@@ -67,8 +67,9 @@ def measure(path: Path, repeats: int) -> None:
     counted: list[int] = []
 
     def rules() -> None:
-        process = Engine(licence).process
-        counted.append(sum(len(process(event)) for event in events))
+        engine = Engine(licence)
+        process = engine.process
+        counted.append(sum(len(process(event)) for event in events) + len(engine.flush()))
 
     def whole() -> None:
         counted.append(len(run_check(licence, read_jsonl(lines, "bench")).findings))

@@ -1,14 +1,26 @@
 """Runs one licence's rules over a participant's events in event-time order.
 
 The engine owns the explicit state (shared facts and each rule's state) and the event-time clock. It is
-used the same way by the self-check CLI, the stream workers and backtests: feed events, collect findings.
+used the same way by the self-check CLI, the stream workers and backtests: feed events, collect findings,
+and call ``flush`` at the end of a finite input.
+
+Lateness (docs/licence.md): events arrive out of order in a live system, so the engine holds each arrival
+in a reorder buffer keyed by event time and judges it only once the watermark (the newest in-term event
+time seen, minus the licence's allowed lateness) has passed it. Events within the allowed lateness are
+therefore judged exactly as if they had arrived in order, whichever path delivers them. An event older
+than the watermark is judged at once against the current state and flagged with a ``late_event`` finding;
+an event after the licence term is judged at once too, after whatever the buffer holds (it may be a
+mistyped year: it must not wait for a watermark that never comes, nor move the watermark for everyone
+else; in-term events older than the newest seen that arrive after it are late).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+from bisect import insort
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,10 +33,18 @@ from rules_engine.rules import RULE_KINDS
 from rules_engine.rules.base import Check, OnClock
 from rules_engine.valuation import value_of
 
+log = logging.getLogger(__name__)
+
+# Where an event came from (source, line, raw text), so a failure found when it is judged can name it.
+Origin = tuple[str, int, str]
+_RAW_LIMIT = 500
+_NO_ORIGIN: Origin = ("<engine>", 0, "")
+
 VALUE_BEARING = frozenset({"trade", "deposit", "withdrawal", "transfer"})
 INVALID_EVENT = "invalid_event"
 VALUATION_UNAVAILABLE = "valuation_unavailable"
 EVIDENCE_RETRACTED = "evidence_retracted"
+LATE_EVENT = "late_event"
 # Sort rank at equal timestamps: facts (prices, accounts, participant facts) first, so that "latest price
 # at or before the event" and "KYC state at that moment" include what happened in the same instant.
 TYPE_RANK = {"price": 0, "account": 1, "participant": 2}
@@ -42,6 +62,7 @@ class EngineStats:
     invalid: int = 0
     unvalued: int = 0
     retractions: int = 0
+    late: int = 0
     findings: Counter[str] = field(default_factory=Counter)
 
 
@@ -58,6 +79,14 @@ class Engine:
         self._term_start = licence.header.valid_from
         self._term_end = licence.header.valid_until
         self._seen: set[object] = set()
+        self._lateness = licence.header.allowed_lateness
+        # Newest in-term event time seen, and the reorder buffer: (ts, type rank, event, origin) in judging
+        # order. Arrivals in order are appended; an out-of-order one is inserted after its equals.
+        self._newest: datetime | None = None
+        self.watermark: datetime | None = None
+        self._buffer: deque[tuple[datetime, int, Event, Origin | None]] = deque()
+        # Events whose checking raised, contained as invalid_event findings; the caller dead-letters them.
+        self.failures: list[EventError] = []
         self._dispatch: dict[str, list[tuple[Check, RuleSpec, Any]]] = {t: [] for t in EVENT_TYPES}
         self._clock_rules: list[tuple[OnClock, RuleSpec, Any]] = []
         self._valued: set[str] = set()
@@ -83,18 +112,20 @@ class Engine:
                     entries[index] = (check, rule, state)
         self.licence = replace(self.licence, rules=tuple(rule if r.id == rule.id else r for r in self.licence.rules))
 
-    def process(self, event: Event) -> list[Finding]:
-        """Apply one event. Re-delivered event ids and other participants' events change nothing
-        (reference prices are market-wide, so those are taken from any participant).
+    def process(self, event: Event, origin: Origin | None = None) -> list[Finding]:
+        """Accept one arriving event; returns the findings of every event this arrival lets the engine
+        judge (itself, if late or after the term, and buffered events the watermark has now passed).
 
-        This runs for every event of every stream, so it reads attributes into locals once."""
+        Re-delivered event ids and other participants' events change nothing (reference prices are
+        market-wide, so those are taken from any participant). An event whose checking raises becomes an
+        invalid_event finding and an entry in ``failures``, whenever it is judged: nothing in one event's
+        content stops the others."""
         stats = self.stats
         stats.events += 1
-        event_type = event.type
         key: object
         if event.participant == self._participant:
             key = event.event_id
-        elif event_type == "price":
+        elif event.type == "price":
             key = (event.participant, event.event_id)
         else:
             stats.other_participant += 1
@@ -104,8 +135,119 @@ class Engine:
             stats.duplicates += 1
             return []
         seen.add(key)
+        ts = event.ts
+        watermark = self.watermark
+        if watermark is not None and ts < watermark:
+            return self._late(event, watermark, origin)
+        if ts > self._term_end:
+            # Everything buffered is older: judged first, and the term's input counts as ended.
+            return self.flush() + self._judge_contained(event, origin)
+        rank = TYPE_RANK.get(event.type, 3)
+        buffer = self._buffer
+        if buffer:
+            last = buffer[-1]
+            if last[0] < ts or (last[0] == ts and last[1] <= rank):
+                buffer.append((ts, rank, event, origin))
+            else:
+                insort(buffer, (ts, rank, event, origin), key=_judging_order)
+        else:
+            buffer.append((ts, rank, event, origin))
+        newest = self._newest
+        if ts >= self._term_start and (newest is None or ts > newest):
+            self._newest = ts
+            moved = ts - self._lateness
+            # Never backwards: after a flush the watermark is the newest event itself.
+            if watermark is None or moved > watermark:
+                self.watermark = moved
+                if buffer[0][0] < moved:
+                    return self._release(moved)
+        return []
+
+    def flush(self) -> list[Finding]:
+        """End of input: judge every buffered event, in event-time order. Later arrivals older than the
+        newest event seen count as late, since the windows they belong to have been judged."""
+        found = self._release(None)
+        if self._newest is not None:
+            self.watermark = self._newest
+        return found
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def _release(self, watermark: datetime | None) -> list[Finding]:
+        buffer = self._buffer
+        found: list[Finding] = []
+        popleft = buffer.popleft
+        judge = self._judge
+        while buffer and (watermark is None or buffer[0][0] < watermark):
+            _, _, event, origin = popleft()
+            try:
+                result = judge(event)
+            except Exception as exc:  # contained: see _judge_contained
+                result = [self._failed(event, origin, exc)]
+            if result:
+                found.extend(result)
+        return found
+
+    def take_failures(self) -> list[EventError]:
+        failures, self.failures = self.failures, []
+        return failures
+
+    def _judge_contained(self, event: Event, origin: Origin | None) -> list[Finding]:
+        try:
+            return self._judge(event)
+        except Exception as exc:  # isolation is the point: any failure on one event's content is contained
+            return [self._failed(event, origin, exc)]
+
+    def _failed(self, event: Event, origin: Origin | None, exc: Exception) -> Finding:
+        """An event whose checking raised: an EventError naming where it came from, and its finding."""
+        source, line, raw = origin or _NO_ORIGIN
+        log.warning("event %s at %s:%d could not be checked", event.event_id, source, line, exc_info=exc)
+        error = EventError(
+            source=source,
+            line=line,
+            field=None,
+            reason=f"could not be checked ({type(exc).__name__}: {exc or 'no detail'})"[:_RAW_LIMIT],
+            raw=raw[:_RAW_LIMIT],
+            event_id=event.event_id,
+            participant=event.participant,
+            ts=event.ts,
+        )
+        self.failures.append(error)
+        return self.invalid(error)
+
+    def _late(self, event: Event, watermark: datetime, origin: Origin | None) -> list[Finding]:
+        """Beyond the allowed lateness: judged now against the current state, never dropped, and said so."""
+        self.stats.late += 1
+        self.stats.findings["info"] += 1
+        header = self.header
+        behind = (self._newest or watermark) - event.ts
+        note = new_finding(
+            licence=header.id,
+            rule=LATE_EVENT,
+            kind=LATE_EVENT,
+            severity="info",
+            clause="licence allowed_lateness (lateness policy)",
+            participant=header.participant,
+            subject=getattr(event, "account", None) or header.participant,
+            ts=event.ts,
+            key=event.event_id,
+            evidence=(event.event_id,),
+            message=f"{event.type} {event.event_id} at {event.ts.isoformat()} arrived {_duration(behind)} behind "
+            f"the newest event, beyond the allowed lateness of {_duration(self._lateness)}: it was judged "
+            "against the state at its arrival; windows and deadlines already judged were not reopened.",
+        )
+        return [note, *self._judge_contained(event, origin)]
+
+    def _judge(self, event: Event) -> list[Finding]:
+        """Apply one event to the state and the rules. This runs for every event of every stream, so it
+        reads attributes into locals once."""
         if event.extra and "retracts" in event.extra:
+            # In event-time order like everything else, so it follows what it retracts.
             return self._retraction(event)
+        stats = self.stats
+        event_type = event.type
         found: list[Finding] = []
         ts = event.ts
         # Only in-term events move the clock: a mistyped year must not expire every pending deadline.
@@ -116,7 +258,10 @@ class Engine:
                 found.extend(self._tick(ts))
         facts = self.facts
         if event_type == "account" and isinstance(event, AccountEvent):
-            facts.accounts[event.account] = AccountState.from_event(event)
+            known = facts.accounts.get(event.account)
+            # A late account event is history: it must not replace a newer state of the account.
+            if known is None or known.since <= ts:
+                facts.accounts[event.account] = AccountState.from_event(event)
         elif event_type == "price" and isinstance(event, PriceEvent):
             facts.prices.add(event)
         if event_type in self._valued:
@@ -145,14 +290,28 @@ class Engine:
         return used
 
     def advance_to(self, ts: datetime) -> list[Finding]:
-        """Move the clock without an event (``--as-of``, or a stream's idle tick) to judge deadlines."""
+        """Move the clock without an event (``--as-of``, or a stream's idle tick) to judge deadlines.
+        Buffered events are judged first: a deadline is judged only after every event before it."""
+        found = self.flush()
         if self.clock is not None and ts <= self.clock:
-            return []
+            return found
         self.clock = ts
-        found = self._tick(ts)
-        stats = self.stats
-        stats.findings.update(f.severity for f in found)
-        return found
+        ticked = self._tick(ts)
+        self.stats.findings.update(f.severity for f in ticked)
+        return found + ticked
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Snapshots taken before the reorder buffer existed restore with an empty one."""
+        self.__dict__.update(state)
+        defaults: dict[str, Any] = {
+            "_lateness": self.header.allowed_lateness,
+            "_newest": self.clock,
+            "_buffer": deque(),
+            "failures": [],
+        }
+        for name, value in defaults.items():
+            self.__dict__.setdefault(name, value)
+        self.__dict__.setdefault("watermark", None)
 
     def _tick(self, ts: datetime) -> list[Finding]:
         found: list[Finding] = []
@@ -227,3 +386,15 @@ class Engine:
             + (f"field '{error.field}': " if error.field else "")
             + f"{error.reason}.",
         )
+
+
+def _judging_order(entry: tuple[datetime, int, Event, Origin | None]) -> tuple[datetime, int]:
+    return entry[0], entry[1]
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{value.total_seconds():g}s"

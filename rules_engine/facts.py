@@ -19,11 +19,13 @@ class AccountState:
     investor_class: str
     bank_account_verified: bool | None
     wallets: frozenset[str]
+    # Event time of the account event this state comes from: a late, older one does not replace it.
+    since: datetime
 
     @classmethod
     def from_event(cls, event: AccountEvent) -> AccountState:
         wallets = frozenset(w.lower() for w in event.wallets) if event.wallets else frozenset()
-        return cls(event.kyc_status, event.investor_class, event.bank_account_verified, wallets)
+        return cls(event.kyc_status, event.investor_class, event.bank_account_verified, wallets, event.ts)
 
 
 _Point = tuple[datetime, Decimal]

@@ -3,7 +3,9 @@
 The parser bounds what it accepts, but a monitor must not rely on every bound being right: an event that
 still makes a rule raise (an arithmetic overflow, a value no rule expected) becomes an ``EventError`` and an
 ``invalid_event`` finding, and the stream, self-check, backtest or pre-check goes on with the next event.
-One shared mechanism rather than a try/except per caller, so every path isolates events the same way.
+The containment itself lives in the engine, because an event is judged when the reorder buffer releases it,
+which may be on a later event's arrival or at ``flush``; this function hands the engine the event's origin
+and collects what failed.
 
 The engine remembers the event id before its rules run, so an event that failed here is not judged again
 when it is re-delivered: its failure is on record as a finding and a dead letter instead.
@@ -11,33 +13,16 @@ when it is re-delivered: its failure is on record as a finding and a dead letter
 
 from __future__ import annotations
 
-import logging
-
 from rules_engine.engine import Engine
 from rules_engine.events import Event, EventError
 from rules_engine.findings import Finding
-
-log = logging.getLogger(__name__)
-
-_RAW_LIMIT = 500
 
 
 def process_isolated(
     engine: Engine, event: Event, source: str, line: int, raw: str = ""
 ) -> tuple[list[Finding], EventError | None]:
-    """The event's findings, or (an ``invalid_event`` finding, the error) if checking it raised."""
-    try:
-        return engine.process(event), None
-    except Exception as exc:  # isolation is the point: any failure on one event's content is contained
-        log.warning("event %s at %s:%d could not be checked", event.event_id, source, line, exc_info=True)
-        error = EventError(
-            source=source,
-            line=line,
-            field=None,
-            reason=f"could not be checked ({type(exc).__name__}: {exc or 'no detail'})"[:_RAW_LIMIT],
-            raw=raw[:_RAW_LIMIT],
-            event_id=event.event_id,
-            participant=event.participant,
-            ts=event.ts,
-        )
-        return [engine.invalid(error)], error
+    """The findings this arrival releases (an ``invalid_event`` one for each event whose checking raised)
+    and the first such failure, if any; ``engine.failures`` keeps any further ones until taken."""
+    found = engine.process(event, (source, line, raw))
+    failures = engine.failures
+    return found, failures.pop(0) if failures else None

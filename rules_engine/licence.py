@@ -19,11 +19,11 @@ from rules_engine.findings import SEVERITIES
 from rules_engine.licence_params import ParamError, ParamReader
 from rules_engine.rule_spec import LicenceHeader, RuleSpec
 from rules_engine.rules import RULE_KINDS
-from rules_engine.timestamps import parse_timestamp
+from rules_engine.timestamps import parse_lateness, parse_timestamp
 
 _COMMON = frozenset({"id", "kind", "severity", "clause"})
 _HEADER_REQUIRED = ("id", "participant", "valid_from", "valid_until", "reporting_currency")
-_HEADER_OPTIONAL = ("title", "legal_basis")
+_HEADER_OPTIONAL = ("title", "legal_basis", "allowed_lateness")
 _LINE = "__line__"
 
 
@@ -87,7 +87,14 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
         if value is None:
             if name in _HEADER_REQUIRED:
                 problems.append(f"licence header (line {raw.get(_LINE)}): field '{name}': missing")
-            values[name] = ""
+            if name != "allowed_lateness":
+                values[name] = ""
+            continue
+        if name == "allowed_lateness":
+            try:
+                values[name] = parse_lateness(value)
+            except ValueError as exc:
+                problems.append(f"licence header: field '{name}': {exc}")
             continue
         if name.startswith("valid_"):
             try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from rules_engine.findings import Finding, new_finding
+
+DEFAULT_ALLOWED_LATENESS = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,9 @@ class LicenceHeader:
     valid_from: datetime
     valid_until: datetime
     reporting_currency: str
+    # How far behind the newest in-term event an event may arrive and still be placed where it belongs in
+    # event time (docs/licence.md, lateness): venues batch, chains confirm, connectors restart.
+    allowed_lateness: timedelta = DEFAULT_ALLOWED_LATENESS
 
     def in_term(self, ts: datetime) -> bool:
         return self.valid_from <= ts <= self.valid_until

@@ -49,6 +49,15 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+def parse_lateness(value: object) -> timedelta:
+    """A licence's allowed lateness: a duration, or zero (``0s``) for input that is known to arrive in order."""
+    if isinstance(value, str) and value.strip() in {"0", "0s", "0m", "0h", "0d"}:
+        return timedelta(0)
+    if value == 0 and not isinstance(value, bool):
+        return timedelta(0)
+    return parse_duration(value)
+
+
 def format_timestamp(value: datetime) -> str:
     """Keep the offset the event was written with, so findings read like the source data."""
     return value.isoformat()

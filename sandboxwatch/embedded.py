@@ -138,6 +138,8 @@ def up(options: UpOptions) -> int:
                 while worker.processed < sent and not stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.2)
+                # The published input has ended: judge what the reorder buffers still hold (lateness).
+                await worker.flush()
                 bar.show(worker.processed, findings, force=True)
                 _summary(worker.monitor.store.findings_summary(), worker.monitor.store.count("dead_letters"), url)
                 if not options.once:

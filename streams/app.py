@@ -99,6 +99,7 @@ class StreamWorker:
         )
         app.agent(self.events_topic, name="monitor")(self._agent)
         app.timer(1.0)(self._report_lag)
+        app.timer(1.0)(self._flush_quiet)
         return app
 
     async def _agent(self, stream: Any) -> None:
@@ -246,6 +247,28 @@ class StreamWorker:
         await self.app.consumer.commit()
         self._last_snapshot = time.monotonic()
         self._snapshot_cost = self._last_snapshot - started
+
+    async def _flush_quiet(self) -> None:
+        """Judge the buffered events of participants that have been quiet for idle_flush_seconds."""
+        try:
+            await self.flush(self.settings.idle_flush_seconds)
+        except Exception:  # a timer tick must never stop the worker; the next tick tries again
+            log.exception("flushing quiet participants failed")
+
+    async def flush(self, quiet_seconds: float = 0.0) -> BatchOutcome:
+        """Judge what the engines' reorder buffers hold (see Monitor.flush); 0 at the end of a finite input."""
+        if not any(engine.buffered for engine in self.monitor.engines.values()):
+            return BatchOutcome()
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(self._executor, self.monitor.flush, quiet_seconds)
+        if outcome.findings or outcome.dead_letters:
+            await self._publish(outcome)
+        for participant in {f.participant for f in outcome.findings}:
+            if participant in self._home:
+                self._dirty.setdefault(participant, {})
+        if self.on_batch and outcome.findings:
+            self.on_batch(outcome)
+        return outcome
 
     async def _report_lag(self) -> None:
         """Lag is counted from what the monitor has processed, not from the fetch position, which runs

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from rules_engine.engine import Engine
+
+log = logging.getLogger(__name__)
 
 # Below the 1 MB default of Kafka's message.max.bytes and of aiokafka's max_request_size, with headroom.
 CHUNK_BYTES = 900_000
@@ -84,7 +87,13 @@ def restore(manifest: Manifest, get: Callable[[bytes], bytes | None]) -> Engine 
     blob = b"".join(parts)
     if hashlib.sha256(blob).hexdigest() != manifest.sha256:
         return None
-    engine = pickle.loads(zlib.decompress(blob))
+    try:
+        engine = pickle.loads(zlib.decompress(blob))
+    except Exception:  # a snapshot of an older engine layout: the caller rebuilds from the store instead
+        log.warning(
+            "snapshot of %s generation %d cannot be loaded", manifest.participant, manifest.generation, exc_info=True
+        )
+        return None
     return engine if isinstance(engine, Engine) else None
 
 

@@ -20,6 +20,9 @@ class WorkerSettings:
     snapshot_seconds: float = 10.0
     # Once the stream has been quiet this long, snapshot, so a caught-up worker's committed offset is current.
     idle_snapshot_seconds: float = 2.0
+    # After this long without an event for a participant, judge what its reorder buffer holds (lateness:
+    # docs/licence.md); the watermark moves with event time only, so a quiet participant would wait forever.
+    idle_flush_seconds: float = 10.0
     # How long the broker may hold an empty fetch (faust's own default is 1.5 s; see streams.fetch_wait).
     fetch_max_wait: float = 1.5
     metrics_host: str = "127.0.0.1"

@@ -120,6 +120,7 @@ def run(licence: Licence, rows: Iterable[dict[str, Any]], *, sort: bool = True) 
     found: list[Finding] = []
     for event in events:
         found.extend(engine.process(event))
+    found.extend(engine.flush())
     return found
 
 

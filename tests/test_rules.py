@@ -166,6 +166,32 @@ def test_rolling_volume_reports_once_per_crossing_and_expires() -> None:
     assert found[1].observed == Decimal(3001)
 
 
+def test_rolling_volume_reports_a_second_crossing_after_the_window_drained_without_an_event() -> None:
+    """Issue 14: the cap is crossed, the account goes quiet while the window drains below the cap, and the
+    next event crosses it again: that is a second crossing, with its own finding."""
+    lic = licence_with(f"{{id: vol, kind: rolling_volume, {R}, window: 24h, max: 3000}}")
+    first = trade(when=ts(day=1, hour=1), quantity="1", price="3001")
+    second = trade(when=ts(day=3, hour=1), quantity="1", price="3001")  # day 1 left the window on day 2
+    found = run(lic, [first, second])
+    assert [f.evidence for f in found] == [(first["event_id"],), (second["event_id"],)]
+    assert [f.observed for f in found] == [Decimal(3001), Decimal(3001)]
+
+
+def test_structuring_reports_a_second_pattern_after_the_window_drained_without_an_event() -> None:
+    lic = licence_with(f"{{id: st, kind: structuring, {R}, threshold: 1000, window: 1h, min_count: 2}}")
+    rows = [
+        funds(when=ts(hour=1), amount="600"),
+        funds(when=ts(hour=1, minute=10), amount="600"),  # 2 x 600 >= 1000: flagged
+        funds(when=ts(hour=3), amount="600"),  # both left the window; no event in between
+        funds(when=ts(hour=3, minute=10), amount="600"),  # a new pattern
+    ]
+    found = run(lic, rows)
+    assert [f.evidence for f in found] == [
+        (rows[0]["event_id"], rows[1]["event_id"]),
+        (rows[2]["event_id"], rows[3]["event_id"]),
+    ]
+
+
 def test_rolling_volume_window_excludes_event_exactly_window_old() -> None:
     lic = licence_with(f"{{id: vol, kind: rolling_volume, {R}, window: 1h, max: 100}}")
     assert (

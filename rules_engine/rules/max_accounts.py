@@ -32,7 +32,9 @@ def new_state(params: Params) -> State:
 def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     if not isinstance(event, AccountEvent):
         return None
-    if event.kyc_status != "verified":
+    # The account's current state, not the event's: a late event (older than the state) changes nothing.
+    current = facts.accounts.get(event.account)
+    if current is None or current.kyc_status != "verified":
         state.discard(event.account)
         return None
     if event.account in state:

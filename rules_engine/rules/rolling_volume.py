@@ -1,7 +1,14 @@
-"""Per-customer volume cap over a trailing event-time window, reported once each time it is crossed."""
+"""Per-customer volume cap over a trailing event-time window, reported once each time it is crossed.
+
+A crossing is judged at each event from the window ending at that event: the sum of the window without the
+event (what was in force the instant before it) is at or under the cap, and with it the sum is over. Between
+events the sum only falls as old events leave, so this is also right after a window drained with no event
+in between; a flag set at the last finding would miss the second crossing of a customer who breaks the cap,
+goes quiet, and breaks it again."""
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,11 +38,10 @@ class Params:
 @fast_pickle
 @dataclass(slots=True)
 class Window:
-    """Events inside (now - window, now] and their exact sum; ``above`` remembers a reported crossing."""
+    """Events inside (latest - window, latest], in event-time order, and their exact sum."""
 
     entries: deque[tuple[datetime, Decimal, str]] = field(default_factory=deque)
     total: Decimal = ZERO
-    above: bool = False
 
 
 State = dict[str, Window]
@@ -63,29 +69,39 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     window = state.get(account)
     if window is None:
         window = state[account] = Window()
-    horizon = event.ts - params.window
+    ts = event.ts
     entries = window.entries
-    while entries and entries[0][0] <= horizon:
-        window.total -= entries.popleft()[1]
-    entries.append((event.ts, value, event.event_id))
-    window.total += value
-    if window.total <= params.max:
-        window.above = False
+    if not entries or entries[-1][0] <= ts:
+        horizon = ts - params.window
+        while entries and entries[0][0] <= horizon:
+            window.total -= entries.popleft()[1]
+        before = window.total
+        entries.append((ts, value, event.event_id))
+        window.total += value
+        in_window = entries
+    else:
+        # Older than the newest event kept (a late event): judged on the window ending at its own time, as far
+        # as the kept events reach; it stays in place so later windows count it.
+        horizon = ts - params.window
+        in_window = deque(entry for entry in entries if horizon < entry[0] <= ts)
+        before = sum((entry[1] for entry in in_window), ZERO)
+        in_window.append((ts, value, event.event_id))
+        insort(entries, (ts, value, event.event_id), key=lambda entry: entry[0])
+        window.total += value
+    total = before + value
+    if before > params.max or total <= params.max:
         return None
-    if window.above:
-        return None
-    window.above = True
-    evidence = [entry[2] for entry in entries][-EVIDENCE_LIMIT:]
+    evidence = [entry[2] for entry in in_window][-EVIDENCE_LIMIT:]
     return [
         rule.finding(
             subject=account,
             ts=event.ts,
             key=event.event_id,
             evidence=evidence,
-            observed=window.total,
+            observed=total,
             limit=params.max,
-            message=f"Account {account} reached {decimal_text(window.total)} "
-            f"{facts.header.reporting_currency} over {len(entries)} events in the trailing window, "
+            message=f"Account {account} reached {decimal_text(total)} "
+            f"{facts.header.reporting_currency} over {len(in_window)} events in the trailing window, "
             f"above the cap of {decimal_text(params.max)}.",
         )
     ]

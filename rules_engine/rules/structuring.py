@@ -1,8 +1,13 @@
 """AML red flag: several transactions of one kind, each under the reporting threshold, that together
-reach it within a short window (splitting to stay under the large-value report)."""
+reach it within a short window (splitting to stay under the large-value report).
+
+Reported once per crossing, judged like rolling_volume: at each event, the window ending at it without the
+event does not meet the pattern (fewer than min_count, or a sum under the threshold) and with it the window
+does. Leaving events only weaken the pattern, so a window that drained between events counts as not met."""
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,9 +37,10 @@ class Params:
 @fast_pickle
 @dataclass(slots=True)
 class Window:
+    """Events inside (latest - window, latest], in event-time order, and their exact sum."""
+
     entries: deque[tuple[datetime, Decimal, str]] = field(default_factory=deque)
     total: Decimal = ZERO
-    flagged: bool = False
 
 
 # Keyed by (account, event type): deposit, trade and withdrawal of the same money is normal flow, not
@@ -66,28 +72,39 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     window = state.get(key)
     if window is None:
         window = state[key] = Window()
-    horizon = event.ts - params.window
+    ts = event.ts
     entries = window.entries
-    while entries and entries[0][0] <= horizon:
-        window.total -= entries.popleft()[1]
-    entries.append((event.ts, value, event.event_id))
-    window.total += value
-    if len(entries) < params.min_count or window.total < params.threshold:
-        window.flagged = False
+    horizon = ts - params.window
+    if not entries or entries[-1][0] <= ts:
+        while entries and entries[0][0] <= horizon:
+            window.total -= entries.popleft()[1]
+        before = window.total
+        entries.append((ts, value, event.event_id))
+        window.total += value
+        in_window = entries
+    else:
+        # A late event: judged on the window ending at its own time, as far as the kept events reach.
+        in_window = deque(entry for entry in entries if horizon < entry[0] <= ts)
+        before = sum((entry[1] for entry in in_window), ZERO)
+        in_window.append((ts, value, event.event_id))
+        insort(entries, (ts, value, event.event_id), key=lambda entry: entry[0])
+        window.total += value
+    total = before + value
+    count = len(in_window)
+    if count < params.min_count or total < params.threshold:
         return None
-    if window.flagged:
+    if count - 1 >= params.min_count and before >= params.threshold:
         return None
-    window.flagged = True
     return [
         rule.finding(
             subject=account,
             ts=event.ts,
             key=event.event_id,
-            evidence=[entry[2] for entry in entries],
-            observed=window.total,
+            evidence=[entry[2] for entry in in_window],
+            observed=total,
             limit=params.threshold,
-            message=f"Account {account} made {len(entries)} {event.type}s each under "
-            f"{decimal_text(params.threshold)} that add up to {decimal_text(window.total)} "
+            message=f"Account {account} made {count} {event.type}s each under "
+            f"{decimal_text(params.threshold)} that add up to {decimal_text(total)} "
             f"{facts.header.reporting_currency} within the window.",
         )
     ]
