@@ -12,7 +12,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.events import EVENT_TYPES, AccountEvent, Event, EventError, PriceEvent
+from rules_engine.event_digest import content_digest
+from rules_engine.events import (
+    EVENT_TYPES,
+    RETRACTION,
+    AccountEvent,
+    Event,
+    EventError,
+    FundsEvent,
+    PriceEvent,
+    ReserveEvent,
+    RetractionEvent,
+    TransferEvent,
+)
 from rules_engine.facts import AccountState, Facts
 from rules_engine.findings import Finding, new_finding
 from rules_engine.licence import Licence
@@ -25,9 +37,15 @@ VALUE_BEARING = frozenset({"trade", "deposit", "withdrawal", "transfer"})
 INVALID_EVENT = "invalid_event"
 VALUATION_UNAVAILABLE = "valuation_unavailable"
 EVIDENCE_RETRACTED = "evidence_retracted"
+RETRACTION_REFUSED = "retraction_refused"
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
 # Sort rank at equal timestamps: facts (prices, accounts, participant facts) first, so that "latest price
 # at or before the event" and "KYC state at that moment" include what happened in the same instant.
 TYPE_RANK = {"price": 0, "account": 1, "participant": 2}
+
+
+# Event types a chain connector may later retract.
+_OBSERVED = frozenset({"transfer", "reserve", "deposit", "withdrawal"})
 
 
 def event_order(event: Event) -> tuple[datetime, int]:
@@ -42,6 +60,7 @@ class EngineStats:
     invalid: int = 0
     unvalued: int = 0
     retractions: int = 0
+    conflicts: int = 0
     findings: Counter[str] = field(default_factory=Counter)
 
 
@@ -57,7 +76,11 @@ class Engine:
         self._currency = licence.header.reporting_currency
         self._term_start = licence.header.valid_from
         self._term_end = licence.header.valid_until
-        self._seen: set[object] = set()
+        # Event key -> digest of its content: a re-delivery is silent, a different event under a seen id is
+        # reported (event_digest). Chain observations also keep where they were seen, for retractions.
+        self._seen: dict[object, int] = {}
+        self._observed: dict[str, tuple[str, int | None, str | None]] = {}
+        self._retraction_sources = licence.header.retraction_sources
         self._dispatch: dict[str, list[tuple[Check, RuleSpec, Any]]] = {t: [] for t in EVENT_TYPES}
         self._clock_rules: list[tuple[OnClock, RuleSpec, Any]] = []
         self._valued: set[str] = set()
@@ -89,11 +112,15 @@ class Engine:
             stats.other_participant += 1
             return []
         seen = self._seen
-        if key in seen:
+        digest = content_digest(event)
+        prior = seen.get(key)
+        if prior is not None:
             stats.duplicates += 1
-            return []
-        seen.add(key)
-        if event.extra and "retracts" in event.extra:
+            return [] if prior == digest or not prior else self._conflict(event, digest)
+        seen[key] = digest
+        if event_type in _OBSERVED:
+            self._observe(event)
+        elif event_type == RETRACTION:
             return self._retraction(event)
         found: list[Finding] = []
         ts = event.ts
@@ -168,16 +195,89 @@ class Engine:
             f"reference price at or before {event.ts.isoformat()}; value-based rules skipped it.",
         )
 
-    def _retraction(self, event: Event) -> list[Finding]:
-        """A connector withdrawing an observation (a chain reorganisation abandoned its block). It is not
-        judged again; if the withdrawn event was seen, an info finding tells reviewers which evidence is void."""
-        self.stats.retractions += 1
-        retracted = str(event.extra["retracts"])
-        if retracted not in self._seen:
-            return []
-        self.stats.findings["info"] += 1
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot; one written before content digests kept a set of ids, whose earlier events'
+        digests are unknown (0: a later event under such an id counts as a re-delivery)."""
+        seen = state.get("_seen")
+        if isinstance(seen, set):
+            state["_seen"] = dict.fromkeys(seen, 0)
+        state.setdefault("_observed", {})
+        state.setdefault("_retraction_sources", state["licence"].header.retraction_sources)
+        self.__dict__.update(state)
+
+    def _conflict(self, event: Event, digest: int) -> list[Finding]:
+        """Two different events under one id: the later one is not judged (which of the two is true is not
+        the monitor's call), and a warning says so instead of merging them without a word."""
+        stats = self.stats
+        stats.conflicts += 1
+        stats.findings["warning"] += 1
         header = self.header
-        reason = event.extra.get("reason") or "withdrawn by its connector"
+        return [
+            new_finding(
+                licence=header.id,
+                rule=CONFLICTING_DUPLICATE,
+                kind=CONFLICTING_DUPLICATE,
+                severity="warning",
+                clause="canonical events contract, version 1 (event_id is unique per participant)",
+                participant=event.participant,
+                subject=getattr(event, "account", None) or event.participant,
+                ts=event.ts,
+                key=f"{event.event_id}\x1f{digest & 0xFFFFFFFFFFFFFFFF:016x}",
+                evidence=(event.event_id,),
+                message=f"{event.type} {event.event_id} arrived again with different content; the first "
+                "version was judged, this one was not. The sender must fix the id or retract one of them.",
+            )
+        ]
+
+    def _observe(self, event: Event) -> None:
+        """Where a chain observation was seen, so a retraction can be checked against it."""
+        if isinstance(event, TransferEvent):
+            block_hash = event.extra.get("block_hash")
+            self._observed[event.event_id] = (
+                event.chain,
+                event.block,
+                block_hash if isinstance(block_hash, str) else None,
+            )
+        elif isinstance(event, ReserveEvent):
+            chain, block, block_hash = (event.extra.get(k) for k in ("chain", "block", "block_hash"))
+            if isinstance(chain, str):
+                self._observed[event.event_id] = (
+                    chain,
+                    block if type(block) is int else None,
+                    block_hash if isinstance(block_hash, str) else None,
+                )
+        elif isinstance(event, FundsEvent) and event.rail == "onchain" and event.chain is not None:
+            self._observed[event.event_id] = (event.chain, None, None)
+
+    def _retraction(self, event: Event) -> list[Finding]:
+        """A chain connector withdrawing its own observation (a reorganisation abandoned its block). It is
+        accepted only from a chain the licence names in ``retraction_sources`` and only for an event of
+        this participant seen on that chain, in that block; then an info finding tells reviewers which
+        evidence is void. Anything else is refused with a warning: a sender cannot make an event vanish."""
+        assert isinstance(event, RetractionEvent)
+        retracted = event.retracts
+        problem = self._retraction_problem(event)
+        header = self.header
+        if problem is not None:
+            self.stats.findings["warning"] += 1
+            return [
+                new_finding(
+                    licence=header.id,
+                    rule=RETRACTION_REFUSED,
+                    kind=RETRACTION_REFUSED,
+                    severity="warning",
+                    clause="canonical events contract, version 1 (retraction)",
+                    participant=header.participant,
+                    subject=header.participant,
+                    ts=event.ts,
+                    key=event.event_id,
+                    evidence=(retracted, event.event_id),
+                    message=f"retraction {event.event_id} of {retracted} was refused: {problem}.",
+                )
+            ]
+        self.stats.retractions += 1
+        self.stats.findings["info"] += 1
+        del self._observed[retracted]
         return [
             new_finding(
                 licence=header.id,
@@ -190,10 +290,31 @@ class Engine:
                 ts=event.ts,
                 key=event.event_id,
                 evidence=(retracted, event.event_id),
-                message=f"{event.type} {retracted} was retracted ({reason}); findings citing it rest on "
+                message=f"{retracted} was retracted ({event.reason}); findings citing it rest on "
                 "an observation that is no longer on record.",
             )
         ]
+
+    def _retraction_problem(self, event: RetractionEvent) -> str | None:
+        if event.chain not in self._retraction_sources:
+            allowed = ", ".join(self._retraction_sources) or "none"
+            return f"chain {event.chain!r} is not a retraction source of the licence (retraction_sources: {allowed})"
+        observed = self._observed.get(event.retracts)
+        if observed is None:
+            if event.retracts in self._seen:
+                return (
+                    "the retracted event is not a chain observation (transfer, reserve, on-chain deposit or "
+                    "withdrawal) or was already retracted"
+                )
+            return "no event with that id was seen for this participant"
+        chain, block, block_hash = observed
+        if chain != event.chain:
+            return f"the retracted event was seen on {chain!r}, not {event.chain!r}"
+        if block is not None and block != event.block:
+            return f"the retracted event was seen in block {block}, not {event.block}"
+        if block_hash is not None and event.block_hash is not None and block_hash != event.block_hash:
+            return f"the retracted event was seen in block {block_hash}, not {event.block_hash}"
+        return None
 
     def invalid(self, error: EventError) -> Finding:
         """An unusable input line becomes a warning finding, so it is counted and never silently lost."""

@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "reserve",
     "participant",
 )
+# Not in EVENT_TYPES: no rule judges a retraction; the engine checks it against the event it withdraws.
+RETRACTION = "retraction"
 # Events made by or for a customer: the ones geographic scope and customer rules look at.
 CUSTOMER_TYPES = frozenset({"account", "trade", "deposit", "withdrawal"})
 # Events that move value for a customer account.
@@ -129,6 +131,17 @@ class ParticipantEvent(Event):
     charter_capital_vnd: Decimal | None
     foreign_ownership_pct: Decimal | None
     institutional_ownership_pct: Decimal | None
+
+
+@dataclass(slots=True)
+class RetractionEvent(Event):
+    """A chain connector withdrawing its own earlier observation (its block left the canonical chain)."""
+
+    retracts: str
+    reason: str
+    chain: str
+    block: int
+    block_hash: str | None
 
 
 @dataclass(slots=True, frozen=True)

@@ -20,6 +20,8 @@ class LicenceHeader:
     valid_from: datetime
     valid_until: datetime
     reporting_currency: str
+    # Chains whose connector may retract its own observations (docs/licence.md); none by default.
+    retraction_sources: tuple[str, ...] = ()
 
     def in_term(self, ts: datetime) -> bool:
         return self.valid_from <= ts <= self.valid_until
