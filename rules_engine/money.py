@@ -19,6 +19,7 @@ MAX_INTEGER_DIGITS = 24
 # refusing it before Decimal() keeps a megabyte of digits from being parsed at all.
 MAX_TEXT = 64
 _SHORT = 19
+_YAML_NON_FINITE = frozenset({".inf", ".nan"})
 
 
 class OversizeNumber:
@@ -42,7 +43,7 @@ def parse_decimal(value: object) -> Decimal:
         try:
             result = Decimal(value)
         except InvalidOperation:
-            raise ValueError(f"not a decimal number: {value!r}") from None
+            raise _not_a_number(value) from None
         if not result.is_finite():
             raise ValueError(f"must be a finite number, not {value!r}")
         return result
@@ -60,7 +61,7 @@ def parse_decimal(value: object) -> Decimal:
         try:
             result = Decimal(value.strip())
         except InvalidOperation:
-            raise ValueError(f"not a decimal number: {value[:MAX_TEXT]!r}") from None
+            raise _not_a_number(value) from None
     elif isinstance(value, float):
         raise ValueError(f"must be a decimal string, not a float ({value!r} loses precision)")
     elif isinstance(value, OversizeNumber):
@@ -70,6 +71,12 @@ def parse_decimal(value: object) -> Decimal:
     if not result.is_finite():
         raise ValueError(f"must be a finite number, not {value!r}")
     return check_bounds(result)
+
+
+def _not_a_number(value: str) -> ValueError:
+    if value.strip().lstrip("+-").lower() in _YAML_NON_FINITE:
+        return ValueError(f"must be a finite number, not {value!r}")
+    return ValueError(f"not a decimal number: {value[:MAX_TEXT]!r}")
 
 
 def check_bounds(value: Decimal) -> Decimal:
