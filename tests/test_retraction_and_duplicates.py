@@ -156,3 +156,57 @@ def test_an_old_snapshot_with_a_set_of_ids_still_loads() -> None:
     restored = Engine.__new__(Engine)
     restored.__setstate__(state)
     assert restored.process(event_from_dict(_transfer())) == []  # a re-delivery, as before
+
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "account": account("c1", participant="p1", wallets=["0xaa", "0xbb"]),
+    "trade": trade("c1", participant="p1", counterparty_account="c2"),
+    "deposit": ev("deposit", account="c1", asset="USDT", amount="5", rail="onchain", chain="ethereum",
+                  address="0xa", tx_hash="0x1",
+                  travel_rule={"originator": {"name": "A", "account": "1"}, "beneficiary": {"name": "B"}}),
+    "transfer": _transfer(token="0xt"),
+    "price": price(participant="p1"),
+    "report": ev("report", report_type="large_value", refs=["a", "b"], period="2025-10"),
+    "reserve": ev("reserve", asset="USDT", custody_balance="10", client_liabilities="9"),
+    "participant": ev("participant", charter_capital_vnd="1", foreign_ownership_pct="2",
+                      institutional_ownership_pct="3"),
+    "retraction": retraction(_transfer(), "reorg"),
+}  # fmt: skip
+
+
+def _changed(value: Any) -> Any:
+    """Another valid value of the same field."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, list):
+        return [*value[:-1], value[-1] + "x"]
+    if isinstance(value, dict):
+        return {key: _changed(item) for key, item in value.items()}
+    if value in {"buy", "verified", "domestic", "large_value", "onchain"}:
+        return {"buy": "sell", "verified": "pending", "domestic": "foreign", "large_value": "suspicious",
+                "onchain": "bank"}[value]  # fmt: skip
+    if value.startswith("2025-"):
+        return value.replace(":00+07:00", ":01+07:00")
+    return value + "1" if value[-1].isdigit() else value + "x"
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_every_contract_field_is_in_the_digest(kind: str) -> None:
+    from rules_engine.event_digest import content_digest
+    from rules_engine.event_parser import KNOWN_FIELDS
+
+    row = SAMPLES[kind]
+    digest = content_digest(event_from_dict(row))
+    assert content_digest(event_from_dict(dict(row, unknown_extra="x"))) == digest
+    fields = [name for name in row if name in KNOWN_FIELDS[kind] | {"ts", "site"}]
+    changed = 0
+    for name in fields:
+        value = row[name]
+        other = dict(row, **{name: _changed(value)})
+        if name == "period":
+            other[name] = "2025-11"
+        assert content_digest(event_from_dict(other)) != digest, name
+        changed += 1
+    assert changed == len(fields) >= 3
