@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -40,15 +41,22 @@ def _bounded_int(text: str) -> object:
 _DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int)
 
 
-def _too_deep(obj: Any) -> bool:
-    """Whether containers nest deeper than MAX_DEPTH (iterative: the point is not to recurse)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the JSON text nests deeper than MAX_DEPTH, judged before decoding: the decoder recurses in
+    C, and a process that raised its recursion limit would let a megabyte of '[' overflow the C stack.
+    Brackets inside strings do not count; unbalanced text is left for the decoder to refuse."""
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        else:
+            depth -= 1
     return False
 
 
@@ -86,12 +94,12 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
         problem = _encoding_problem(text)
         if problem:
             return EventError(source, line, None, problem, _raw(text))
+    if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and _too_deep(text):
+        return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
     try:
         obj = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
-    if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and _too_deep(obj):
-        return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
     try:
         return event_from_dict(obj)
     except FieldError as exc:
@@ -128,13 +136,12 @@ def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event |
 
 def _csv_cell(name: str, cell: str) -> Any:
     if cell[:1] in ("[", "{"):
+        if _too_deep(cell):
+            raise FieldError(name, f"cell nested deeper than {MAX_DEPTH} levels")
         try:
-            value = _DECODER.decode(cell)
+            return _DECODER.decode(cell)
         except (ValueError, RecursionError) as exc:
             raise FieldError(name, f"cell is not valid JSON: {str(exc)[:200]}") from None
-        if _too_deep(value):
-            raise FieldError(name, f"cell nested deeper than {MAX_DEPTH} levels")
-        return value
     if name in _LIST_FIELDS:
         return [item.strip() for item in cell.split(";") if item.strip()]
     if name in _BOOL_FIELDS:

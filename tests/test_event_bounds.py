@@ -68,7 +68,11 @@ def test_bounds_that_are_not_about_one_field() -> None:
     assert "not valid JSON" in _error('{"a": 1e999999}').reason or _error('{"a": 1e999999}').field is not None
     assert _error(_line(quantity=None)[:-1] + ', "quantity": 1e999999}').reason.startswith("must be a decimal")
     deep = _line()[:-1] + ', "x": ' + "[" * 20000 + "]" * 20000 + "}"
-    assert "not valid JSON" in _error(deep).reason  # the decoder's own recursion limit, contained
+    assert _error(deep).reason == "nested deeper than 8 levels"  # judged before the decoder recurses
+    in_text = _line(account="[" * 30 + "{" * 30)
+    assert isinstance(parse_json_line(in_text, "f", 1), TradeEvent)  # brackets inside strings are not nesting
+    escaped = _line(account='\\"' + "[" * 30)
+    assert isinstance(parse_json_line(escaped, "f", 1), TradeEvent)
     nested = _line()[:-1] + ', "x": ' + "[" * 9 + "]" * 9 + "}"
     assert _error(nested).reason == "nested deeper than 8 levels"
     assert isinstance(parse_json_line(_line()[:-1] + ', "x": ' + "[" * 7 + "]" * 7 + "}", "f", 1), TradeEvent)
