@@ -201,8 +201,13 @@ class Engine:
         seen = state.get("_seen")
         if isinstance(seen, set):
             state["_seen"] = dict.fromkeys(seen, 0)
+        header = state["licence"].header
+        if not hasattr(header, "retraction_sources"):
+            # A header pickled before the field existed: none, as an absent field means. The licence's
+            # fingerprint then differs from a licence naming sources, so such a snapshot is replayed.
+            object.__setattr__(header, "retraction_sources", ())
         state.setdefault("_observed", {})
-        state.setdefault("_retraction_sources", state["licence"].header.retraction_sources)
+        state.setdefault("_retraction_sources", header.retraction_sources)
         self.__dict__.update(state)
 
     def _conflict(self, event: Event, digest: int) -> list[Finding]:

@@ -149,13 +149,25 @@ def test_digest_survives_a_snapshot_in_another_process(tmp_path: Path) -> None:
 
 
 def test_an_old_snapshot_with_a_set_of_ids_still_loads() -> None:
+    import dataclasses
+
+    from rules_engine.licence import Licence
+
+    old_header = dataclasses.replace(LICENCE.header)
+    object.__delattr__(old_header, "retraction_sources")  # as unpickled from before the field existed
+    old_licence = Licence(header=old_header, rules=LICENCE.rules, source=LICENCE.source)
     engine = Engine(LICENCE)
-    state = dict(engine.__dict__)
+    state = dict(engine.__dict__, licence=old_licence, header=old_header)
     state["_seen"] = {"t1"}
-    del state["_observed"]
+    del state["_observed"], state["_retraction_sources"]
     restored = Engine.__new__(Engine)
     restored.__setstate__(state)
     assert restored.process(event_from_dict(_transfer())) == []  # a re-delivery, as before
+    assert restored.licence.fingerprint() != LICENCE.fingerprint()  # so the stream replays instead
+    seen = _transfer(event_id="t2")
+    assert _kinds(restored.process(event_from_dict(seen))) == [("blocked_addresses", "breach")]
+    refused = restored.process(event_from_dict(retraction(seen, "reorg")))
+    assert _kinds(refused) == [(RETRACTION_REFUSED, "warning")]
 
 
 SAMPLES: dict[str, dict[str, Any]] = {
