@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from rules_engine.event_reader import decode_events, detect_format, read_events
+from rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
 from rules_engine.findings import SEVERITIES
 from rules_engine.licence import Licence, LicenceError, load_licence
 from rules_engine.timestamps import parse_timestamp
@@ -51,15 +52,10 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
             raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
         source = path
     try:
-        first = stream.readline()
+        lines = bounded_lines(stream)
+        first = next(lines, "")
         chosen = fmt or detect_format(source if path != "-" else "", first)
-
-        def lines() -> Iterator[str]:
-            if first:
-                yield first
-            yield from stream
-
-        yield lines(), source, chosen
+        yield itertools.chain((first,) if first else (), lines), source, chosen
     finally:
         if path != "-":
             stream.close()

@@ -174,3 +174,22 @@ def test_stdin_with_a_bom_through_the_console_script() -> None:
     assert b"(0 invalid" in result.stderr
     junk = subprocess.run(command, input=b"\xef\xbb\xbfa,b\n1,2\n", capture_output=True, check=False)
     assert junk.returncode == 2 and b"Traceback" not in junk.stderr
+
+
+def test_an_endless_line_is_cut_not_held(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from rules_engine.event_reader import bounded_lines
+
+    text = "a\n" + "x" * (3 * MAX_LINE_CHARS) + "\nb\r\nc"
+    lines = list(bounded_lines(io.StringIO(text, newline="")))
+    assert [len(line) for line in lines] == [2, MAX_LINE_CHARS + 1, 3, 1]
+    path = tmp_path / "long.jsonl"
+    good = "".join(json.dumps(r) + "\n" for r in _rows())
+    path.write_text(good + '{"pad": "' + "x" * (2 * MAX_LINE_CHARS) + '"}\n' + _line(event_id="after") + "\n")
+    assert _check(path) == 0
+    err = capsys.readouterr().err
+    assert "long.jsonl:4: a line of 1048577 characters is longer than 1048576" in err
+    assert (
+        "4 events checked against DN-136-PILOT-01 (1 invalid" in err
+    )  # the line after the long one is read, with its own number
