@@ -112,7 +112,7 @@ class Engine:
             stats.other_participant += 1
             return []
         seen = self._seen
-        digest = content_digest(event)
+        digest = event.digest or content_digest(event)
         prior = seen.get(key)
         if prior is not None:
             stats.duplicates += 1

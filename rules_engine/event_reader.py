@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from rules_engine.event_digest import line_digest
 from rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
 from rules_engine.events import Event, EventError
 from rules_engine.money import OversizeNumber
@@ -101,9 +102,11 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
     try:
-        return event_from_dict(obj)
+        event = event_from_dict(obj)
     except FieldError as exc:
         return error_for(source, line, text, obj, exc)
+    event.digest = line_digest(text)
+    return event
 
 
 def _encoding_problem(text: str) -> str | None:
@@ -192,7 +195,9 @@ def read_csv(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | E
                 if cell is None or cell == "":
                     continue
                 obj[name] = _csv_cell(name, cell)
-            yield number, event_from_dict(obj)
+            event = event_from_dict(obj)
+            event.digest = line_digest(raw)
+            yield number, event
         except FieldError as exc:
             yield number, error_for(source, number, raw, obj, exc)
 

@@ -6,7 +6,7 @@ rules then read attributes at full speed on millions of events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -43,6 +43,9 @@ class Event:
     ts: datetime
     site: str | None
     extra: dict[str, Any]
+    # CRC-32 of the line it was parsed from (0: built in code), so the engine tells a re-delivery from a
+    # conflicting duplicate without formatting the event again (rules_engine/event_digest.py).
+    digest: int = field(default=0, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)

@@ -222,3 +222,19 @@ def test_every_contract_field_is_in_the_digest(kind: str) -> None:
         assert content_digest(event_from_dict(other)) != digest, name
         changed += 1
     assert changed == len(fields) >= 3
+
+
+def test_parsed_lines_compare_by_their_bytes() -> None:
+    from rules_engine.event_reader import read_jsonl
+    from sandboxwatch.self_check import run_check
+
+    rows = [price(participant="p1"), account("c1", participant="p1"), trade("c1", ts(hour=3), event_id="d1")]
+    lines = [json.dumps(r) for r in rows]
+    lic = parse_licence(CHAIN_HEADER + f"  - {{id: cap, kind: max_transaction_value, {R}, max: 100000000}}\n")
+    again = run_check(lic, read_jsonl([*lines, lines[2], "  " + lines[2] + "  "], "f"))
+    assert again.findings == [] and again.stats.duplicates == 2  # surrounding blanks are not the line
+    respaced = json.dumps(rows[2], indent=1).replace("\n", "")
+    changed = json.dumps(dict(rows[2], price="26001"))
+    found = run_check(lic, read_jsonl([*lines, respaced, changed], "f")).findings
+    assert [(f.kind, f.evidence) for f in found] == [(CONFLICTING_DUPLICATE, ("d1",))] * 2
+    assert found[0].finding_id != found[1].finding_id  # each distinct version is reported once
