@@ -54,7 +54,7 @@ Envelope = tuple[str, str, str, datetime, str | None, dict[str, Any]]
 
 def _str(obj: Mapping[str, Any], name: str) -> str:
     value = obj.get(name)
-    if type(value) is str and 0 < len(value) <= MAX_TEXT and value.isascii():
+    if type(value) is str and value.isascii() and value and len(value) <= MAX_TEXT:
         return value
     if value is None:
         raise FieldError(name, "required field is missing")
@@ -175,7 +175,7 @@ def _party(value: Any, name: str) -> Party | None:
         raise FieldError(name, "must be an object with name and account")
     party_name, account = value.get("name"), value.get("account")
     for key, item in (("name", party_name), ("account", account)):
-        if item is not None and item != "":
+        if item is not None and not (type(item) is str and item.isascii() and len(item) <= MAX_TEXT) and item != "":
             _text(item, f"{name}.{key}")
     return Party(name=party_name or None, account=account or None)
 
