@@ -6,6 +6,7 @@ used the same way by the self-check CLI, the stream workers and backtests: feed 
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,6 @@ from rules_engine.events import (
     AccountEvent,
     Event,
     EventError,
-    FundsEvent,
     PriceEvent,
     ReserveEvent,
     RetractionEvent,
@@ -45,7 +45,13 @@ TYPE_RANK = {"price": 0, "account": 1, "participant": 2}
 
 
 # Event types a chain connector may later retract.
-_OBSERVED = frozenset({"transfer", "reserve", "deposit", "withdrawal"})
+_OBSERVED = frozenset({"transfer", "reserve"})
+
+
+def _where(chain: str, block: int, block_hash: object) -> int:
+    """Chain, block and block hash of an observation as one stable number (4 bytes of state per event)."""
+    text = f"{chain}\x1f{block}\x1f{block_hash if isinstance(block_hash, str) else ''}"
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 def event_order(event: Event) -> tuple[datetime, int]:
@@ -79,7 +85,7 @@ class Engine:
         # Event key -> digest of its content: a re-delivery is silent, a different event under a seen id is
         # reported (event_digest). Chain observations also keep where they were seen, for retractions.
         self._seen: dict[object, int] = {}
-        self._observed: dict[str, tuple[str, int | None, str | None]] = {}
+        self._observed: dict[str, int] = {}
         self._retraction_sources = licence.header.retraction_sources
         self._dispatch: dict[str, list[tuple[Check, RuleSpec, Any]]] = {t: [] for t in EVENT_TYPES}
         self._clock_rules: list[tuple[OnClock, RuleSpec, Any]] = []
@@ -230,29 +236,20 @@ class Engine:
                 key=f"{event.event_id}\x1f{digest & 0xFFFFFFFFFFFFFFFF:016x}",
                 evidence=(event.event_id,),
                 message=f"{event.type} {event.event_id} arrived again with different content; the first "
-                "version was judged, this one was not. The sender must fix the id or retract one of them.",
+                "version was judged, this one was not. Each event needs its own id.",
             )
         ]
 
     def _observe(self, event: Event) -> None:
-        """Where a chain observation was seen, so a retraction can be checked against it."""
+        """Where a chain observation (a transfer, or a reserve snapshot read from a chain) was seen, kept as
+        one CRC per event: the only events a chain connector may retract are its own."""
         if isinstance(event, TransferEvent):
             block_hash = event.extra.get("block_hash")
-            self._observed[event.event_id] = (
-                event.chain,
-                event.block,
-                block_hash if isinstance(block_hash, str) else None,
-            )
+            self._observed[event.event_id] = _where(event.chain, event.block, block_hash)
         elif isinstance(event, ReserveEvent):
             chain, block, block_hash = (event.extra.get(k) for k in ("chain", "block", "block_hash"))
-            if isinstance(chain, str):
-                self._observed[event.event_id] = (
-                    chain,
-                    block if type(block) is int else None,
-                    block_hash if isinstance(block_hash, str) else None,
-                )
-        elif isinstance(event, FundsEvent) and event.rail == "onchain" and event.chain is not None:
-            self._observed[event.event_id] = (event.chain, None, None)
+            if isinstance(chain, str) and type(block) is int:
+                self._observed[event.event_id] = _where(chain, block, block_hash)
 
     def _retraction(self, event: Event) -> list[Finding]:
         """A chain connector withdrawing its own observation (a reorganisation abandoned its block). It is
@@ -307,18 +304,13 @@ class Engine:
         observed = self._observed.get(event.retracts)
         if observed is None:
             if event.retracts in self._seen:
-                return (
-                    "the retracted event is not a chain observation (transfer, reserve, on-chain deposit or "
-                    "withdrawal) or was already retracted"
-                )
+                return "the retracted event is not a chain observation (transfer or reserve) or was already retracted"
             return "no event with that id was seen for this participant"
-        chain, block, block_hash = observed
-        if chain != event.chain:
-            return f"the retracted event was seen on {chain!r}, not {event.chain!r}"
-        if block is not None and block != event.block:
-            return f"the retracted event was seen in block {block}, not {event.block}"
-        if block_hash is not None and event.block_hash is not None and block_hash != event.block_hash:
-            return f"the retracted event was seen in block {block_hash}, not {event.block_hash}"
+        if observed != _where(event.chain, event.block, event.block_hash):
+            return (
+                f"the retracted event was not seen on {event.chain!r} in block {event.block} "
+                f"({event.block_hash or 'no block hash'}), as the retraction says"
+            )
         return None
 
     def invalid(self, error: EventError) -> Finding:

@@ -59,8 +59,9 @@ def test_the_connectors_retraction_voids_the_evidence_it_names() -> None:
     [
         ({"retracts": "t9"}, "no event with that id"),
         ({"chain": "tron"}, "not a retraction source"),
-        ({"block": 8}, "seen in block 7, not 8"),
-        ({"block_hash": "0xother"}, "seen in block 0xb7, not 0xother"),
+        ({"block": 8}, "was not seen on 'ethereum' in block 8 (0xb7)"),
+        ({"block_hash": "0xother"}, "was not seen on 'ethereum' in block 7 (0xother)"),
+        ({"block_hash": None}, "was not seen on 'ethereum' in block 7 (no block hash)"),
     ],
 )
 def test_a_retraction_that_does_not_match_its_event_is_refused(change: dict[str, Any], reason: str) -> None:
@@ -80,6 +81,12 @@ def test_retraction_needs_a_licensed_source_and_a_chain_observation() -> None:
     forged = {**retraction(seen, "reorg"), "event_id": "r2", "retracts": "x1"}
     found = run(LICENCE, [price(participant="p1"), account("c1", participant="p1"), a_trade, forged], sort=False)
     assert _kinds(found) == [(RETRACTION_REFUSED, "warning")] and "not a chain observation" in found[0].message
+    # An on-chain deposit is the exchange's report, not the chain connector's observation: not retractable.
+    deposit = ev("deposit", ts(hour=3), event_id="dep1", account="c1", asset="USDT", amount="5", rail="onchain",
+                 chain="ethereum", address="0xa", tx_hash="0x1", site="DN-SP2")  # fmt: skip
+    forged = {**retraction(seen, "reorg"), "event_id": "r3", "retracts": "dep1"}
+    found = run(LICENCE, [deposit, forged], sort=False)
+    assert _kinds(found)[-1] == (RETRACTION_REFUSED, "warning") and "not a chain observation" in found[-1].message
     # A second retraction of the same event (under another id) is refused: it is already void.
     first = retraction(seen, "reorg")
     again = {**first, "event_id": "t1:retracted-again"}
