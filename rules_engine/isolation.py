@@ -29,15 +29,23 @@ def process_isolated(
     try:
         return engine.process(event), None
     except Exception as exc:  # isolation is the point: any failure on one event's content is contained
-        log.warning("event %s at %s:%d could not be checked", event.event_id, source, line, exc_info=True)
-        error = EventError(
-            source=source,
-            line=line,
-            field=None,
-            reason=f"could not be checked ({type(exc).__name__}: {exc or 'no detail'})"[:_RAW_LIMIT],
-            raw=raw[:_RAW_LIMIT],
-            event_id=event.event_id,
-            participant=event.participant,
-            ts=event.ts,
-        )
-        return [engine.invalid(error)], error
+        return contained(engine, event, exc, source, line, raw)
+
+
+def contained(
+    engine: Engine, event: Event, exc: Exception, source: str, line: int, raw: str = ""
+) -> tuple[list[Finding], EventError]:
+    """What ``process_isolated`` makes of a failure, for a caller with its own try (the self-check's loop
+    over a million events, which looks an event's line up only when one fails)."""
+    log.warning("event %s at %s:%d could not be checked", event.event_id, source, line, exc_info=exc)
+    error = EventError(
+        source=source,
+        line=line,
+        field=None,
+        reason=f"could not be checked ({type(exc).__name__}: {exc or 'no detail'})"[:_RAW_LIMIT],
+        raw=raw[:_RAW_LIMIT],
+        event_id=event.event_id,
+        participant=event.participant,
+        ts=event.ts,
+    )
+    return [engine.invalid(error)], error

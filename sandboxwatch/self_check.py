@@ -9,7 +9,7 @@ from datetime import datetime
 from rules_engine.engine import Engine, EngineStats, event_order
 from rules_engine.events import Event, EventError
 from rules_engine.findings import FAILING_SEVERITIES, Finding
-from rules_engine.isolation import process_isolated
+from rules_engine.isolation import contained
 from rules_engine.licence import Licence
 
 
@@ -35,12 +35,13 @@ def run_check(
     """Sort by event time (stable, so equal instants keep file order) and run the engine once.
 
     Invalid lines come first in the output, in line order, then findings in event-time order. An event a
-    rule cannot compute with becomes an ``invalid_event`` finding and an error (with its line), and the
-    rest is judged."""
+    rule cannot compute with becomes an ``invalid_event`` finding and an error (with its line, as
+    ``process_isolated`` makes them), and the rest is judged."""
     engine = Engine(licence)
     findings: list[Finding] = []
     errors: list[EventError] = []
-    events: list[tuple[Event, int]] = []
+    events: list[Event] = []
+    numbers: list[int] = []
     participant = licence.participant
     usable = 0
     for number, item in records:
@@ -48,19 +49,21 @@ def run_check(
             errors.append(item)
             findings.append(engine.invalid(item))
         else:
-            events.append((item, number))
+            events.append(item)
+            numbers.append(number)
             usable += item.participant == participant
-    events.sort(key=_order)
-    for event, number in events:
-        found, error = process_isolated(engine, event, source, number)
-        if error is not None:
+    line_of: dict[int, int] | None = None
+    process = engine.process
+    for event in sorted(events, key=event_order):
+        try:
+            found = process(event)
+        except Exception as exc:  # contained as process_isolated does; the rest is judged
+            if line_of is None:  # built only once an event fails: a million-entry map is not free
+                line_of = {id(e): n for e, n in zip(events, numbers, strict=True)}
+            found, error = contained(engine, event, exc, source, line_of[id(event)])
             errors.append(error)
         if found:
             findings.extend(found)
     if as_of is not None:
         findings.extend(engine.advance_to(as_of))
     return CheckResult(findings=findings, errors=errors, stats=engine.stats, usable=usable)
-
-
-def _order(item: tuple[Event, int]) -> tuple[datetime, int]:
-    return event_order(item[0])

@@ -193,3 +193,31 @@ def test_an_endless_line_is_cut_not_held(tmp_path: Path, capsys: pytest.CaptureF
     assert (
         "4 events checked against DN-136-PILOT-01 (1 invalid" in err
     )  # the line after the long one is read, with its own number
+
+
+def test_an_event_a_rule_cannot_compute_is_contained_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the parser's bounds (a rule's own bug, say): the self-check names the line and judges the rest."""
+    from rules_engine.engine import Engine
+    from sandboxwatch.self_check import run_check
+
+    real = Engine.process
+
+    def fragile(self: Engine, event: Any) -> Any:
+        if event.event_id == "poison":
+            raise ArithmeticError("rule could not compute")
+        return real(self, event)
+
+    monkeypatch.setattr(Engine, "process", fragile)
+    lines = [json.dumps(r) for r in _rows()] + [_line(event_id="poison"), _line(event_id="big", quantity="10000")]
+    result = run_check(load_licence_da_nang(), read_jsonl(lines, "f.jsonl"), source="f.jsonl")
+    assert [(e.line, e.event_id) for e in result.errors] == [(4, "poison")]
+    assert "could not be checked (ArithmeticError: rule could not compute)" in result.errors[0].reason
+    kinds = [(f.kind, f.evidence) for f in result.findings]
+    assert ("invalid_event", ("poison",)) in kinds and ("max_transaction_value", ("big",)) in kinds
+    assert "line 4" in next(f.message for f in result.findings if f.kind == "invalid_event")
+
+
+def load_licence_da_nang() -> Any:
+    from rules_engine.licence import load_licence
+
+    return load_licence(DA_NANG)
