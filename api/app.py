@@ -34,11 +34,12 @@ from api.keys import KeyRing, Principal
 from api.live_state import LiveState
 from rules_engine.event_parser import FieldError, event_from_dict
 from rules_engine.findings import FAILING_SEVERITIES
-from rules_engine.timestamps import parse_timestamp
+from rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
 from store.backends import StoreError
 from store.exports import findings_csv, findings_parquet
 from store.finding_trail import TAIL_NOTE, Head
 from store.history import MAX_LIMIT, MAX_OFFSET, FindingFilter, History, Scope
+from store.sql_text import STORE_MAX, STORE_MIN
 
 log = logging.getLogger("sandboxwatch.api")
 CONSOLE = Path(__file__).parent / "console"
@@ -107,7 +108,16 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         return parse_timestamp(value)
     except (ValueError, OverflowError) as exc:
-        raise HTTPException(422, f"{name}: {exc}") from None
+        reason = str(exc)
+    # Events are bounded to the years 1970..2199 (docs/events.md); a query bound outside them is still a
+    # bound, clamped to what the store can hold: it selects the same rows.
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or not (parsed.year < MIN_YEAR or parsed.year > MAX_YEAR):
+        raise HTTPException(422, f"{name}: {reason}")
+    return STORE_MIN if parsed.year < MIN_YEAR else STORE_MAX
 
 
 def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:

@@ -12,7 +12,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rules_engine.event_reader import too_deep
+
 MAX_BODY = 1024 * 1024
+# No body the API takes nests deeper than a pre-check event (docs/events.md: 8 levels). Deeper JSON is refused
+# before FastAPI decodes it: json's C decoder recurses, and a process whose recursion limit a library raised
+# (web3's py_ecc sets 100,000) would overflow the C stack of its worker thread on 100 kB of '['.
+MAX_BODY_DEPTH = 32
 
 
 class BodyTooLarge(Exception):
@@ -43,6 +49,9 @@ class BodyLimit:
             body = await self._read(receive)
         except BodyTooLarge:
             await _refuse(send, 413, f"the body must be at most {self.max_body} bytes")
+            return
+        if too_deep(body.decode("utf-8", "replace"), MAX_BODY_DEPTH):
+            await _refuse(send, 422, f"the body nests deeper than {MAX_BODY_DEPTH} levels")
             return
         delivered = False
 

@@ -1,9 +1,9 @@
 """Chain data → canonical ``transfer`` and ``reserve`` events, and retractions of them (pure functions).
 
 An event names the block it was seen in by hash: after a reorganisation the same transaction may land in
-another block, and that is a new observation, while the old one is retracted. A retraction is the
-original event under a new id with ``retracts`` naming the id it withdraws; the rules do not judge it
-again, and the monitor reports which earlier event it voids."""
+another block, and that is a new observation, while the old one is retracted. A retraction is its own
+event type (docs/events.md): ``retracts`` names the id it withdraws, with the chain and block it was seen
+in; the monitor checks it against that event and reports which evidence it voids."""
 
 from __future__ import annotations
 
@@ -119,4 +119,14 @@ def reserve_event(
 
 
 def retraction(event: Event, reason: str) -> Event:
-    return event | {"event_id": f"{event['event_id']}:retracted", "retracts": event["event_id"], "reason": reason}
+    return {
+        "event_id": f"{event['event_id']}:retracted",
+        "type": "retraction",
+        "participant": event["participant"],
+        "ts": event["ts"],
+        "retracts": event["event_id"],
+        "reason": reason,
+        "chain": event["chain"],
+        "block": event["block"],
+        "block_hash": event["block_hash"],
+    }

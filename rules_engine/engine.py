@@ -17,6 +17,7 @@ else; in-term events older than the newest seen that arrive after it are late).
 from __future__ import annotations
 
 import logging
+import zlib
 from bisect import insort
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
@@ -24,11 +25,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.events import EVENT_TYPES, AccountEvent, Event, EventError, PriceEvent
+from rules_engine.event_digest import content_digest
+from rules_engine.events import (
+    EVENT_TYPES,
+    RETRACTION,
+    AccountEvent,
+    Event,
+    EventError,
+    PriceEvent,
+    ReserveEvent,
+    RetractionEvent,
+    TransferEvent,
+)
 from rules_engine.facts import AccountState, Facts
 from rules_engine.findings import Finding, new_finding
 from rules_engine.licence import Licence
-from rules_engine.rule_spec import RuleSpec
+from rules_engine.rule_spec import DEFAULT_ALLOWED_LATENESS, RuleSpec
 from rules_engine.rules import RULE_KINDS
 from rules_engine.rules.base import Check, OnClock
 from rules_engine.valuation import value_of
@@ -45,9 +57,21 @@ INVALID_EVENT = "invalid_event"
 VALUATION_UNAVAILABLE = "valuation_unavailable"
 EVIDENCE_RETRACTED = "evidence_retracted"
 LATE_EVENT = "late_event"
+RETRACTION_REFUSED = "retraction_refused"
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
 # Sort rank at equal timestamps: facts (prices, accounts, participant facts) first, so that "latest price
 # at or before the event" and "KYC state at that moment" include what happened in the same instant.
 TYPE_RANK = {"price": 0, "account": 1, "participant": 2}
+
+
+# Event types a chain connector may later retract.
+_OBSERVED = frozenset({"transfer", "reserve"})
+
+
+def _where(chain: str, block: int, block_hash: object) -> int:
+    """Chain, block and block hash of an observation as one stable number (4 bytes of state per event)."""
+    text = f"{chain}\x1f{block}\x1f{block_hash if isinstance(block_hash, str) else ''}"
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 def event_order(event: Event) -> tuple[datetime, int]:
@@ -63,6 +87,7 @@ class EngineStats:
     unvalued: int = 0
     retractions: int = 0
     late: int = 0
+    conflicts: int = 0
     findings: Counter[str] = field(default_factory=Counter)
 
 
@@ -78,7 +103,11 @@ class Engine:
         self._currency = licence.header.reporting_currency
         self._term_start = licence.header.valid_from
         self._term_end = licence.header.valid_until
-        self._seen: set[object] = set()
+        # Event key -> digest of its content: a re-delivery is silent, a different event under a seen id is
+        # reported (event_digest). Chain observations also keep where they were seen, for retractions.
+        self._seen: dict[object, int] = {}
+        self._observed: dict[str, int] = {}
+        self._retraction_sources = licence.header.retraction_sources
         self._lateness = licence.header.allowed_lateness
         # Newest in-term event time seen, and the reorder buffer: (ts, type rank, event, origin) in judging
         # order. Arrivals in order are appended; an out-of-order one is inserted after its equals.
@@ -131,10 +160,12 @@ class Engine:
             stats.other_participant += 1
             return []
         seen = self._seen
-        if key in seen:
+        digest = event.digest or content_digest(event)
+        prior = seen.get(key)
+        if prior is not None:
             stats.duplicates += 1
-            return []
-        seen.add(key)
+            return [] if prior == digest or not prior else self._conflict(event, digest)
+        seen[key] = digest
         ts = event.ts
         watermark = self.watermark
         if watermark is not None and ts < watermark:
@@ -243,11 +274,13 @@ class Engine:
     def _judge(self, event: Event) -> list[Finding]:
         """Apply one event to the state and the rules. This runs for every event of every stream, so it
         reads attributes into locals once."""
-        if event.extra and "retracts" in event.extra:
+        event_type = event.type
+        if event_type in _OBSERVED:
+            self._observe(event)
+        elif event_type == RETRACTION:
             # In event-time order like everything else, so it follows what it retracts.
             return self._retraction(event)
         stats = self.stats
-        event_type = event.type
         found: list[Finding] = []
         ts = event.ts
         # Only in-term events move the clock: a mistyped year must not expire every pending deadline.
@@ -300,19 +333,6 @@ class Engine:
         self.stats.findings.update(f.severity for f in ticked)
         return found + ticked
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Snapshots taken before the reorder buffer existed restore with an empty one."""
-        self.__dict__.update(state)
-        defaults: dict[str, Any] = {
-            "_lateness": self.header.allowed_lateness,
-            "_newest": self.clock,
-            "_buffer": deque(),
-            "failures": [],
-        }
-        for name, value in defaults.items():
-            self.__dict__.setdefault(name, value)
-        self.__dict__.setdefault("watermark", None)
-
     def _tick(self, ts: datetime) -> list[Finding]:
         found: list[Finding] = []
         for on_clock, rule, state in self._clock_rules:
@@ -338,16 +358,92 @@ class Engine:
             f"reference price at or before {event.ts.isoformat()}; value-based rules skipped it.",
         )
 
-    def _retraction(self, event: Event) -> list[Finding]:
-        """A connector withdrawing an observation (a chain reorganisation abandoned its block). It is not
-        judged again; if the withdrawn event was seen, an info finding tells reviewers which evidence is void."""
-        self.stats.retractions += 1
-        retracted = str(event.extra["retracts"])
-        if retracted not in self._seen:
-            return []
-        self.stats.findings["info"] += 1
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot, also one written before a field existed: one written before content digests
+        kept a set of ids, whose earlier events' digests are unknown (0: a later event under such an id
+        counts as a re-delivery); one written before the reorder buffer restores with an empty one. A header
+        pickled before a header field existed gets the field's default, so its licence fingerprint differs
+        from the current licence's and such a snapshot is replayed from the store anyway."""
+        seen = state.get("_seen")
+        if isinstance(seen, set):
+            state["_seen"] = dict.fromkeys(seen, 0)
+        header = state["licence"].header
+        for name, default in (("retraction_sources", ()), ("allowed_lateness", DEFAULT_ALLOWED_LATENESS)):
+            if not hasattr(header, name):
+                object.__setattr__(header, name, default)
+        state.setdefault("_observed", {})
+        state.setdefault("_retraction_sources", header.retraction_sources)
+        state.setdefault("_lateness", header.allowed_lateness)
+        state.setdefault("_newest", state.get("clock"))
+        state.setdefault("_buffer", deque())
+        state.setdefault("failures", [])
+        state.setdefault("watermark", None)
+        self.__dict__.update(state)
+
+    def _conflict(self, event: Event, digest: int) -> list[Finding]:
+        """Two different events under one id: the later one is not judged (which of the two is true is not
+        the monitor's call), and a warning says so instead of merging them without a word."""
+        stats = self.stats
+        stats.conflicts += 1
+        stats.findings["warning"] += 1
         header = self.header
-        reason = event.extra.get("reason") or "withdrawn by its connector"
+        return [
+            new_finding(
+                licence=header.id,
+                rule=CONFLICTING_DUPLICATE,
+                kind=CONFLICTING_DUPLICATE,
+                severity="warning",
+                clause="canonical events contract, version 1 (event_id is unique per participant)",
+                participant=event.participant,
+                subject=getattr(event, "account", None) or event.participant,
+                ts=event.ts,
+                key=f"{event.event_id}\x1f{digest & 0xFFFFFFFFFFFFFFFF:016x}",
+                evidence=(event.event_id,),
+                message=f"{event.type} {event.event_id} arrived again with different content; the first "
+                "version was judged, this one was not. Each event needs its own id.",
+            )
+        ]
+
+    def _observe(self, event: Event) -> None:
+        """Where a chain observation (a transfer, or a reserve snapshot read from a chain) was seen, kept as
+        one CRC per event: the only events a chain connector may retract are its own."""
+        if isinstance(event, TransferEvent):
+            block_hash = event.extra.get("block_hash")
+            self._observed[event.event_id] = _where(event.chain, event.block, block_hash)
+        elif isinstance(event, ReserveEvent):
+            chain, block, block_hash = (event.extra.get(k) for k in ("chain", "block", "block_hash"))
+            if isinstance(chain, str) and type(block) is int:
+                self._observed[event.event_id] = _where(chain, block, block_hash)
+
+    def _retraction(self, event: Event) -> list[Finding]:
+        """A chain connector withdrawing its own observation (a reorganisation abandoned its block). It is
+        accepted only from a chain the licence names in ``retraction_sources`` and only for an event of
+        this participant seen on that chain, in that block; then an info finding tells reviewers which
+        evidence is void. Anything else is refused with a warning: a sender cannot make an event vanish."""
+        assert isinstance(event, RetractionEvent)
+        retracted = event.retracts
+        problem = self._retraction_problem(event)
+        header = self.header
+        if problem is not None:
+            self.stats.findings["warning"] += 1
+            return [
+                new_finding(
+                    licence=header.id,
+                    rule=RETRACTION_REFUSED,
+                    kind=RETRACTION_REFUSED,
+                    severity="warning",
+                    clause="canonical events contract, version 1 (retraction)",
+                    participant=header.participant,
+                    subject=header.participant,
+                    ts=event.ts,
+                    key=event.event_id,
+                    evidence=(retracted, event.event_id),
+                    message=f"retraction {event.event_id} of {retracted} was refused: {problem}.",
+                )
+            ]
+        self.stats.retractions += 1
+        self.stats.findings["info"] += 1
+        del self._observed[retracted]
         return [
             new_finding(
                 licence=header.id,
@@ -360,10 +456,26 @@ class Engine:
                 ts=event.ts,
                 key=event.event_id,
                 evidence=(retracted, event.event_id),
-                message=f"{event.type} {retracted} was retracted ({reason}); findings citing it rest on "
+                message=f"{retracted} was retracted ({event.reason}); findings citing it rest on "
                 "an observation that is no longer on record.",
             )
         ]
+
+    def _retraction_problem(self, event: RetractionEvent) -> str | None:
+        if event.chain not in self._retraction_sources:
+            allowed = ", ".join(self._retraction_sources) or "none"
+            return f"chain {event.chain!r} is not a retraction source of the licence (retraction_sources: {allowed})"
+        observed = self._observed.get(event.retracts)
+        if observed is None:
+            if event.retracts in self._seen:
+                return "the retracted event is not a chain observation (transfer or reserve) or was already retracted"
+            return "no event with that id was seen for this participant"
+        if observed != _where(event.chain, event.block, event.block_hash):
+            return (
+                f"the retracted event was not seen on {event.chain!r} in block {event.block} "
+                f"({event.block_hash or 'no block hash'}), as the retraction says"
+            )
+        return None
 
     def invalid(self, error: EventError) -> Finding:
         """An unusable input line becomes a warning finding, so it is counted and never silently lost."""

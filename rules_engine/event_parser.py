@@ -22,12 +22,20 @@ from rules_engine.events import (
     PriceEvent,
     ReportEvent,
     ReserveEvent,
+    RetractionEvent,
     TradeEvent,
     TransferEvent,
     TravelRuleInfo,
 )
-from rules_engine.money import ZERO, parse_decimal
+from rules_engine.money import ZERO, OversizeNumber, parse_decimal
 from rules_engine.timestamps import parse_timestamp
+
+# Bounds (docs/events.md): every text field is valid Unicode of at most MAX_TEXT characters (ids, names,
+# hashes and addresses are far shorter), a list holds at most MAX_ITEMS entries, and an integer field fits
+# the store's signed 64-bit columns.
+MAX_TEXT = 256
+MAX_ITEMS = 10_000
+MAX_INT = 2**63 - 1
 
 
 class FieldError(ValueError):
@@ -46,15 +54,43 @@ Envelope = tuple[str, str, str, datetime, str | None, dict[str, Any]]
 
 def _str(obj: Mapping[str, Any], name: str) -> str:
     value = obj.get(name)
-    if type(value) is str and value:
+    if type(value) is str and value.isascii() and value and len(value) <= MAX_TEXT:
         return value
     if value is None:
         raise FieldError(name, "required field is missing")
+    return _text(value, name)
+
+
+def _text(value: object, name: str) -> str:
+    """The slow path of ``_str``: non-ASCII, over-long, empty or not a string at all."""
     if not isinstance(value, str):
         raise FieldError(name, f"must be a string, not {type(value).__name__}")
     if not value:
         raise FieldError(name, "must not be empty")
+    if len(value) > MAX_TEXT:
+        raise FieldError(name, f"a text of {len(value)} characters is longer than {MAX_TEXT}")
+    problem = unicode_problem(value)
+    if problem:
+        raise FieldError(name, problem)
     return value
+
+
+def unicode_problem(value: str) -> str | None:
+    """Why a text cannot be written out as UTF-8 (a lone surrogate from a ``\\ud800`` escape), or None."""
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid Unicode: lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start + 1}"
+    return None
+
+
+def clean_text(value: object) -> str | None:
+    """A text usable in a report (an error's event id or participant), or None."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_TEXT and unicode_problem(value) is None:
+        return value
+    return None
 
 
 def _name(obj: Mapping[str, Any], name: str) -> str:
@@ -103,14 +139,18 @@ def _opt_dec(obj: Mapping[str, Any], name: str) -> Decimal | None:
     return _dec(obj, name)
 
 
-def _int(obj: Mapping[str, Any], name: str) -> int:
+def _int(obj: Mapping[str, Any], name: str, minimum: int = 0) -> int:
     value = obj.get(name)
     if value is None:
         raise FieldError(name, "required field is missing")
+    if isinstance(value, OversizeNumber):
+        raise FieldError(name, f"a {value.digits}-digit integer is larger than {MAX_INT}")
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError(name, f"must be an integer, not {type(value).__name__}")
-    if value < 0:
-        raise FieldError(name, "must not be negative")
+    if value < minimum:
+        raise FieldError(name, "must not be negative" if minimum == 0 else f"must be at least {minimum}")
+    if value > MAX_INT:
+        raise FieldError(name, f"must be at most {MAX_INT}")
     return value
 
 
@@ -118,8 +158,13 @@ def _str_list(obj: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
     value = obj.get(name)
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not isinstance(value, list):
         raise FieldError(name, "must be a list of strings")
+    if len(value) > MAX_ITEMS:
+        raise FieldError(name, f"a list of {len(value)} items is longer than {MAX_ITEMS}")
+    for index, item in enumerate(value):
+        if not (type(item) is str and 0 < len(item) <= MAX_TEXT and item.isascii()):
+            _text(item, f"{name}[{index}]")
     return tuple(value)
 
 
@@ -130,8 +175,8 @@ def _party(value: Any, name: str) -> Party | None:
         raise FieldError(name, "must be an object with name and account")
     party_name, account = value.get("name"), value.get("account")
     for key, item in (("name", party_name), ("account", account)):
-        if item is not None and not isinstance(item, str):
-            raise FieldError(f"{name}.{key}", "must be a string")
+        if item is not None and not (type(item) is str and item.isascii() and len(item) <= MAX_TEXT) and item != "":
+            _text(item, f"{name}.{key}")
     return Party(name=party_name or None, account=account or None)
 
 
@@ -218,7 +263,7 @@ def _transfer(o: Mapping[str, Any], env: Envelope) -> Event:
         *env,
         chain=_str(o, "chain"),
         tx_hash=_str(o, "tx_hash"),
-        log_index=_int(o, "log_index"),
+        log_index=_int(o, "log_index", minimum=-1),  # -1: a native transfer, which has no log
         block=_int(o, "block"),
         from_address=_str(o, "from"),
         to_address=_str(o, "to"),
@@ -274,6 +319,17 @@ def _participant(o: Mapping[str, Any], env: Envelope) -> Event:
     return event
 
 
+def _retraction(o: Mapping[str, Any], env: Envelope) -> Event:
+    return RetractionEvent(
+        *env,
+        retracts=_str(o, "retracts"),
+        reason=_str(o, "reason"),
+        chain=_name(o, "chain"),
+        block=_int(o, "block"),
+        block_hash=_opt_str(o, "block_hash"),
+    )
+
+
 _BUILDERS: dict[str, Callable[[Mapping[str, Any], Envelope], Event]] = {
     "account": _account,
     "trade": _trade,
@@ -284,6 +340,7 @@ _BUILDERS: dict[str, Callable[[Mapping[str, Any], Envelope], Event]] = {
     "report": _report,
     "reserve": _reserve,
     "participant": _participant,
+    "retraction": _retraction,
 }
 
 KNOWN_FIELDS: dict[str, frozenset[str]] = {
@@ -300,6 +357,7 @@ KNOWN_FIELDS: dict[str, frozenset[str]] = {
     "report": frozenset({"report_type", "refs", "period"}),
     "reserve": frozenset({"asset", "custody_balance", "client_liabilities"}),
     "participant": frozenset({"charter_capital_vnd", "foreign_ownership_pct", "institutional_ownership_pct"}),
+    "retraction": frozenset({"retracts", "reason", "chain", "block", "block_hash"}),
 }
 KNOWN_FIELDS["withdrawal"] = KNOWN_FIELDS["deposit"]
 _ALLOWED = {kind: fields | frozenset(_ENVELOPE) for kind, fields in KNOWN_FIELDS.items()}
@@ -326,7 +384,7 @@ def event_from_dict(obj: Any) -> Event:
     if event_type == INGEST_ERROR:
         raise _reported_by_connector(obj)
     if builder is None:
-        raise FieldError("type", f"unknown event type {event_type!r}")
+        raise FieldError("type", f"unknown event type {event_type[:40]!r}")
     try:
         ts = parse_timestamp(obj.get("ts")) if obj.get("ts") is not None else None
     except ValueError as exc:

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
-from rules_engine.event_parser import FieldError, event_from_dict
+from rules_engine.event_digest import line_digest
+from rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
 from rules_engine.events import Event, EventError
+from rules_engine.money import OversizeNumber
 from rules_engine.timestamps import parse_timestamp
 
 _LIST_FIELDS = frozenset({"wallets", "refs"})
 _BOOL_FIELDS = frozenset({"bank_account_verified"})
 _INT_FIELDS = frozenset({"log_index", "block"})
 _RAW_LIMIT = 500
+# Bounds on a line (docs/events.md): an event is a few hundred bytes, so a megabyte is no real event, and
+# nesting deeper than any event's structure is refused before it reaches a rule, a store or a pickle.
+MAX_LINE_CHARS = 1 << 20
+MAX_DEPTH = 8
+_MAX_INT_DIGITS = 19
+BOM = "\ufeff"
 
 
 def _reject_float(text: str) -> object:
@@ -22,8 +33,32 @@ def _reject_float(text: str) -> object:
     return float(text)
 
 
+def _bounded_int(text: str) -> object:
+    # int() itself raises past 4,300 digits; anything past 19 is outside every bound anyway.
+    return int(text) if len(text) <= _MAX_INT_DIGITS else OversizeNumber(len(text.lstrip("-")))
+
+
 # One decoder for all lines: json.loads with a keyword argument builds a new decoder on every call.
-_DECODER = json.JSONDecoder(parse_float=_reject_float)
+_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int)
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON text nests deeper than MAX_DEPTH, judged before decoding: the decoder recurses in
+    C, and a process that raised its recursion limit would let a megabyte of '[' overflow the C stack.
+    Brackets inside strings do not count; unbalanced text is left for the decoder to refuse."""
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> EventError:
@@ -31,8 +66,8 @@ def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> Ev
     event_id = participant = None
     ts = None
     if isinstance(obj, dict):
-        event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
-        participant = obj.get("participant") if isinstance(obj.get("participant"), str) else None
+        event_id = clean_text(obj.get("event_id"))
+        participant = clean_text(obj.get("participant"))
         try:
             ts = parse_timestamp(obj.get("ts"))
         except ValueError:
@@ -42,7 +77,7 @@ def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> Ev
         line=line,
         field=exc.field or None,
         reason=exc.reason,
-        raw=raw[:_RAW_LIMIT],
+        raw=_raw(raw),
         event_id=event_id,
         participant=participant,
         ts=ts,
@@ -51,19 +86,52 @@ def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> Ev
 
 def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     """One JSONL line to an event; shared by the file reader and the stream consumer."""
+    if len(text) > MAX_LINE_CHARS:
+        return EventError(source, line, None, f"a line of {len(text)} characters is longer than {MAX_LINE_CHARS}",
+                          _raw(text))  # fmt: skip
+    if text[:1] == BOM:
+        text = text[1:]
+    if not text.isascii():
+        problem = _encoding_problem(text)
+        if problem:
+            return EventError(source, line, None, problem, _raw(text))
+    if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and too_deep(text):
+        return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
     try:
         obj = _DECODER.decode(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return EventError(source, line, None, f"not valid JSON: {exc}", text[:_RAW_LIMIT])
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
     try:
-        return event_from_dict(obj)
+        event = event_from_dict(obj)
     except FieldError as exc:
         return error_for(source, line, text, obj, exc)
+    event.digest = line_digest(text)
+    return event
+
+
+def _encoding_problem(text: str) -> str | None:
+    """Bytes that were not UTF-8 reach here as surrogates (the files are decoded with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = ord(text[exc.start])
+        if 0xDC80 <= char <= 0xDCFF:
+            return f"not valid UTF-8: byte 0x{char - 0xDC00:02X} at character {exc.start + 1}"
+        return f"not valid Unicode: lone surrogate U+{char:04X} at character {exc.start + 1}"
+    return None
+
+
+def _raw(text: str) -> str:
+    """The start of a bad line for the report, as text that can be written out (invalid bytes escaped)."""
+    raw = text[:_RAW_LIMIT]
+    return raw if raw.isascii() or unicode_problem(raw) is None else raw.encode("utf-8", "backslashreplace").decode()
 
 
 def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
     for number, text in enumerate(lines, start=1):
         stripped = text.strip()
+        if number == 1 and stripped[:1] == BOM:
+            stripped = stripped[1:].strip()
         if not stripped:
             continue
         yield number, parse_json_line(stripped, source, number)
@@ -71,10 +139,12 @@ def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event |
 
 def _csv_cell(name: str, cell: str) -> Any:
     if cell[:1] in ("[", "{"):
+        if too_deep(cell):
+            raise FieldError(name, f"cell nested deeper than {MAX_DEPTH} levels")
         try:
             return _DECODER.decode(cell)
-        except json.JSONDecodeError as exc:
-            raise FieldError(name, f"cell is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise FieldError(name, f"cell is not valid JSON: {str(exc)[:200]}") from None
     if name in _LIST_FIELDS:
         return [item.strip() for item in cell.split(";") if item.strip()]
     if name in _BOOL_FIELDS:
@@ -84,20 +154,40 @@ def _csv_cell(name: str, cell: str) -> Any:
         return lowered == "true"
     if name in _INT_FIELDS:
         try:
-            return int(cell)
+            return _bounded_int(cell.strip())
         except ValueError:
-            raise FieldError(name, f"must be an integer, not {cell!r}") from None
+            raise FieldError(name, f"must be an integer, not {cell[:40]!r}") from None
     return cell
 
 
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    iterator = iter(lines)
+    for first in iterator:
+        yield first[1:] if first[:1] == BOM else first
+        break
+    yield from iterator
+
+
 def read_csv(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
-    """CSV with the contract's column names; lists are ';'-separated, nested objects are JSON cells."""
-    reader = csv.DictReader(iter(lines))
-    for row in reader:
+    """CSV with the contract's column names; lists are ';'-separated, nested objects are JSON cells.
+
+    A row the csv module cannot read (a cell over its size limit, a broken quote) is a bad line too."""
+    reader = csv.DictReader(_without_bom(lines))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, EventError(source, reader.line_num, None, f"not valid CSV: {exc}", "")
+            continue
         number = reader.line_num
-        raw = ",".join(str(v) for v in row.values() if v is not None)
+        raw = ",".join(str(v) for v in row.values() if isinstance(v, str))
         if None in row:
-            yield number, EventError(source, number, None, "more cells than header columns", raw[:_RAW_LIMIT])
+            yield number, EventError(source, number, None, "more cells than header columns", _raw(raw))
+            continue
+        if len(raw) > MAX_LINE_CHARS:
+            yield number, EventError(source, number, None, f"a row longer than {MAX_LINE_CHARS} characters", _raw(raw))
             continue
         obj: dict[str, Any] = {}
         try:
@@ -105,24 +195,63 @@ def read_csv(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | E
                 if cell is None or cell == "":
                     continue
                 obj[name] = _csv_cell(name, cell)
-            yield number, event_from_dict(obj)
+            event = event_from_dict(obj)
+            event.digest = line_digest(raw)
+            yield number, event
         except FieldError as exc:
             yield number, error_for(source, number, raw, obj, exc)
 
 
 def detect_format(name: str, first_line: str | None = None) -> str:
-    """By file extension, else by the first character: a JSON object starts with '{'."""
-    lowered = name.lower()
-    if lowered.endswith(".csv"):
-        return "csv"
-    if lowered.endswith((".jsonl", ".json", ".ndjson")):
+    """By content: a JSON object starts with '{', a CSV file with a header naming the envelope columns.
+
+    The name decides only when the content does not (an empty file, or neither form): a misnamed file
+    is read as what it is, and a file that is neither is read as JSONL, so every line of it is reported
+    as invalid rather than read as a CSV with no usable column and passed as clean."""
+    text = (first_line or "").lstrip(BOM + " \t\r\n")
+    if text.startswith("{"):
         return "jsonl"
-    if first_line is not None and not first_line.lstrip().startswith("{"):
-        return "csv"
-    return "jsonl"
+    if text:
+        header = {cell.strip().strip('"').lower() for cell in text.split(",")}
+        if {"event_id", "type"} <= header:
+            return "csv"
+    return "csv" if name.lower().endswith(".csv") and not text else "jsonl"
 
 
 def read_events(lines: Iterable[str], source: str, fmt: str) -> Iterator[tuple[int, Event | EventError]]:
     if fmt == "csv":
         return read_csv(lines, source)
     return read_jsonl(lines, source)
+
+
+def bounded_lines(stream: IO[str]) -> Iterator[str]:
+    """The stream's lines, none held longer than just over MAX_LINE_CHARS: a longer line is cut there
+    (the parser then reports it as too long, on its own line number) and the rest of it is skipped, so a
+    file of one 20 GB line costs a megabyte of memory rather than 20 GB."""
+    limit = MAX_LINE_CHARS + 1
+    while True:
+        line = stream.readline(limit)
+        if not line:
+            return
+        if len(line) >= limit and not line.endswith(("\n", "\r")):
+            rest = line
+            while len(rest) >= limit and not rest.endswith(("\n", "\r")):
+                rest = stream.readline(limit)
+        yield line
+
+
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def decode_events(binary: io.BufferedReader) -> io.TextIOWrapper:
+    """Events files are UTF-8; a UTF-16 file is recognised by its BOM (what some spreadsheet exports
+    write). Bytes that are not UTF-8 are kept as surrogates, so the line they are on is reported with the
+    byte's value instead of being silently replaced or stopping the read. A UTF-8 BOM is dropped by the
+    readers (``BOM``), so it is the same from a file, a pipe or a stream message."""
+    buffered = binary
+    head = buffered.peek(2)[:2]
+    for bom, encoding in _UTF16_BOMS:
+        if head == bom:
+            buffered.read(2)
+            return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline="")
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors="surrogateescape", newline="")

@@ -6,7 +6,7 @@ rules then read attributes at full speed on millions of events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "reserve",
     "participant",
 )
+# Not in EVENT_TYPES: no rule judges a retraction; the engine checks it against the event it withdraws.
+RETRACTION = "retraction"
 # Events made by or for a customer: the ones geographic scope and customer rules look at.
 CUSTOMER_TYPES = frozenset({"account", "trade", "deposit", "withdrawal"})
 # Events that move value for a customer account.
@@ -41,6 +43,9 @@ class Event:
     ts: datetime
     site: str | None
     extra: dict[str, Any]
+    # CRC-32 of the line it was parsed from (0: built in code), so the engine tells a re-delivery from a
+    # conflicting duplicate without formatting the event again (rules_engine/event_digest.py).
+    digest: int = field(default=0, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -137,6 +142,17 @@ class ParticipantEvent(Event):
     charter_capital_vnd: Decimal | None
     foreign_ownership_pct: Decimal | None
     institutional_ownership_pct: Decimal | None
+
+
+@dataclass(slots=True)
+class RetractionEvent(Event):
+    """A chain connector withdrawing its own earlier observation (its block left the canonical chain)."""
+
+    retracts: str
+    reason: str
+    chain: str
+    block: int
+    block_hash: str | None
 
 
 @dataclass(slots=True, frozen=True)

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,11 @@ _COMMON = frozenset({"id", "kind", "severity", "clause"})
 _HEADER_REQUIRED = ("id", "participant", "valid_from", "valid_until", "reporting_currency")
 _HEADER_OPTIONAL = ("title", "legal_basis", "allowed_lateness")
 _LINE = "__line__"
+# Bounds (docs/licence.md): a real licence is a few kilobytes, a few levels deep, with no YAML anchors or
+# aliases; refusing those before anything is built keeps a crafted file from taking minutes or gigabytes.
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 16
+_MAX_INT_DIGITS = 30
 
 
 class LicenceError(Exception):
@@ -37,11 +42,54 @@ class LicenceError(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML, with decimals kept exact and each mapping's line remembered for error messages."""
+    """Safe YAML, with decimals kept exact and each mapping's line remembered for error messages.
+
+    Safe by construction, not by after-the-fact checks: an anchor or alias is refused when the parser
+    meets it, before any node is composed (an alias bomb fails in microseconds instead of expanding to
+    gigabytes), and nesting is capped while composing (no recursion past MAX_DEPTH)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed in a licence", event.start_mark
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
-def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(str(loader.construct_scalar(node)).replace("_", ""))
+def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal | str:
+    """A YAML float as an exact Decimal. ``.inf``, ``.nan`` and other non-finite forms stay text, which
+    every number parameter refuses with the rule and the field named."""
+    text = str(loader.construct_scalar(node))
+    try:
+        value = Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        return text
+    return value if value.is_finite() else text
+
+
+def _integer(loader: _Loader, node: yaml.ScalarNode) -> int | str:
+    """A YAML int; one too long to be any bound stays text (int() itself raises past 4,300 digits)."""
+    text = str(loader.construct_scalar(node))
+    if len(text) > _MAX_INT_DIGITS:
+        return text[:40] + "..."
+    return loader.construct_yaml_int(node)
+
+
+def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> str:
+    """Timestamps stay text for parse_timestamp, which names the field and refuses 30 February, an
+    instant without an offset, or a year outside the bounds (YAML's own constructor raises on those)."""
+    return str(loader.construct_scalar(node))
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -51,6 +99,8 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
+_Loader.add_constructor("tag:yaml.org,2002:int", _integer)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 _Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 
 
@@ -102,13 +152,28 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
             except ValueError as exc:
                 problems.append(f"licence header: field '{name}': {exc}")
             continue
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            problems.append(f"licence header: field '{name}': must be text, not {type(value).__name__}")
+            continue
         values[name] = str(value)
+    sources = raw.get("retraction_sources")
+    if sources is not None:
+        if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
+            problems.append("licence header: field 'retraction_sources': must be a list of chain names")
+        else:
+            values["retraction_sources"] = tuple(sources)
+    unknown = sorted(str(k) for k in raw if k not in _HEADER_FIELDS)
+    for name in unknown:
+        problems.append(f"licence header: field '{name[:60]}': not a header field")
     if problems:
         return None
     if values["valid_from"] >= values["valid_until"]:
         problems.append("licence header: field 'valid_until': must be after valid_from")
         return None
     return LicenceHeader(**values)
+
+
+_HEADER_FIELDS = frozenset({*_HEADER_REQUIRED, *_HEADER_OPTIONAL, "retraction_sources", _LINE})
 
 
 def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems: list[str]) -> RuleSpec | None:
@@ -144,6 +209,10 @@ def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems:
     except ParamError as exc:
         problems.append(f"{where}: field '{exc.field}': {exc.reason}")
         return None
+    except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        # A value of a shape the kind's parser did not foresee: still a rejection naming the rule.
+        problems.append(f"{where}: parameters could not be read ({type(exc).__name__}: {str(exc)[:200]})")
+        return None
     for unknown in reader.unused(_COMMON):
         problems.append(f"{where}: field '{unknown}': not a parameter of {kind.name}")
         ok = False
@@ -163,10 +232,14 @@ def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems:
 
 
 def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = None) -> Licence:
+    if len(text) > MAX_BYTES:
+        raise LicenceError(source, [f"a licence of {len(text):,} characters is larger than {MAX_BYTES:,}"])
     try:
         document = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise LicenceError(source, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise LicenceError(source, [f"nested deeper than {MAX_DEPTH} levels"]) from None
     if not isinstance(document, dict):
         raise LicenceError(source, ["a licence must be a mapping with 'licence' and 'rules'"])
     problems: list[str] = []
@@ -196,9 +269,16 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
 def load_licence(path: str | Path) -> Licence:
     location = Path(path)
     try:
-        text = location.read_text(encoding="utf-8")
+        with location.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except OSError as exc:
         raise LicenceError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    if len(data) > MAX_BYTES:
+        raise LicenceError(str(path), [f"the file is larger than {MAX_BYTES:,} bytes"])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LicenceError(str(path), [f"not UTF-8 text (byte {exc.start + 1})"]) from None
     return parse_licence(text, str(path), location.parent)
 
 

@@ -13,6 +13,12 @@ from rules_engine.money import ZERO, parse_decimal
 from rules_engine.timestamps import parse_duration
 
 
+def show(value: object) -> str:
+    """A value as quoted in a rejection, cut short: the message must name the problem, not echo a megabyte."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class ParamError(ValueError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(reason)
@@ -59,7 +65,7 @@ class ParamReader:
     def integer(self, name: str, *, minimum: int = 1) -> int:
         value = self._get(name, True)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamError(name, f"must be a whole number, not {value!r}")
+            raise ParamError(name, f"must be a whole number, not {show(value)}")
         if value < minimum:
             raise ParamError(name, f"must be at least {minimum}")
         return int(value)
@@ -74,10 +80,10 @@ class ParamReader:
     def text(self, name: str, *, choices: tuple[str, ...] | None = None) -> str:
         value = self._get(name, True)
         if not isinstance(value, str | int) or isinstance(value, bool):
-            raise ParamError(name, f"must be a string, not {value!r}")
+            raise ParamError(name, f"must be a string, not {show(value)}")
         text = str(value)
         if choices is not None and text not in choices:
-            raise ParamError(name, f"must be one of {', '.join(choices)}, not {text!r}")
+            raise ParamError(name, f"must be one of {', '.join(choices)}, not {show(text)}")
         return text
 
     def flag(self, name: str, default: bool) -> bool:
@@ -85,7 +91,7 @@ class ParamReader:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise ParamError(name, f"must be true or false, not {value!r}")
+            raise ParamError(name, f"must be true or false, not {show(value)}")
         return value
 
     def strings(self, name: str, *, required: bool = True) -> tuple[str, ...] | None:
@@ -97,7 +103,7 @@ class ParamReader:
         items = []
         for item in value:
             if isinstance(item, bool) or not isinstance(item, str | int):
-                raise ParamError(name, f"list items must be strings, not {item!r}")
+                raise ParamError(name, f"list items must be strings, not {show(item)}")
             items.append(str(item))
         return tuple(items)
 
@@ -111,4 +117,5 @@ class ParamReader:
         return frozenset(listed)
 
     def unused(self, common: frozenset[str]) -> list[str]:
-        return sorted(k for k in self._raw if k not in self.used and k not in common and not k.startswith("__"))
+        names = (str(k)[:60] for k in self._raw if k not in self.used and k not in common)
+        return sorted(name for name in names if not name.startswith("__"))

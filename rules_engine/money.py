@@ -1,4 +1,10 @@
-"""Decimal handling for amounts, prices and limits: floats would make limit checks depend on rounding."""
+"""Decimal handling for amounts, prices and limits: floats would make limit checks depend on rounding.
+
+Every accepted number is bounded (docs/events.md, "Bounds"): at most ``MAX_DIGITS`` significant digits, at
+most ``MAX_PLACES`` digits after the point and an absolute value below ``10**MAX_INTEGER_DIGITS``. Within
+these bounds a value is held exactly in the default 28-digit decimal context, and the engine's products
+(quantity x price x rate) and sums stay finite far below the context's exponent limit: a line carrying
+``1e999999`` or a 5,000-digit integer is refused with a reason instead of overflowing a rule later."""
 
 from __future__ import annotations
 
@@ -6,28 +12,99 @@ from decimal import Decimal, InvalidOperation
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+MAX_DIGITS = 28
+MAX_PLACES = 18
+MAX_INTEGER_DIGITS = 24
+# Longer text cannot be a bounded decimal (28 digits, a sign, a point, an exponent and some zeros);
+# refusing it before Decimal() keeps a megabyte of digits from being parsed at all.
+MAX_TEXT = 64
+_SHORT = 19
+_YAML_NON_FINITE = frozenset({".inf", ".nan"})
+
+
+class OversizeNumber:
+    """What the JSON decoder gives for an integer literal too long to be a bounded decimal, so the field
+    parser can refuse it with the field's name (Python's own int() raises past 4,300 digits)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<a {self.digits}-digit number>"
 
 
 def parse_decimal(value: object) -> Decimal:
     """Accept decimal strings and integers; refuse floats, whose binary value is not what was written."""
+    if type(value) is str and len(value) <= _SHORT and "e" not in value and "E" not in value:
+        # The common case, decided by length alone: 19 characters without an exponent cannot hold more
+        # than 19 digits, 18 places or a value of 1e19.
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise _not_a_number(value) from None
+        if not result.is_finite():
+            raise ValueError(f"must be a finite number, not {value!r}")
+        return result
     if isinstance(value, bool):
         raise ValueError("must be a decimal string, not a boolean")
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
+        if not -(10**MAX_INTEGER_DIGITS) < value < 10**MAX_INTEGER_DIGITS:
+            raise ValueError(f"magnitude must be below 1e{MAX_INTEGER_DIGITS}")
         result = Decimal(value)
     elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"a decimal string of {len(value)} characters is longer than {MAX_TEXT}")
         try:
             result = Decimal(value.strip())
         except InvalidOperation:
-            raise ValueError(f"not a decimal number: {value!r}") from None
+            raise _not_a_number(value) from None
     elif isinstance(value, float):
         raise ValueError(f"must be a decimal string, not a float ({value!r} loses precision)")
+    elif isinstance(value, OversizeNumber):
+        raise ValueError(f"a {value.digits}-digit number is outside the bounds (below 1e{MAX_INTEGER_DIGITS})")
     else:
         raise ValueError(f"must be a decimal string, not {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"must be a finite number, not {value!r}")
-    return result
+    return check_bounds(result)
+
+
+def _not_a_number(value: str) -> ValueError:
+    if value.strip().lstrip("+-").lower() in _YAML_NON_FINITE:
+        return ValueError(f"must be a finite number, not {value!r}")
+    return ValueError(f"not a decimal number: {value[:MAX_TEXT]!r}")
+
+
+def check_bounds(value: Decimal) -> Decimal:
+    """Refuse a value the engine could not hold exactly or compute with finitely (see the module doc)."""
+    if not value:
+        return value
+    if value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueError(f"magnitude must be below 1e{MAX_INTEGER_DIGITS}, not {_short(value)}")
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite values only reach here
+    if exponent >= -MAX_PLACES and len(digits) <= MAX_DIGITS:
+        return value
+    # Trailing zeros are not precision (1.50000000000000000000 is 1.5): count without them. Not
+    # normalize(), which would round a 29-digit value to 28 digits and accept what was never written.
+    kept = len(digits)
+    while kept > 1 and digits[kept - 1] == 0:
+        kept -= 1
+    exponent += len(digits) - kept
+    if exponent < -MAX_PLACES:
+        raise ValueError(f"more than {MAX_PLACES} digits after the decimal point: {_short(value)}")
+    if kept > MAX_DIGITS:
+        raise ValueError(f"more than {MAX_DIGITS} significant digits: {_short(value)}")
+    return value
+
+
+def _short(value: Decimal) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def decimal_text(value: Decimal) -> str:

@@ -25,6 +25,8 @@ class LicenceHeader:
     # How far behind the newest in-term event an event may arrive and still be placed where it belongs in
     # event time (docs/licence.md, lateness): venues batch, chains confirm, connectors restart.
     allowed_lateness: timedelta = DEFAULT_ALLOWED_LATENESS
+    # Chains whose connector may retract its own observations (docs/licence.md); none by default.
+    retraction_sources: tuple[str, ...] = ()
 
     def in_term(self, ts: datetime) -> bool:
         return self.valid_from <= ts <= self.valid_until

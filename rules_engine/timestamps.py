@@ -11,6 +11,13 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # utcoffset() on both sides, and the engine compares timestamps on every event. Keyed by the timezone objects
 # fromisoformat returns (a new one per call; equal when their offsets are).
 _ZONES: dict[tzinfo, tzinfo] = {}
+# Bounds (docs/events.md): a local year in 1970..2199 and an offset of whole minutes within +-14:00 keep
+# every instant far from datetime's year 1..9999 edges, where converting "0001-01-01T00:00+14:00" to UTC
+# for a comparison raises OverflowError. Whole minutes also bound the zone cache to 1,681 entries.
+MIN_YEAR, MAX_YEAR = 1970, 2199
+MAX_OFFSET = timedelta(hours=14)
+MAX_TEXT = 64
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -18,12 +25,16 @@ def parse_timestamp(value: object) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"a timestamp of {len(value)} characters is longer than {MAX_TEXT}")
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"not an RFC 3339 timestamp: {value!r}") from None
+        except ValueError as exc:
+            raise ValueError(f"not an RFC 3339 timestamp: {value!r} ({exc})") from None
     else:
         raise ValueError(f"must be an RFC 3339 string, not {type(value).__name__}")
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"year {parsed.year} is outside {MIN_YEAR}..{MAX_YEAR}")
     tz = parsed.tzinfo
     if type(tz) is timezone:
         # What fromisoformat gives: a fixed offset. Swap in the shared object for that offset; combine() is
@@ -31,22 +42,36 @@ def parse_timestamp(value: object) -> datetime:
         zone = _ZONES.get(tz)
         if zone is None:
             fixed = tz.utcoffset(None)
+            _check_offset(fixed, value)
             zone = _ZONES[tz] = UTC if not fixed else timezone(fixed)
         return parsed if tz is zone else datetime.combine(parsed, parsed.time(), zone)
-    offset = parsed.utcoffset() if tz is not None else None
+    try:
+        offset = parsed.utcoffset() if tz is not None else None
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"timestamp {value!s} has no usable UTC offset ({exc})") from None
     if offset is None:
         raise ValueError(f"timestamp {value!s} has no UTC offset")
+    _check_offset(offset, value)
     return parsed
+
+
+def _check_offset(offset: timedelta, value: object) -> None:
+    if abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1):
+        raise ValueError(f"UTC offset of {value!s} must be whole minutes within -14:00..+14:00")
 
 
 def parse_duration(value: object) -> timedelta:
     """Parse the licence duration form (``90s``, ``15m``, ``24h``, ``30d``)."""
     if not isinstance(value, str):
         raise ValueError(f"duration must be a string like '24h', not {value!r}")
-    match = _DURATION.match(value.strip())
+    match = _DURATION.match(value.strip()) if len(value) <= MAX_TEXT else None
     if not match:
-        raise ValueError(f"bad duration {value!r}: use a positive whole number with s, m, h or d")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        raise ValueError(f"bad duration {value[:MAX_TEXT]!r}: use a positive whole number with s, m, h or d")
+    count = match.group(1)
+    seconds = int(count) * _UNIT_SECONDS[match.group(2)] if len(count) <= 12 else None
+    if seconds is None or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {value!r} is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 def parse_lateness(value: object) -> timedelta:

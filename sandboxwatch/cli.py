@@ -1,17 +1,19 @@
 """``sandboxwatch`` entry point (docs/cli.md, version 1).
 
-Exit codes: 0 no breach or critical finding, 1 at least one, 2 the licence or events cannot be used."""
+Exit codes: 0 no breach or critical finding, 1 at least one, 2 the licence or events cannot be used (or not
+one valid event was read), 3 an internal error (a bug: reported in one line, never as exit 1)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from rules_engine.event_reader import detect_format, read_events
+from rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
 from rules_engine.findings import SEVERITIES
 from rules_engine.licence import Licence, LicenceError, load_licence
 from rules_engine.timestamps import parse_timestamp
@@ -21,7 +23,7 @@ from sandboxwatch.history_cli import UsageError
 from sandboxwatch.self_check import run_check
 from store.backends import StoreError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class Unusable(Exception):
@@ -37,28 +39,25 @@ def _licence(path: str) -> Licence:
 
 @contextlib.contextmanager
 def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str]]:
-    """Yield (lines, source name, format); undecodable bytes become bad lines, not a crash."""
+    """Yield (lines, source name, format); undecodable bytes become bad lines, not a crash. The format is
+    the one asked for, else what the content is (docs/cli.md), the same for a file and for stdin."""
     if path == "-":
-        stream: TextIO = sys.stdin
+        binary = getattr(sys.stdin, "buffer", None)
+        stream: TextIO = decode_events(binary) if binary is not None else sys.stdin
         source = "<stdin>"
     else:
         try:
-            stream = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+            stream = decode_events(open(path, "rb"))  # noqa: SIM115
         except OSError as exc:
             raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
         source = path
     try:
-        first = stream.readline()
+        lines = bounded_lines(stream)
+        first = next(lines, "")
         chosen = fmt or detect_format(source if path != "-" else "", first)
-
-        def lines() -> Iterator[str]:
-            if first:
-                yield first
-            yield from stream
-
-        yield lines(), source, chosen
+        yield itertools.chain((first,) if first else (), lines), source, chosen
     finally:
-        if stream is not sys.stdin:
+        if path != "-":
             stream.close()
 
 
@@ -71,7 +70,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise Unusable(f"--as-of: {exc}") from None
     with _open_events(args.events, args.events_format) as (lines, source, fmt):
-        result = run_check(licence, read_events(lines, source, fmt), as_of)
+        result = run_check(licence, read_events(lines, source, fmt), as_of, source)
+        read_format = fmt
     for error in result.errors:
         print(error.describe(), file=sys.stderr)
     writer = WRITERS[args.format]
@@ -88,6 +88,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{len(result.findings)} findings{' (' + by_severity + ')' if by_severity else ''}",
         file=sys.stderr,
     )
+    if not result.usable:
+        # Nothing was judged, so "no breach" would be a claim the check never made.
+        raise Unusable(
+            f"{source}: no valid event of participant {licence.participant} was read "
+            f"({len(result.errors)} invalid lines, read as {read_format}; see --input-format)"
+        )
     return EXIT_FINDINGS if result.failed else EXIT_OK
 
 
@@ -192,7 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=sorted(WRITERS), default="jsonl", help="findings format")
     check.add_argument("--out", help="write findings here instead of standard output")
     check.add_argument("--as-of", help="judge deadlines at this RFC 3339 time instead of the latest event")
-    check.add_argument("--events-format", choices=("jsonl", "csv"), help="override format detection")
+    check.add_argument(
+        "--input-format",
+        "--events-format",
+        dest="events_format",
+        choices=("jsonl", "csv"),
+        help="events format (default: from the content: '{' starts JSONL, an event_id,type,... header CSV)",
+    )
     check.set_defaults(run=cmd_check)
 
     licence = commands.add_parser("licence", help="licence file tools")
@@ -264,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a bug, not the input's fault: its own code and one line, never exit 1
+        detail = str(exc).splitlines()[0][:300] if str(exc) else "no detail"
+        print(f"sandboxwatch: internal error ({type(exc).__name__}: {detail}); please report it", file=sys.stderr)
+        return EXIT_INTERNAL
     return code
 
 

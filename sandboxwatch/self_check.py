@@ -17,6 +17,8 @@ class CheckResult:
     findings: list[Finding]
     errors: list[EventError]
     stats: EngineStats
+    # Valid events of the licence's participant: with none, the check judged nothing (exit 2, not 0).
+    usable: int = 0
 
     @property
     def failed(self) -> bool:
@@ -24,30 +26,43 @@ class CheckResult:
 
 
 def run_check(
-    licence: Licence, records: Iterable[tuple[int, Event | EventError]], as_of: datetime | None = None
+    licence: Licence,
+    records: Iterable[tuple[int, Event | EventError]],
+    as_of: datetime | None = None,
+    source: str = "events",
 ) -> CheckResult:
     """Sort by event time (stable, so equal instants keep file order) and run the engine once, flushing its
     reorder buffer at the end of the file (the same lateness policy as the stream, which sorted input never
     reaches: nothing sorted is late).
 
-    Invalid lines come first in the output, in line order, then findings in event-time order."""
+    Invalid lines come first in the output, in line order, then findings in event-time order. An event a
+    rule cannot compute with becomes an ``invalid_event`` finding and an error (with its line, as
+    ``process_isolated`` makes them), and the rest is judged."""
     engine = Engine(licence)
     findings: list[Finding] = []
     errors: list[EventError] = []
     events: list[Event] = []
-    for _, item in records:
+    numbers: list[int] = []
+    participant = licence.participant
+    usable = 0
+    for number, item in records:
         if isinstance(item, EventError):
             errors.append(item)
             findings.append(engine.invalid(item))
         else:
             events.append(item)
-    events.sort(key=event_order)
+            numbers.append(number)
+            usable += item.participant == participant
     process = engine.process
-    for event in events:
-        found = process(event)
+    order = sorted(range(len(events)), key=lambda i: event_order(events[i]))
+    for index in order:
+        # The engine contains an event whose checking raises (an invalid_event finding and a failure
+        # naming this line), whenever its reorder buffer releases it; the rest is judged.
+        found = process(events[index], (source, numbers[index], ""))
         if found:
             findings.extend(found)
     findings.extend(engine.flush())
     if as_of is not None:
         findings.extend(engine.advance_to(as_of))
-    return CheckResult(findings=findings, errors=errors, stats=engine.stats)
+    errors.extend(engine.take_failures())
+    return CheckResult(findings=findings, errors=errors, stats=engine.stats, usable=usable)

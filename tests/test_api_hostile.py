@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -253,7 +254,6 @@ def test_hostile_parameters_never_widen_a_participant_view(client: TestClient) -
     assert NATIONAL_PARTICIPANT not in get(client, "/api/v1/participants", "alphatrue").text
 
 
-@pytest.mark.xfail(strict=True, reason="h13a (issue 13): 'retracts' on a trade must be ignored like any extra field")
 def test_a_retracts_field_does_not_change_the_precheck_answer(client: TestClient, monitored: Monitored) -> None:
     path = f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck"
     event = dict(base_trade(monitored), quantity="100000")
@@ -369,3 +369,18 @@ def test_a_stored_evidence_body_that_is_not_plain_json_does_not_break_the_findin
         {"event_id": "ev-garbage", "event": None, "raw": "{not json", "source": "test:1"},
         {"event_id": "ev-absent", "event": None},
     ]
+
+
+def test_deep_bodies_are_refused_before_decoding_even_with_a_raised_recursion_limit(client: TestClient) -> None:
+    """web3's py_ecc raises the recursion limit to 100,000 on import; json's C decoder then overflowed the C
+    stack of the request's worker thread on 100 kB of '[' (a segfault of the whole API)."""
+    path = f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck"
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        deep = client.post(
+            path, headers={**auth("alphatrue"), "Content-Type": "application/json"}, content=b"[" * 100_000
+        )
+    finally:
+        sys.setrecursionlimit(previous)
+    assert deep.status_code == 422 and "nests deeper than 32 levels" in deep.text

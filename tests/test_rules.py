@@ -420,14 +420,3 @@ def test_events_of_other_participants_are_ignored_but_their_prices_count() -> No
         ],
     )
     assert rules_of(found) == ["cap"]
-
-
-def test_retraction_is_not_judged_again_and_voids_its_evidence() -> None:
-    lic = licence_with(f"{{id: bl, kind: blocked_addresses, {R}, addresses: ['0xdead']}}")
-    transfer: dict[str, Any] = dict(chain="ethereum", tx_hash="0x1", log_index=0, block=7, asset="USDT", amount="5")
-    seen = ev("transfer", ts(hour=2), event_id="t1", **transfer, **{"from": "0xdead", "to": "0xcustody"})
-    withdrawn = dict(seen, event_id="t1:retracted", retracts="t1", reason="block 7 left the canonical chain")
-    never_seen = dict(seen, event_id="t9:retracted", retracts="t9")
-    found = run(lic, [seen, withdrawn, never_seen], sort=False)
-    assert [(f.kind, f.severity) for f in found] == [("blocked_addresses", "breach"), ("evidence_retracted", "info")]
-    assert found[1].evidence == ("t1", "t1:retracted") and "block 7 left the canonical chain" in found[1].message

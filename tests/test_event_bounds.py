@@ -1,0 +1,223 @@
+"""The bounded parser: each hostile value is refused with its line, field and reason; bounds are exact."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rules_engine.event_reader import MAX_LINE_CHARS, detect_format, parse_json_line, read_csv, read_jsonl
+from rules_engine.events import EventError, TradeEvent
+from rules_engine.money import parse_decimal
+from sandboxwatch.cli import main
+from tests.helpers import DA_NANG, account, price, trade, ts
+
+P = "alphatrue-basal-pay"
+
+
+def _line(**changes: Any) -> str:
+    return json.dumps(trade("c1", ts(hour=3), participant=P, event_id="x1") | changes)
+
+
+def _error(text: str) -> EventError:
+    result = parse_json_line(text, "f.jsonl", 7)
+    assert isinstance(result, EventError), result
+    assert result.line == 7 and result.source == "f.jsonl"
+    return result
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        ({"price": "1e27"}, "price", "magnitude must be below 1e24"),
+        ({"price": "1e-27"}, "price", "more than 18 digits after the decimal point"),
+        ({"quantity": "1e999999"}, "quantity", "magnitude must be below 1e24"),
+        ({"quantity": "1" * 29}, "quantity", "magnitude must be below 1e24"),
+        ({"quantity": "1." + "1" * 28}, "quantity", "more than 18 digits after the decimal point"),
+        ({"quantity": "123456789012345678901.23456789"}, "quantity", "more than 28 significant digits"),
+        ({"quantity": "9" * 65}, "quantity", "longer than 64"),
+        ({"quantity": "NaN"}, "quantity", "must be a finite number"),
+        ({"quantity": "-Infinity"}, "quantity", "must be a finite number"),
+        ({"quantity": 10**25}, "quantity", "outside the bounds"),
+        ({"ts": "0001-01-01T00:00:00+14:00"}, "ts", "year 1 is outside 1970..2199"),
+        ({"ts": "9999-12-31T23:59:59-14:00"}, "ts", "year 9999 is outside 1970..2199"),
+        ({"ts": "2025-10-01T00:00:00+15:00"}, "ts", "within -14:00..+14:00"),
+        ({"ts": "2025-10-01T00:00:00+05:00:30"}, "ts", "whole minutes"),
+        ({"ts": "2025-02-30T00:00:00Z"}, "ts", "day is out of range for month"),
+        ({"account": "\ud800"}, "account", "lone surrogate U+D800 at character 1"),
+        ({"account": "a" * 257}, "account", "longer than 256"),
+        ({"site": ["DN-SP2"]}, "site", "must be a string, not list"),
+        ({"event_id": ""}, "event_id", "must not be empty"),
+    ],
+)
+def test_each_bound_names_field_and_reason(changes: dict[str, Any], field: str, reason: str) -> None:
+    error = _error(_line(**changes))
+    assert error.field == field and reason in error.reason, error
+
+
+def test_bounds_that_are_not_about_one_field() -> None:
+    huge_int = _line()[:-1] + ', "quantity": ' + "9" * 5000 + "}"
+    error = _error(huge_int)
+    assert error.field == "quantity" and "5000-digit number" in error.reason
+    assert "4300" not in error.reason  # Python's own int() limit never surfaces
+    assert "not valid JSON" in _error('{"a": 1e999999}').reason or _error('{"a": 1e999999}').field is not None
+    assert _error(_line(quantity=None)[:-1] + ', "quantity": 1e999999}').reason.startswith("must be a decimal")
+    deep = _line()[:-1] + ', "x": ' + "[" * 20000 + "]" * 20000 + "}"
+    assert _error(deep).reason == "nested deeper than 8 levels"  # judged before the decoder recurses
+    in_text = _line(account="[" * 30 + "{" * 30)
+    assert isinstance(parse_json_line(in_text, "f", 1), TradeEvent)  # brackets inside strings are not nesting
+    escaped = _line(account='\\"' + "[" * 30)
+    assert isinstance(parse_json_line(escaped, "f", 1), TradeEvent)
+    nested = _line()[:-1] + ', "x": ' + "[" * 9 + "]" * 9 + "}"
+    assert _error(nested).reason == "nested deeper than 8 levels"
+    assert isinstance(parse_json_line(_line()[:-1] + ', "x": ' + "[" * 7 + "]" * 7 + "}", "f", 1), TradeEvent)
+    long = _line()[:-1] + ', "pad": "' + "x" * MAX_LINE_CHARS + '"}'
+    assert "longer than 1048576" in _error(long).reason and len(_error(long).raw) == 500
+    assert "lone surrogate" in _error(_line(event_id="\udcff")).reason
+    assert _error(_line(event_id="\udcff")).event_id is None  # not carried into a finding that must be written
+
+
+def test_exact_edges_are_accepted() -> None:
+    assert parse_decimal("9" * 24) == 10**24 - 1
+    assert parse_decimal("0." + "0" * 17 + "1").as_tuple().exponent == -18
+    assert parse_decimal("1.500000000000000000000000000000000") == parse_decimal("1.5")  # zeros are not precision
+    assert parse_decimal("1234567890.123456789012345678") == parse_decimal("1234567890.123456789012345678")
+    for stamp in ("1970-01-01T00:00:00+14:00", "2199-12-31T23:59:59-14:00"):
+        assert isinstance(parse_json_line(_line(ts=stamp), "f", 1), TradeEvent)
+    assert isinstance(parse_json_line(_line(account="Nguyễn Văn A"), "f", 1), TradeEvent)
+    native = json.dumps(
+        {"event_id": "n", "type": "transfer", "participant": P, "ts": ts(), "chain": "ethereum", "tx_hash": "0x1",
+         "log_index": -1, "block": 5, "from": "0xa", "to": "0xb", "asset": "ETH", "amount": "1"}
+    )  # fmt: skip
+    assert not isinstance(parse_json_line(native, "f", 1), EventError)  # the connector's native transfers
+
+
+def test_bom_and_format_from_content() -> None:
+    lines = ["\ufeff" + _line() + "\n", _line(event_id="x2") + "\n"]
+    assert [type(r).__name__ for _, r in read_jsonl(lines, "f")] == ["TradeEvent", "TradeEvent"]
+    header = "\ufeffevent_id,type,participant,ts,account,side,base,quote,quantity,price,site\n"
+    assert detect_format("events.jsonl", header) == "csv"  # content over name
+    assert detect_format("-", "\ufeff" + _line()) == "jsonl"
+    assert detect_format("events.csv", "garbage") == "jsonl"  # neither form: every line gets reported
+    assert detect_format("", "hello,world") == "jsonl"
+    row = f"x1,trade,{P},{ts(hour=3)},c1,buy,USDT,VND,1,26000,DN-SP2\n"
+    assert [type(r).__name__ for _, r in read_csv([header, row], "f")] == ["TradeEvent"]
+    big = f'x2,trade,{P},{ts(hour=3)},c1,buy,USDT,VND,1,26000,"{"x" * 200_000}"\n'
+    results = [r for _, r in read_csv([header, big, row], "f")]
+    assert isinstance(results[0], EventError) and "not valid CSV" in results[0].reason
+    assert isinstance(results[1], TradeEvent)  # the row after the bad one is still read
+
+
+def _rows() -> list[dict[str, Any]]:
+    return [price(ts(hour=0), participant=P), account("c1", participant=P), trade("c1", ts(hour=3), participant=P)]
+
+
+def _check(path: Path, *extra: str) -> int:
+    return main(["check", "--licence", str(DA_NANG), "--events", str(path), *extra])
+
+
+def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = "".join(json.dumps(r) + "\n" for r in _rows())
+    cases = {
+        "only-invalid.jsonl": ("{broken\nnot json\n", 2),
+        "empty.jsonl": ("", 2),
+        "blank.jsonl": ("\n\n   \n", 2),
+        "other-participant.jsonl": (json.dumps(trade("c1", ts(), participant="someone")) + "\n", 2),
+        "good.txt": (good, 0),
+        "good-with-bad.jsonl": (good + "{broken\n" + _line(price="1e27") + "\n", 0),
+        "breach.jsonl": (good + _line(quantity="100000") + "\n", 1),
+    }
+    for name, (text, code) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert _check(path) == code, name
+    err = capsys.readouterr().err
+    assert "no valid event of participant alphatrue-basal-pay was read (2 invalid lines, read as jsonl" in err
+    bom = tmp_path / "bom.data"
+    bom.write_bytes(codecs.BOM_UTF8 + good.encode())
+    assert _check(bom) == 0 and "3 events checked" in capsys.readouterr().err
+    utf16 = tmp_path / "utf16.jsonl"
+    utf16.write_bytes(codecs.BOM_UTF16_LE + good.encode("utf-16-le"))
+    assert _check(utf16) == 0
+    latin = tmp_path / "latin.jsonl"
+    cafe = json.dumps(trade("café", ts(hour=3), participant=P, event_id="x9"), ensure_ascii=False)
+    latin.write_bytes(good.encode() + cafe.encode("latin-1") + b"\n")
+    assert _check(latin) == 0
+    assert "latin.jsonl:4: not valid UTF-8: byte 0xE9" in capsys.readouterr().err
+    as_csv = tmp_path / "good.jsonl"
+    as_csv.write_text(good)
+    assert _check(as_csv, "--input-format", "csv") == 2  # the operator's choice is obeyed, and it is wrong
+
+
+def test_internal_error_has_its_own_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sandboxwatch.cli as cli
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(cli, "run_check", broken)
+    path = tmp_path / "e.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    assert _check(path) == 3
+
+
+def test_stdin_with_a_bom_through_the_console_script() -> None:
+    good = "".join(json.dumps(r) + "\n" for r in _rows()).encode()
+    command = [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", "-"]
+    result = subprocess.run(command, input=codecs.BOM_UTF8 + good, capture_output=True, check=False)
+    assert result.returncode == 0 and b"3 events checked" in result.stderr and b"invalid" in result.stderr
+    assert b"(0 invalid" in result.stderr
+    junk = subprocess.run(command, input=b"\xef\xbb\xbfa,b\n1,2\n", capture_output=True, check=False)
+    assert junk.returncode == 2 and b"Traceback" not in junk.stderr
+
+
+def test_an_endless_line_is_cut_not_held(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from rules_engine.event_reader import bounded_lines
+
+    text = "a\n" + "x" * (3 * MAX_LINE_CHARS) + "\nb\r\nc"
+    lines = list(bounded_lines(io.StringIO(text, newline="")))
+    assert [len(line) for line in lines] == [2, MAX_LINE_CHARS + 1, 3, 1]
+    path = tmp_path / "long.jsonl"
+    good = "".join(json.dumps(r) + "\n" for r in _rows())
+    path.write_text(good + '{"pad": "' + "x" * (2 * MAX_LINE_CHARS) + '"}\n' + _line(event_id="after") + "\n")
+    assert _check(path) == 0
+    err = capsys.readouterr().err
+    assert "long.jsonl:4: a line of 1048577 characters is longer than 1048576" in err
+    assert (
+        "4 events checked against DN-136-PILOT-01 (1 invalid" in err
+    )  # the line after the long one is read, with its own number
+
+
+def test_an_event_a_rule_cannot_compute_is_contained_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the parser's bounds (a rule's own bug, say): the self-check names the line and judges the rest."""
+    from rules_engine.engine import Engine
+    from sandboxwatch.self_check import run_check
+
+    real = Engine.process
+
+    def fragile(self: Engine, event: Any) -> Any:
+        if event.event_id == "poison":
+            raise ArithmeticError("rule could not compute")
+        return real(self, event)
+
+    monkeypatch.setattr(Engine, "process", fragile)
+    lines = [json.dumps(r) for r in _rows()] + [_line(event_id="poison"), _line(event_id="big", quantity="10000")]
+    result = run_check(load_licence_da_nang(), read_jsonl(lines, "f.jsonl"), source="f.jsonl")
+    assert [(e.line, e.event_id) for e in result.errors] == [(4, "poison")]
+    assert "could not be checked (ArithmeticError: rule could not compute)" in result.errors[0].reason
+    kinds = [(f.kind, f.evidence) for f in result.findings]
+    assert ("invalid_event", ("poison",)) in kinds and ("max_transaction_value", ("big",)) in kinds
+    assert "line 4" in next(f.message for f in result.findings if f.kind == "invalid_event")
+
+
+def load_licence_da_nang() -> Any:
+    from rules_engine.licence import load_licence
+
+    return load_licence(DA_NANG)
