@@ -25,12 +25,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from rules_engine.json_bounds import loads_bounded
 from store.clickhouse_store import Store
 from store.sql_text import in_list, quote
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "SANDBOXWATCH_RECORDER_TOKEN"
+# An Alertmanager payload nests 4 levels (alerts -> alert -> labels); deeper is no payload (json_bounds).
+MAX_DEPTH = 16
 MAX_BODY = 1024 * 1024  # Alertmanager caps a webhook at a few hundred alerts; this is far above that
 MAX_ALERTS = 1000
 MAX_RECEIVER = 200
@@ -238,7 +241,7 @@ class NotificationRecorder:
                     self._refuse(413, f"the body must be at most {MAX_BODY} bytes")
                     return
                 try:
-                    payload = Payload.parse(json.loads(self.rfile.read(length)))
+                    payload = Payload.parse(loads_bounded(self.rfile.read(length), MAX_DEPTH))
                 except (ValueError, RecursionError) as exc:  # PayloadError, bad JSON or UTF-8, absurd nesting
                     self._refuse(422, f"not an Alertmanager webhook payload: {exc}")
                     return

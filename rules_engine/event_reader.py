@@ -6,13 +6,13 @@ import codecs
 import csv
 import io
 import json
-import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from rules_engine.event_digest import line_digest
 from rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
 from rules_engine.events import Event, EventError
+from rules_engine.json_bounds import too_deep
 from rules_engine.money import OversizeNumber
 from rules_engine.timestamps import parse_timestamp
 
@@ -40,25 +40,6 @@ def _bounded_int(text: str) -> object:
 
 # One decoder for all lines: json.loads with a keyword argument builds a new decoder on every call.
 _DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int)
-
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
-    """Whether the JSON text nests deeper than MAX_DEPTH, judged before decoding: the decoder recurses in
-    C, and a process that raised its recursion limit would let a megabyte of '[' overflow the C stack.
-    Brackets inside strings do not count; unbalanced text is left for the decoder to refuse."""
-    depth = 0
-    for bracket in _BRACKET.findall(_STRING.sub("", text)):
-        if bracket in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
 
 
 def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> EventError:
@@ -95,7 +76,7 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
         problem = _encoding_problem(text)
         if problem:
             return EventError(source, line, None, problem, _raw(text))
-    if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and too_deep(text):
+    if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
         return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
     try:
         obj = _DECODER.decode(text)
@@ -139,7 +120,7 @@ def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event |
 
 def _csv_cell(name: str, cell: str) -> Any:
     if cell[:1] in ("[", "{"):
-        if too_deep(cell):
+        if too_deep(cell, MAX_DEPTH):
             raise FieldError(name, f"cell nested deeper than {MAX_DEPTH} levels")
         try:
             return _DECODER.decode(cell)

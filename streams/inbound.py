@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from rules_engine.event_reader import parse_json_line
+from rules_engine.event_reader import MAX_DEPTH, parse_json_line
 from rules_engine.events import EventError
+from rules_engine.json_bounds import loads_bounded
 from store.records import DeadLetter, EventRecord
 
 INGEST_ERROR_MARK = '"ingest_error"'
@@ -52,7 +52,7 @@ def decode(message: InboundMessage) -> EventRecord | EventError:
 def _ingest_error(text: str, source: str, offset: int) -> EventError | None:
     """A connector's report of a record it could not convert: dead-lettered with the connector's reason."""
     try:
-        obj = json.loads(text)
+        obj = loads_bounded(text, MAX_DEPTH)
     except ValueError:
         return None
     if not isinstance(obj, dict) or obj.get("type") != "ingest_error":

@@ -5,15 +5,16 @@ A line that is not JSON is published as is, under no key: the monitor dead-lette
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 
+from rules_engine.event_reader import MAX_DEPTH
+from rules_engine.json_bounds import loads_bounded
 from streams.kafka_security import KafkaSecurity
 
 
 def participant_of(line: str) -> bytes | None:
     try:
-        obj = json.loads(line)
+        obj = loads_bounded(line, MAX_DEPTH)
     except ValueError:
         return None
     participant = obj.get("participant") if isinstance(obj, dict) else None

@@ -200,14 +200,14 @@ def test_an_event_a_rule_cannot_compute_is_contained_with_its_line(monkeypatch: 
     from rules_engine.engine import Engine
     from sandboxwatch.self_check import run_check
 
-    real = Engine.process
+    real = Engine._judge
 
     def fragile(self: Engine, event: Any) -> Any:
         if event.event_id == "poison":
             raise ArithmeticError("rule could not compute")
         return real(self, event)
 
-    monkeypatch.setattr(Engine, "process", fragile)
+    monkeypatch.setattr(Engine, "_judge", fragile)
     lines = [json.dumps(r) for r in _rows()] + [_line(event_id="poison"), _line(event_id="big", quantity="10000")]
     result = run_check(load_licence_da_nang(), read_jsonl(lines, "f.jsonl"), source="f.jsonl")
     assert [(e.line, e.event_id) for e in result.errors] == [(4, "poison")]
