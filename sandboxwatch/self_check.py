@@ -9,6 +9,7 @@ from datetime import datetime
 from rules_engine.engine import Engine, EngineStats, event_order
 from rules_engine.events import Event, EventError
 from rules_engine.findings import FAILING_SEVERITIES, Finding
+from rules_engine.isolation import process_isolated
 from rules_engine.licence import Licence
 
 
@@ -32,17 +33,19 @@ def run_check(
     engine = Engine(licence)
     findings: list[Finding] = []
     errors: list[EventError] = []
-    events: list[Event] = []
-    for _, item in records:
+    events: list[tuple[int, Event]] = []
+    for line, item in records:
         if isinstance(item, EventError):
             errors.append(item)
             findings.append(engine.invalid(item))
         else:
-            events.append(item)
-    events.sort(key=event_order)
-    process = engine.process
-    for event in events:
-        found = process(event)
+            events.append((line, item))
+    events.sort(key=lambda pair: event_order(pair[1]))
+    for line, event in events:
+        # One event's content must not end the check: it is contained the way the live monitor contains it.
+        found, error = process_isolated(engine, event, "events", line)
+        if error is not None:
+            errors.append(error)
         if found:
             findings.extend(found)
     if as_of is not None:

@@ -6,11 +6,17 @@ stream relies on producers publishing each participant's events roughly in order
 
 Effects are ordered for at-least-once delivery: events, findings and dead letters are stored (skipping
 ids already stored) before the caller snapshots engine state and commits offsets, so a crash at any
-point replays work whose effects are already deduplicated."""
+point replays work whose effects are already deduplicated.
+
+Nothing in one message's content can raise out of ``process_batch``: a message that cannot be decoded is an
+invalid event, and an event whose checking raises (``rules_engine.isolation``) becomes an ``invalid_event``
+finding and an ``unprocessable`` dead letter with the reason, while the rest of the batch flows. Store
+outages are waited out (``store.write_retry``): ``process_batch`` returns only once its effects are stored."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,14 +24,17 @@ from alerts.metrics import Metrics
 from rules_engine.engine import Engine, event_order
 from rules_engine.events import EventError
 from rules_engine.findings import Finding
+from rules_engine.isolation import process_isolated
 from rules_engine.licence import Licence
 from store.clickhouse_store import Store
 from store.records import DeadLetter, EventRecord
+from store.write_retry import WriteRetry
 from streams.inbound import InboundMessage, dead_letter, decode, key_participant
 
 log = logging.getLogger(__name__)
 
 UNLICENSED = "unlicensed_participant"
+UNPROCESSABLE = "unprocessable"
 
 
 @dataclass(slots=True)
@@ -40,11 +49,14 @@ class BatchOutcome:
 
 
 class Monitor:
-    def __init__(self, licences: Iterable[Licence], store: Store, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, licences: Iterable[Licence], store: Store, metrics: Metrics | None = None, retry: WriteRetry | None = None
+    ) -> None:
         self.licences = {lic.header.participant: lic for lic in licences}
         self.store = store
         self.metrics = metrics or Metrics()
         self.metrics.prepare(self.licences.values())
+        self.retry = retry or WriteRetry(self.metrics)
         self.engines: dict[str, Engine] = {}
         # Partitions (topic/partition) whose replayed region after a start is behind us.
         self._caught_up: set[str] = set()
@@ -60,12 +72,13 @@ class Monitor:
         order: how state survives a licence upgrade or a lost snapshot. Findings it re-derives carry the
         same ids, so only what the new licence adds is new to the store."""
         engine = self.engines[participant] = Engine(self.licences[participant])
-        records = self.store.stored_events(participant)
+        records = self.retry.run(lambda: self.store.stored_events(participant), "read stored events")
         records.sort(key=lambda r: event_order(r.event))
         found: list[Finding] = []
         for record in records:
-            found.extend(engine.process(record.event))
-        self.metrics.count_findings(self.store.write_findings(found))
+            findings, _ = process_isolated(engine, record.event, *_where(record.source), record.raw)
+            found.extend(findings)
+        self.metrics.count_findings(self.retry.run(lambda: self.store.write_findings(found), "findings"))
         return engine
 
     def process_batch(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
@@ -80,7 +93,7 @@ class Monitor:
             outcome.last_offsets[message.partition] = max(
                 message.offset, outcome.last_offsets.get(message.partition, -1)
             )
-            item = decode(message)
+            item = _decoded(message)
             if isinstance(item, EventError):
                 invalid.append((item, message))
             else:
@@ -90,9 +103,10 @@ class Monitor:
         for error, message in invalid:
             self._invalid(error, message, outcome)
         # Store first, count after: only rows new to the store are counted, so replays never double.
-        self._write_events(accepted)
-        outcome.new_findings = self.store.write_findings(outcome.findings)
-        fresh_letters = self.store.write_dead_letters(outcome.dead_letters)
+        retry = self.retry.run
+        retry(lambda: self._write_events(accepted), "events")
+        outcome.new_findings = retry(lambda: self.store.write_findings(outcome.findings), "findings")
+        fresh_letters = retry(lambda: self.store.write_dead_letters(outcome.dead_letters), "dead letters")
         self._observe(accepted, outcome, fresh_letters)
         return outcome
 
@@ -134,11 +148,18 @@ class Monitor:
                 outcome.dead_letters.append(letter)
                 continue
             new = False
+            failure: EventError | None = None
             for engine in targets:
                 before = engine.stats.duplicates
-                outcome.findings.extend(engine.process(event))
+                found, error = process_isolated(engine, event, *_where(record.source), record.raw)
+                outcome.findings.extend(found)
                 new = new or engine.stats.duplicates == before
-            if new:
+                failure = failure or error
+            if failure is not None:
+                # Not stored as an event (a rebuild would only fail on it again): kept whole as a dead letter.
+                letter = DeadLetter(record.source, participant, "", failure.reason, record.raw, UNPROCESSABLE)
+                outcome.dead_letters.append(letter)
+            elif new:
                 accepted.append(record)
                 outcome.events += 1
             else:
@@ -156,14 +177,43 @@ class Monitor:
     def _observe(self, accepted: list[EventRecord], outcome: BatchOutcome, letters: list[DeadLetter]) -> None:
         metrics = self.metrics
         metrics.count_findings(outcome.new_findings)
+        # Event time and processing time are separate metrics: a future-dated event (an out-of-term trade in
+        # 2028) is monitored and counted, but must not pin the "latest event" years ahead of the feed.
+        now = time.time()
         latest: dict[str, float] = {}
         for record in accepted:
             event = record.event
             metrics.events.labels(event.participant, event.type).inc()
-            latest[event.participant] = max(latest.get(event.participant, 0.0), event.ts.timestamp())
+            metrics.last_processed.labels(event.participant).set(now)
+            ts = event.ts.timestamp()
+            if ts <= now:
+                latest[event.participant] = max(latest.get(event.participant, ts), ts)
         for participant, ts in latest.items():
             metrics.last_event.labels(participant).set(ts)
         for letter in letters:
             metrics.dead_letters.labels(letter.kind).inc()
         for participant, engine in self.engines.items():
             metrics.set_utilisation(participant, engine.utilisation())
+
+
+def _where(source: str) -> tuple[str, int]:
+    """``topic/partition/offset`` -> (``topic/partition``, offset): the offset stands in for a line number."""
+    head, _, tail = source.rpartition("/")
+    return (head, int(tail)) if tail.isdigit() else (source, 0)
+
+
+def _decoded(message: InboundMessage) -> EventRecord | EventError:
+    """``decode`` already turns bad input into an error; this is the backstop for a decoder bug, so that one
+    message can never stop the partition."""
+    try:
+        return decode(message)
+    except Exception as exc:  # isolation is the point: contain whatever one message's bytes provoke
+        log.warning("message %s could not be decoded", message.source, exc_info=True)
+        raw = (message.value or b"").decode("utf-8", errors="replace")
+        return EventError(
+            f"{message.topic}/{message.partition}",
+            message.offset,
+            None,
+            f"could not be decoded ({type(exc).__name__}: {exc or 'no detail'})"[:500],
+            raw[:500],
+        )
