@@ -100,5 +100,7 @@ def test_kill_9_repeated_mid_stream_loses_and_doubles_nothing(
     pipeline: Pipeline, day: list[str], request: pytest.FixtureRequest
 ) -> None:
     if request.node.callspec.params["broker"] == "noida":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="noida-db keeps a killed group member"))
+        # noida-db 0.2.3 never evicts a killed group member (test_stream_pipeline holds the strict xfail that
+        # notices a fix); here it would only spend two minutes timing out.
+        pytest.skip("noida-db keeps a killed group member")
     assert_exact(kill_run(pipeline, day, kills=3))
