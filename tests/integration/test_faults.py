@@ -104,3 +104,39 @@ def test_kill_9_repeated_mid_stream_loses_and_doubles_nothing(
         # notices a fix); here it would only spend two minutes timing out.
         pytest.skip("noida-db keeps a killed group member")
     assert_exact(kill_run(pipeline, day, kills=3))
+
+
+AGENT_BUG = """
+import sys
+import streams.monitor
+
+def bug(self, messages):
+    raise RuntimeError("a bug in the monitor, not in the data")
+
+streams.monitor.Monitor._process_batch = bug
+from streams.worker import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_an_agent_that_fails_on_a_bug_exits_the_process_non_zero_for_its_supervisor(
+    pipeline: Pipeline, day: list[str], request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["broker"] != "tansu":
+        pytest.skip("one broker is enough")
+    import subprocess
+    import sys
+
+    from streams.publish import publish_lines
+    from tests.helpers import ROOT
+
+    publish_lines(pipeline.kafka, pipeline.topics.events, day[:50])
+    command = [
+        sys.executable, "-c", AGENT_BUG,
+        "--kafka", pipeline.kafka, "--clickhouse", pipeline.store_url, "--licence", str(DA_NANG),
+        "--partitions", str(pipeline.topics.partitions), "--topic-prefix", pipeline.name,
+        "--metrics-port", str(pipeline.metrics_port), "--data-dir", str(pipeline.workdir / "faust"),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 70, result.stderr[-3000:]
+    assert "the monitor agent failed (RuntimeError('a bug in the monitor, not in the data'))" in result.stderr
