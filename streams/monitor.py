@@ -193,7 +193,10 @@ class Monitor:
         for letter in letters:
             metrics.dead_letters.labels(letter.kind).inc()
         for participant, engine in self.engines.items():
-            metrics.set_utilisation(participant, engine.utilisation())
+            try:
+                metrics.set_utilisation(participant, engine.utilisation())
+            except Exception:  # a gauge must never stop the partition: the findings are already stored
+                log.warning("utilisation of %s could not be computed", participant, exc_info=True)
 
 
 def _where(source: str) -> tuple[str, int]:
