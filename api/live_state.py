@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from rules_engine.engine import Engine, event_order
 from rules_engine.events import Event
 from rules_engine.findings import Finding
+from rules_engine.isolation import process_isolated
 from rules_engine.licence import Licence
 from store.clickhouse_store import Store, _now
 
@@ -54,14 +55,15 @@ class LiveState:
                 records = self.store.stored_events(participant, cached.synced - OVERLAP)
             records.sort(key=lambda r: event_order(r.event))
             for record in records:
-                engine.process(record.event)
+                process_isolated(engine, record.event, record.source, 0, record.raw)
             self._cache[participant] = _Cached(engine, started, time.monotonic())
             return engine
 
     def precheck(self, event: Event) -> list[Finding]:
         """What the event would trigger now, judged on a copy so the state itself never changes."""
         trial: Engine = pickle.loads(pickle.dumps(self.engine(event.participant), pickle.HIGHEST_PROTOCOL))
-        return trial.process(event)
+        # An event no rule can compute with is answered with an invalid_event finding, not a server error.
+        return process_isolated(trial, event, "precheck", 0)[0]
 
     def utilisation(self, participant: str) -> list[dict[str, str]]:
         return [
