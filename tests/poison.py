@@ -40,12 +40,12 @@ def interleave(day: list[str], poison: dict[str, str]) -> list[str]:
         body = line
         if '"ts": "9999' not in line and '"ts": "0001' not in line:
             before = json.loads(lines[at - 1])["ts"]
-            body = line.replace(f'"ts": "{json.loads(_head(line))["ts"]}"', f'"ts": "{before}"', 1)
+            body = line.replace(f'"ts": "{json.loads(readable_head(line))["ts"]}"', f'"ts": "{before}"', 1)
         lines.insert(at, body)
     return lines
 
 
-def _head(line: str) -> str:
+def readable_head(line: str) -> str:
     """The line with an unreadable huge number replaced, enough to read its other fields."""
     return line.replace("9" * 5000, "0")
 
@@ -64,8 +64,3 @@ def comparable(findings: dict[str, tuple[str, tuple[str, ...]]]) -> set[str]:
         for fid, (kind, evidence) in findings.items()
         if kind != "invalid_event" and not OUT_OF_ORDER & set(evidence)
     }
-
-
-def named_events(findings: dict[str, tuple[str, tuple[str, ...]]]) -> set[str]:
-    """Every event id a finding names."""
-    return {e for _, evidence in findings.values() for e in evidence}

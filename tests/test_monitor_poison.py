@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from rules_engine.engine import INVALID_EVENT
+from rules_engine.event_parser import event_from_dict
 from rules_engine.event_reader import read_jsonl
 from rules_engine.findings import Finding
 from rules_engine.licence import load_licence
@@ -17,11 +18,12 @@ from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
 from store.backends import StoreError
 from store.clickhouse_store import Store
+from store.records import EventRecord
 from store.write_retry import WriteRetry
 from streams.inbound import InboundMessage
 from streams.monitor import Monitor
 from tests.helpers import DA_NANG
-from tests.poison import _head, comparable, interleave, poison_lines
+from tests.poison import comparable, interleave, poison_lines, readable_head
 
 pytest.importorskip("chdb")
 
@@ -52,7 +54,7 @@ def with_poison(day: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _id(line: str) -> str:
-    return str(json.loads(_head(line))["event_id"])
+    return str(json.loads(readable_head(line))["event_id"])
 
 
 def test_every_poison_class_mid_stream_is_contained_and_the_rest_agrees_with_the_self_check(
@@ -141,3 +143,21 @@ def test_a_store_outage_is_waited_out_and_reported_then_nothing_is_lost(store: S
     expected = {f.finding_id for f in run_check(load_licence(DA_NANG), read_jsonl(day[:3000], "d")).findings}
     assert {f.finding_id for f in outcome.new_findings} == expected
     assert set(store.finding_ids()) == expected
+
+
+def test_a_rebuild_from_the_store_contains_an_event_that_no_longer_computes(store: Store, day: list[str]) -> None:
+    """Events stored before a fix (or judged under an earlier licence) may raise when replayed: the rebuild
+    goes on, and the rest of the participant's state comes back."""
+    lines = day[:2000]
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    monitor.process_batch(messages(lines))
+    poison = json.loads(
+        poison_lines(first(day, "trade"), first(day, "price"), first(day, "account"))["quantity 1e999999"]
+    )
+    before = set(store.finding_ids())
+    store.write_events([EventRecord(event_from_dict(poison), json.dumps(poison), "events/0/99999")])
+    fresh = Monitor([load_licence(DA_NANG)], store)
+    fresh.rebuild(PARTICIPANT)
+    assert len(set(store.finding_ids()) - before) == 1  # re-derived findings carry their old ids
+    rows = store.backend.rows(f"SELECT evidence FROM {store.db}.findings WHERE kind = '{INVALID_EVENT}'")
+    assert [tuple(r[0]) for r in rows] == [("poison-exponent",)]
