@@ -18,7 +18,7 @@ from rules_engine.findings import Finding
 from rules_engine.licence import Licence
 
 PREFIX = "sandboxwatch"
-DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant", "unprocessable")
+DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant", "unprocessable", "unstorable")
 
 
 class Metrics:

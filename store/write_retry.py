@@ -44,13 +44,17 @@ class WriteRetry:
     # Set when the process shuts down: a write still waiting for the store gives up with its last error.
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, write: Callable[[], T], what: str) -> T:
+    def run(self, write: Callable[[], T], what: str, raise_data_errors: bool = False) -> T:
+        """``raise_data_errors``: a refusal of the rows themselves is raised at once (the caller isolates the
+        row) instead of being retried like an outage."""
         delay = self.first_delay
         failures = 0
         while True:
             try:
                 result = write()
             except StoreError as exc:
+                if raise_data_errors and exc.data_error:
+                    raise
                 failures += 1
                 self.health.store_failed(exc)
                 if self.stopping.is_set():

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from alerts.metrics import Metrics
 from rules_engine.engine import Engine, event_order
@@ -26,8 +28,9 @@ from rules_engine.events import EventError
 from rules_engine.findings import Finding
 from rules_engine.isolation import process_isolated
 from rules_engine.licence import Licence
+from store.backends import StoreError
 from store.clickhouse_store import Store
-from store.records import DeadLetter, EventRecord
+from store.records import DeadLetter, EventRecord, finding_json
 from store.write_retry import WriteRetry
 from streams.inbound import InboundMessage, dead_letter, decode, key_participant
 
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 UNLICENSED = "unlicensed_participant"
 UNPROCESSABLE = "unprocessable"
+UNSTORABLE = "unstorable"
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -103,14 +108,36 @@ class Monitor:
         for error, message in invalid:
             self._invalid(error, message, outcome)
         # Store first, count after: only rows new to the store are counted, so replays never double.
-        retry = self.retry.run
-        retry(lambda: self._write_events(accepted), "events")
-        outcome.new_findings = retry(lambda: self.store.write_findings(outcome.findings), "findings")
-        fresh_letters = retry(lambda: self.store.write_dead_letters(outcome.dead_letters), "dead letters")
+        letters = outcome.dead_letters
+        self._write_events(accepted, letters)
+        outcome.new_findings = self._durable(self.store.write_findings, outcome.findings, "findings", letters)
+        fresh_letters = self.retry.run(lambda: self.store.write_dead_letters(letters), "dead letters")
         self._observe(accepted, outcome, fresh_letters)
         return outcome
 
-    def _write_events(self, accepted: list[EventRecord]) -> None:
+    def _durable(
+        self, write: Callable[[list[T]], list[T]], items: list[T], what: str, letters: list[DeadLetter]
+    ) -> list[T]:
+        """``write(items)`` retried through outages. If ClickHouse refuses the rows themselves, each row is
+        written alone and any it still refuses becomes an ``unstorable`` dead letter with the reason, so one
+        value the store cannot hold neither stalls the partition nor takes the other rows with it."""
+        try:
+            return self.retry.run(lambda: write(items), what, raise_data_errors=True)
+        except StoreError as exc:
+            if not exc.data_error:
+                raise
+            log.warning("the store refused a batch of %s (%s); writing them one by one", what, exc)
+        fresh: list[T] = []
+        for item in items:
+            try:
+                fresh.extend(self.retry.run(partial(write, [item]), what, raise_data_errors=True))
+            except StoreError as exc:
+                if not exc.data_error:
+                    raise
+                letters.append(_unstorable(item, str(exc)))
+        return fresh
+
+    def _write_events(self, accepted: list[EventRecord], letters: list[DeadLetter]) -> None:
         """Events new to the engine are new to the store too, except those replayed after a restart.
 
         A partition's stored events are a prefix of its offsets (batches are stored in order), so once a
@@ -120,12 +147,14 @@ class Monitor:
         replaying = [r for r in accepted if self._partition(r) not in caught_up]
         rest = [r for r in accepted if self._partition(r) in caught_up]
         if replaying:
-            fresh = self.store.write_events(replaying)
+            fresh = self._durable(self.store.write_events, replaying, "events", letters)
             stored = {id(r) for r in fresh}
             for record in replaying:
                 if id(record) in stored:
                     self._caught_up.add(self._partition(record))
-        self.store.write_events(rest, check=False)
+        if rest:
+            unchecked = partial(self.store.write_events, check=False)
+            self._durable(unchecked, rest, "events", letters)
 
     @staticmethod
     def _partition(record: EventRecord) -> str:
@@ -220,3 +249,14 @@ def _decoded(message: InboundMessage) -> EventRecord | EventError:
             f"could not be decoded ({type(exc).__name__}: {exc or 'no detail'})"[:500],
             raw[:500],
         )
+
+
+def _unstorable(item: object, reason: str) -> DeadLetter:
+    """A row ClickHouse refuses, kept whole as a dead letter (the events topic or the findings topic still has
+    it): an event as the text it arrived as, a finding as its JSON."""
+    why = f"the store refused the row: {reason}"[:500]
+    if isinstance(item, EventRecord):
+        return DeadLetter(item.source, item.event.participant, "", why, item.raw, UNSTORABLE)
+    if isinstance(item, Finding):
+        return DeadLetter(f"finding/{item.finding_id}", item.participant, "", why, finding_json(item), UNSTORABLE)
+    return DeadLetter("store", "", "", why, repr(item)[:2000], UNSTORABLE)

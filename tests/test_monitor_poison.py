@@ -161,3 +161,48 @@ def test_a_rebuild_from_the_store_contains_an_event_that_no_longer_computes(stor
     assert len(set(store.finding_ids()) - before) == 1  # re-derived findings carry their old ids
     rows = store.backend.rows(f"SELECT evidence FROM {store.db}.findings WHERE kind = '{INVALID_EVENT}'")
     assert [tuple(r[0]) for r in rows] == [("poison-exponent",)]
+
+
+def test_store_errors_tell_refused_values_from_outages(store: Store) -> None:
+    from sandboxwatch.local_services import free_port
+    from store.backends import ServerBackend
+
+    with pytest.raises(StoreError) as refused:
+        store.backend.command(
+            f'INSERT INTO {store.db}.dead_letters (letter_id, recorded) FORMAT JSONCompactEachRow\n["x", "not a time"]'
+        )
+    assert refused.value.data_error, refused.value
+    unreachable = ServerBackend(f"clickhouse://127.0.0.1:{free_port()}/x")
+    with pytest.raises(StoreError) as down:
+        unreachable.rows("SELECT 1")
+    assert not down.value.data_error, down.value
+
+
+class RefusingStore(Store):
+    """The real chdb store, except that it refuses (as a data error) any batch holding one chosen event, the
+    way ClickHouse refuses a value its column cannot hold."""
+
+    refused = "ev-refused"
+
+    def write_events(self, records: Sequence[EventRecord], check: bool = True) -> list[EventRecord]:
+        if any(r.event.event_id == self.refused for r in records):
+            raise StoreError("ClickHouse server: Code: 53. Type mismatch in VALUES section", data_error=True)
+        return super().write_events(records, check)
+
+
+def test_a_row_the_store_refuses_is_dead_lettered_alone_and_the_rest_of_the_batch_is_stored(
+    store: Store, day: list[str]
+) -> None:
+    lines = day[:1000]
+    refused = json.loads(lines[500])
+    refusing = RefusingStore(store.backend)
+    refusing.refused = refused["event_id"]
+    monitor = Monitor([load_licence(DA_NANG)], refusing)
+    monitor.retry = WriteRetry(monitor.metrics, first_delay=0.01, max_delay=0.02)
+    monitor.process_batch(messages(lines))
+    unique = {json.loads(line)["event_id"] for line in lines}
+    assert store.count("events") == len(unique) - 1
+    letters = store.dead_letters()
+    assert [(d["kind"], d["raw"]) for d in letters] == [("unstorable", lines[500])]
+    assert "Type mismatch" in letters[0]["reason"]
+    assert monitor.metrics.store_writable._value.get() == 1.0  # a refused value is not an outage
