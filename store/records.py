@@ -54,8 +54,9 @@ class DeadLetter:
     field: str
     reason: str
     raw: str
-    # invalid_event (the message is not a usable event), unlicensed_participant (valid, but no licence) or
-    # unprocessable (valid, but checking it raised: the engine could not compute with its values).
+    # invalid_event (the message is not a usable event), unlicensed_participant (valid, but no licence),
+    # unprocessable (valid, but checking it raised: the engine could not compute with its values) or
+    # unstorable (ClickHouse refused the row's values; an event's text or a finding's JSON is kept here).
     kind: str = "invalid_event"
 
     @property
