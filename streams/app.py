@@ -64,6 +64,7 @@ class StreamWorker:
         self._home: dict[str, int] = {}
         self._processed: dict[int, int] = {}
         self._highwater: dict[int, int] = {}
+        self._assigned: frozenset[int] = frozenset()
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
         self.app = self._build_app()
@@ -280,8 +281,11 @@ class StreamWorker:
 
     # health -----------------------------------------------------------------------------------------
     def processed_offsets(self) -> dict[int, int]:
-        """Partition -> last offset processed and stored (read by the lag thread: a copy)."""
-        return dict(self._processed)
+        """Partition -> last offset processed and stored, for the partitions this worker owns now (read by
+        the lag thread: a copy). A partition taken over by another worker is left out, so its lag comes from
+        the group's committed offset instead of a position this worker no longer moves."""
+        assigned = self._assigned
+        return {p: offset for p, offset in list(self._processed.items()) if p in assigned}
 
     def liveness(self) -> tuple[bool, str]:
         if self.failed is not None:
@@ -310,11 +314,12 @@ class StreamWorker:
         self._report_readiness_now()
         try:
             consumer = self.app.consumer
-            for tp in consumer.assignment():
-                if tp.topic == self.settings.topics.events:
-                    high = consumer.highwater(tp)
-                    if high is not None:
-                        self._highwater[tp.partition] = max(high, self._highwater.get(tp.partition, 0))
+            assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.topics.events]
+            self._assigned = frozenset(tp.partition for tp in assigned)
+            for tp in assigned:
+                high = consumer.highwater(tp)
+                if high is not None:
+                    self._highwater[tp.partition] = max(high, self._highwater.get(tp.partition, 0))
         except Exception:  # a metrics tick must never stop the worker
             log.exception("high watermarks could not be read")
 
