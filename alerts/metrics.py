@@ -122,13 +122,17 @@ class Metrics:
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
         self.store_writable.set(1)
+        # The same as store_writable, readable without reaching into the gauge: was the last write good?
+        self.store_ok = True
 
     # store health (store.write_retry.StoreHealth) -----------------------------------------------------
     def store_written(self) -> None:
+        self.store_ok = True
         self.store_writable.set(1)
         self.store_last_write.set(time.time())
 
     def store_failed(self, error: Exception) -> None:
+        self.store_ok = False
         self.store_writable.set(0)
         self.store_failures.inc()
 

@@ -298,7 +298,7 @@ class StreamWorker:
             return False, reason
         if not self.running:
             return False, "agent not running (starting, rebalancing or stopped)"
-        if not self.monitor.metrics.store_writable._value.get():
+        if not self.monitor.metrics.store_ok:
             return False, "store not writable: writes are being retried"
         return True, "ready"
 
