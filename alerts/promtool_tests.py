@@ -109,9 +109,9 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             {"series": 'sandboxwatch_dead_letters_total{reason="unprocessable"}', "values": "0x12"},
         ],
         "alert_rule_test": [
-            {"eval_time": "4m", "alertname": "SandboxwatchWorkerDown", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "SandboxwatchWorkerDown", "exp_alerts": []},
             {
-                "eval_time": "6m",
+                "eval_time": "4m",
                 "alertname": "SandboxwatchWorkerDown",
                 "exp_alerts": [
                     _pipeline_firing(

@@ -127,7 +127,7 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             'up{job="sandboxwatch"} == 0',
             "critical",
             "A sandboxwatch stream worker is not being scraped",
-            "2m",
+            t.fault_for,
         ),
         _pipeline_alert(
             "SandboxwatchNoEvents",
