@@ -31,7 +31,7 @@ from sandboxwatch.local_services import TansuBroker
 from streams.monitor import BatchOutcome
 from streams.publish import publish_lines
 from streams.topics import ensure_topics
-from streams.worker import EXIT_AGENT_FAILED, build, health_endpoint, lag_reader
+from streams.worker import EXIT_AGENT_FAILED, STOP_GRACE_SECONDS, build, exit_hard_after, health_endpoint, lag_reader
 from streams.worker_settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -195,6 +195,8 @@ def _up_locked(options: UpOptions) -> int:
                         follow.start()
                     await stop.wait()
             finally:
+                if worker.failed is not None:
+                    exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
                 await worker.app.stop()
                 worker.close()
                 worker.monitor.store.close()

@@ -42,13 +42,13 @@ async def serve(worker: StreamWorker, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         if worker.failed is not None:
-            _exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
+            exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
         await worker.app.stop()
         worker.close()
         worker.monitor.store.close()
 
 
-def _exit_hard_after(seconds: float, status: int) -> None:
+def exit_hard_after(seconds: float, status: int) -> None:
     """If a failed worker's orderly stop hangs (a client stuck on a dead peer), end the process anyway."""
     import threading
 
