@@ -3,8 +3,9 @@
 For each fault (poison events of every class mid-stream; ClickHouse stopped for --outage seconds and
 restarted on its data dir; the noida broker stopped as long; kill -9 of the worker three times) a fresh
 pipeline monitors a simulated day, and the stored findings are compared with ``sandboxwatch check`` on the
-same events. Recovery is measured from the moment the service is back (or the worker restarted) until
-every message is accounted for (stored as an event or dead-lettered). The alert condition column says
+same events. Recovery is measured from the moment the service is back (the last worker restart for kill -9,
+the worker's start for poison, so that row includes the worker's start-up) until every message is accounted
+for (stored as an event or dead-lettered). The alert condition column says
 whether the metric behind the fault's alert (StoreUnwritable + PartitionStalled, BrokerUnreachable's
 stale offsets, lag > 0 after a restart, unprocessable dead letters with lag back at 0) was seen.
 
