@@ -9,7 +9,7 @@ for (stored as an event or dead-lettered). The alert condition column says
 whether the metric behind the fault's alert (StoreUnwritable + PartitionStalled, BrokerUnreachable's
 stale offsets, lag > 0 after a restart, unprocessable dead letters with lag back at 0) was seen.
 
-    python bench/faults.py [--outage 60] [--accounts 150]
+    python bench/faults.py [--outage 60] [--accounts 150] [--events 32000]
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outage", type=float, default=60.0, help="seconds each service stays stopped")
     parser.add_argument("--accounts", type=int, default=150)
+    parser.add_argument("--events", type=int, default=32_000, help="about this many events (the issue's run had 32k)")
     args = parser.parse_args()
-    scenario = build_scenario(load_licence(DA_NANG), SimulationConfig(args.accounts, 21))
+    scenario = build_scenario(load_licence(DA_NANG), SimulationConfig(args.accounts, 21, target_events=args.events))
     day = [line.rstrip("\n") for line in scenario_lines(scenario)]
     first = {k: next(line for line in day if json.loads(line)["type"] == k) for k in ("trade", "price", "account")}
     poisoned = interleave(day, poison_lines(first["trade"], first["price"], first["account"]))
