@@ -50,7 +50,7 @@ def main() -> int:
     first = {k: next(line for line in day if json.loads(line)["type"] == k) for k in ("trade", "price", "account")}
     poisoned = interleave(day, poison_lines(first["trade"], first["price"], first["account"]))
     results: list[FaultResult] = []
-    with tempfile.TemporaryDirectory(prefix="sandboxwatch-faults-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sandboxwatch-faults-", ignore_cleanup_errors=True) as tmp:
         base = Path(tmp)
         clickhouse = ClickHouseServer(base / "clickhouse")
         clickhouse.start()
@@ -77,12 +77,16 @@ def main() -> int:
             noida.stop()
             tansu.stop()
             clickhouse.stop()
+            _table(results)  # also the rows done before a scenario failed
+    bad = [r for r in results if r.lost or r.extra or r.doubled or not r.alert_condition]
+    return 1 if bad else 0
+
+
+def _table(results: list[FaultResult]) -> None:
     print()
     print(TABLE_HEADER)
     for result in results:
         print(result.row())
-    bad = [r for r in results if r.lost or r.extra or r.doubled or not r.alert_condition]
-    return 1 if bad else 0
 
 
 def _report(result: FaultResult, pipeline: Pipeline) -> FaultResult:
