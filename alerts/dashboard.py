@@ -73,8 +73,19 @@ def dashboard(licences: list[Licence]) -> dict[str, Any]:
         ),
         _panel(
             "Event-time delay of the latest event (s)",
-            [(f"time() - {PREFIX}_last_event_timestamp_seconds{{{sel}}}", "{{participant}}")],
+            [(f"time() - {PREFIX}_last_event_timestamp_seconds{{{sel}}}", "{{participant}}"),
+             (f"time() - {PREFIX}_last_processed_timestamp_seconds{{{sel}}}", "{{participant}} processed")],
             12, 16, "s",
+        ),
+        _panel(
+            "Worker health (1 = ok)",
+            [(f"min({PREFIX}_store_writable)", "store writable"), (f"min({PREFIX}_worker_ready)", "ready")],
+            0, 24,
+        ),
+        _panel(
+            "Since the last store write (s)",
+            [(f"time() - max({PREFIX}_store_last_write_timestamp_seconds)", "store write")],
+            12, 24, "s",
         ),
     ]  # fmt: skip
     for number, panel in enumerate(panels, 1):

@@ -6,6 +6,7 @@ sees a breach if the series existed before its first increment."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from rules_engine.findings import Finding
 from rules_engine.licence import Licence
 
 PREFIX = "sandboxwatch"
-DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant")
+DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant", "unprocessable", "unstorable")
 
 
 class Metrics:
@@ -53,14 +54,57 @@ class Metrics:
         )
         self.last_event = Gauge(
             f"{PREFIX}_last_event_timestamp_seconds",
-            "Event time of the latest event monitored for a participant.",
+            "Event time of the latest event monitored for a participant, future-dated events left out.",
+            ["participant"],
+            registry=r,
+        )
+        self.last_processed = Gauge(
+            f"{PREFIX}_last_processed_timestamp_seconds",
+            "Processing (wall-clock) time when an event of the participant was last monitored.",
             ["participant"],
             registry=r,
         )
         self.lag = Gauge(
             f"{PREFIX}_consumer_lag_messages",
-            "Messages on the partition not yet processed.",
+            "Messages on the partition not yet processed: the broker's end offset minus the processed position.",
             ["topic", "partition"],
+            registry=r,
+        )
+        self.end_offset = Gauge(
+            f"{PREFIX}_partition_end_offset",
+            "The broker's end offset (high watermark) of the partition, as last read from the broker.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.position = Gauge(
+            f"{PREFIX}_partition_processed_offset",
+            "Next offset the monitor will process on the partition (processed and stored up to here).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.offsets_read = Gauge(
+            f"{PREFIX}_broker_offsets_read_timestamp_seconds",
+            "When the end offsets were last read from the broker (stale while the broker is unreachable).",
+            registry=r,
+        )
+        self.store_writable = Gauge(
+            f"{PREFIX}_store_writable",
+            "1 while the last store write succeeded, 0 while writes fail and are being retried.",
+            registry=r,
+        )
+        self.store_last_write = Gauge(
+            f"{PREFIX}_store_last_write_timestamp_seconds",
+            "When a store write last succeeded.",
+            registry=r,
+        )
+        self.store_failures = Counter(
+            f"{PREFIX}_store_write_failures",
+            "Store writes that failed (each retry counts).",
+            registry=r,
+        )
+        self.ready = Gauge(
+            f"{PREFIX}_worker_ready",
+            "1 while the stream agent runs and the store is writable; 0 otherwise (see /ready).",
             registry=r,
         )
         self.batch_seconds = Histogram(
@@ -77,6 +121,20 @@ class Metrics:
         )
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
+        self.store_writable.set(1)
+        # The same as store_writable, readable without reaching into the gauge: was the last write good?
+        self.store_ok = True
+
+    # store health (store.write_retry.StoreHealth) -----------------------------------------------------
+    def store_written(self) -> None:
+        self.store_ok = True
+        self.store_writable.set(1)
+        self.store_last_write.set(time.time())
+
+    def store_failed(self, error: Exception) -> None:
+        self.store_ok = False
+        self.store_writable.set(0)
+        self.store_failures.inc()
 
     def prepare(self, licences: Iterable[Licence]) -> None:
         """Create each licence's label sets at 0 before the first event."""

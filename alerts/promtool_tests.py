@@ -82,3 +82,162 @@ def licence_tests(licence: Licence, rule_file: str) -> dict[str, Any]:
         "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": cases}],
     }
+
+
+def _pipeline_firing(name: str, labels: dict[str, str], summary: str) -> dict[str, Any]:
+    from alerts.runbooks import PIPELINE_RUNBOOKS
+
+    return {
+        "exp_labels": {"severity": labels.pop("severity", "critical"), "team": "operations", **labels},
+        "exp_annotations": {"summary": summary, "runbook": PIPELINE_RUNBOOKS[name]},
+    }
+
+
+def pipeline_tests(rule_file: str) -> dict[str, Any]:
+    """Cases for the pipeline-health rules: the older ones at a 1m interval, and the fault alerts at the 15s
+    scrape interval, each shown to fire within 2 minutes of its fault and to stay quiet while healthy."""
+    events = "sandboxwatch.events"
+    slow = {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'up{job="sandboxwatch", instance="worker-1:9464"}', "values": "1 1 1 0 0 0 0 0"},
+            {"series": 'sandboxwatch_events_total{participant="quiet", type="trade"}', "values": "5x40"},
+            {"series": 'sandboxwatch_events_total{participant="busy", type="trade"}', "values": "0+10x40"},
+            {"series": f'sandboxwatch_consumer_lag_messages{{topic="{events}", partition="0"}}', "values": "20000x30"},
+            {"series": f'sandboxwatch_consumer_lag_messages{{topic="{events}", partition="1"}}', "values": "10x30"},
+            {"series": 'sandboxwatch_dead_letters_total{reason="invalid_event"}', "values": "0 0 3 3 3 3 3 3 3 3 3 3"},
+            {"series": 'sandboxwatch_dead_letters_total{reason="unprocessable"}', "values": "0x12"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "3m", "alertname": "SandboxwatchWorkerDown", "exp_alerts": []},
+            {
+                "eval_time": "4m",
+                "alertname": "SandboxwatchWorkerDown",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchWorkerDown",
+                        {"job": "sandboxwatch", "instance": "worker-1:9464"},
+                        "A sandboxwatch stream worker is not being scraped",
+                    )
+                ],
+            },
+            {
+                "eval_time": "35m",
+                "alertname": "SandboxwatchNoEvents",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchNoEvents",
+                        {"severity": "warning", "participant": "quiet"},
+                        "No events from quiet for 15 minutes",
+                    )
+                ],
+            },
+            {
+                "eval_time": "12m",
+                "alertname": "SandboxwatchConsumerLag",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchConsumerLag",
+                        {"severity": "warning", "topic": events, "partition": "0"},
+                        "Partition 0 is 20000 messages behind",
+                    )
+                ],
+            },
+            {
+                "eval_time": "5m",
+                "alertname": "SandboxwatchDeadLettersRising",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchDeadLettersRising",
+                        {"severity": "warning", "reason": "invalid_event"},
+                        "3 messages dead-lettered (invalid_event) in 10 minutes",
+                    )
+                ],
+            },
+            {"eval_time": "19m", "alertname": "SandboxwatchDeadLettersRising", "exp_alerts": []},
+        ],
+    }
+    worker = {"job": "sandboxwatch", "instance": "worker-1:9464"}
+    w = ",".join(f'{k}="{v}"' for k, v in worker.items())
+    # 15s samples; the fault starts at 2m (sample 8). Partition 0 stalls with 40 waiting, partition 1 keeps
+    # moving with a lag above 0, partition 2 is idle (lag 0, position still): only partition 0 may fire.
+    # The store fails from 2m to 5m; readiness drops with it; the broker's offsets stop being read at 2m.
+    fault = {
+        "interval": "15s",
+        "input_series": [
+            {
+                "series": f'sandboxwatch_consumer_lag_messages{{{w},topic="{events}",partition="0"}}',
+                "values": "0x7 40x24",
+            },
+            {
+                "series": f'sandboxwatch_partition_processed_offset{{{w},topic="{events}",partition="0"}}',
+                "values": "100+10x7 180x24",
+            },
+            {"series": f'sandboxwatch_consumer_lag_messages{{{w},topic="{events}",partition="1"}}', "values": "5x32"},
+            {
+                "series": f'sandboxwatch_partition_processed_offset{{{w},topic="{events}",partition="1"}}',
+                "values": "0+10x32",
+            },
+            {"series": f'sandboxwatch_consumer_lag_messages{{{w},topic="{events}",partition="2"}}', "values": "0x32"},
+            {
+                "series": f'sandboxwatch_partition_processed_offset{{{w},topic="{events}",partition="2"}}',
+                "values": "7x32",
+            },
+            {"series": f"sandboxwatch_store_writable{{{w}}}", "values": "1x7 0x11 1x13"},
+            {"series": f"sandboxwatch_worker_ready{{{w}}}", "values": "1x7 0x11 1x13"},
+            # time() in promtool starts at 0: read at 0..105s, then never again.
+            {"series": f"sandboxwatch_broker_offsets_read_timestamp_seconds{{{w}}}", "values": "0+15x7 105x24"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "2m45s", "alertname": "SandboxwatchPartitionStalled", "exp_alerts": []},
+            {
+                "eval_time": "4m",
+                "alertname": "SandboxwatchPartitionStalled",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchPartitionStalled",
+                        {"topic": events, "partition": "0"},  # per partition, whichever worker owns it
+                        f"Partition 0 of {events} is not moving while events wait",
+                    )
+                ],
+            },
+            {"eval_time": "1m45s", "alertname": "SandboxwatchStoreUnwritable", "exp_alerts": []},
+            {
+                "eval_time": "4m",
+                "alertname": "SandboxwatchStoreUnwritable",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchStoreUnwritable",
+                        dict(worker),
+                        "The worker worker-1:9464 cannot write to ClickHouse and is retrying",
+                    )
+                ],
+            },
+            {"eval_time": "7m", "alertname": "SandboxwatchStoreUnwritable", "exp_alerts": []},
+            {
+                "eval_time": "4m",
+                "alertname": "SandboxwatchWorkerNotReady",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchWorkerNotReady",
+                        dict(worker),
+                        "The worker worker-1:9464 is running but not monitoring",
+                    )
+                ],
+            },
+            {"eval_time": "7m", "alertname": "SandboxwatchWorkerNotReady", "exp_alerts": []},
+            {"eval_time": "2m", "alertname": "SandboxwatchBrokerUnreachable", "exp_alerts": []},
+            {
+                "eval_time": "4m",
+                "alertname": "SandboxwatchBrokerUnreachable",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchBrokerUnreachable",
+                        dict(worker),
+                        "The worker worker-1:9464 has not reached Kafka for over 60s",
+                    )
+                ],
+            },
+        ],
+    }
+    return {"rule_files": [rule_file], "evaluation_interval": "15s", "tests": [slow, fault]}

@@ -10,7 +10,7 @@ from pathlib import Path
 from alerts.alertmanager_config import alertmanager_config
 from alerts.dashboard import dashboard_json
 from alerts.ingest_alerts import INGEST_RULES, ingest_rules
-from alerts.promtool_tests import licence_tests
+from alerts.promtool_tests import licence_tests, pipeline_tests
 from alerts.rule_render import licence_rules, pipeline_rules, to_yaml
 from rules_engine.licence import Licence
 
@@ -26,6 +26,7 @@ def rendered(licences: list[Licence]) -> dict[str, str]:
     files = {
         f"prometheus/rules/{PIPELINE_RULES}": to_yaml(pipeline_rules()),
         f"prometheus/rules/{INGEST_RULES}": to_yaml(ingest_rules()),
+        "prometheus/tests/pipeline.test.yml": to_yaml(pipeline_tests(f"../rules/{PIPELINE_RULES}")),
         "alertmanager/alertmanager.yml": to_yaml(alertmanager_config(licences)),
         "grafana/sandboxwatch-dashboard.json": dashboard_json(licences),
     }

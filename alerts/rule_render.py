@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from alerts.metrics import PREFIX
-from alerts.runbooks import RUNBOOKS
+from alerts.runbooks import PIPELINE_RUNBOOKS, RUNBOOKS
 from rules_engine.licence import Licence
 from rules_engine.rule_spec import RuleSpec
 from rules_engine.rules import RULE_KINDS
@@ -30,6 +30,10 @@ class PipelineThresholds:
     no_events_minutes: int = 15
     lag_messages: int = 10_000
     lag_minutes: int = 10
+    # Stall, store and readiness alerts must fire within 2 minutes of the fault: 1m of evidence, 1m of "for".
+    stall_window: str = "1m"
+    fault_for: str = "1m"
+    broker_stale_seconds: int = 60
 
 
 def alert_name(rule_id: str, suffix: str = "") -> str:
@@ -100,60 +104,82 @@ def licence_rules(licence: Licence) -> dict[str, Any]:
     return {"groups": [{"name": f"sandboxwatch-{licence.header.id}", "rules": rules}]}
 
 
+def _pipeline_alert(name: str, expr: str, severity: str, summary: str, for_: str | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": name, "expr": expr}
+    if for_:
+        rule["for"] = for_
+    rule["labels"] = {"severity": severity, "team": "operations"}
+    rule["annotations"] = {"summary": summary, "runbook": PIPELINE_RUNBOOKS[name]}
+    return rule
+
+
 def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, Any]:
-    """Health of the monitor itself: a silent monitor must page, or it reads as a compliant market."""
-    team = {"team": "operations"}
-    return {
-        "groups": [
-            {
-                "name": "sandboxwatch-pipeline",
-                "rules": [
-                    {
-                        "alert": "SandboxwatchWorkerDown",
-                        "expr": 'up{job="sandboxwatch"} == 0',
-                        "for": "2m",
-                        "labels": {"severity": "critical", **team},
-                        "annotations": {
-                            "summary": "A sandboxwatch stream worker is not being scraped",
-                            "runbook": "Check the worker process and its logs; until it is back, "
-                            "breaches are not detected.",
-                        },
-                    },
-                    {
-                        "alert": "SandboxwatchNoEvents",
-                        "expr": f"sum by (participant) (increase({PREFIX}_events_total[{t.no_events_minutes}m])) == 0",
-                        "for": f"{t.no_events_minutes}m",
-                        "labels": {"severity": "warning", **team},
-                        "annotations": {
-                            "summary": "No events from {{ $labels.participant }} for "
-                            f"{t.no_events_minutes} minutes",
-                            "runbook": "Check the participant's ingest connector and the events topic; "
-                            "a silent feed hides breaches.",
-                        },
-                    },
-                    {
-                        "alert": "SandboxwatchConsumerLag",
-                        "expr": f"max by (topic, partition) ({PREFIX}_consumer_lag_messages) > {t.lag_messages}",
-                        "for": f"{t.lag_minutes}m",
-                        "labels": {"severity": "warning", **team},
-                        "annotations": {
-                            "summary": "Partition {{ $labels.partition }} is {{ $value }} messages behind",
-                            "runbook": "Add workers (up to the partition count) or look for a slow store.",
-                        },
-                    },
-                    {
-                        "alert": "SandboxwatchDeadLettersRising",
-                        "expr": f"sum by (reason) (increase({PREFIX}_dead_letters_total[10m])) > 0",
-                        "labels": {"severity": "warning", **team},
-                        "annotations": {
-                            "summary": "{{ $value }} messages dead-lettered ({{ $labels.reason }}) in 10 minutes",
-                            "runbook": "Read the dead_letters table for the reasons and contact the feed's owner.",
-                        },
-                    },
-                ],
-            }
-        ]
-    }
+    """Health of the monitor itself: a silent monitor must page, or it reads as a compliant market.
+
+    Lag is the broker's end offset minus the processed position, so it grows while a dead or stuck agent
+    leaves events waiting; a partition whose position does not move while its lag is above 0 is stalled,
+    whatever the cause (an agent error, a store outage being waited out, a broker that stopped serving)."""
+    lag = f"{PREFIX}_consumer_lag_messages"
+    position = f"{PREFIX}_partition_processed_offset"
+    rules = [
+        _pipeline_alert(
+            "SandboxwatchWorkerDown",
+            'up{job="sandboxwatch"} == 0',
+            "critical",
+            "A sandboxwatch stream worker is not being scraped",
+            t.fault_for,
+        ),
+        _pipeline_alert(
+            "SandboxwatchNoEvents",
+            f"sum by (participant) (increase({PREFIX}_events_total[{t.no_events_minutes}m])) == 0",
+            "warning",
+            "No events from {{ $labels.participant }} for " + f"{t.no_events_minutes} minutes",
+            f"{t.no_events_minutes}m",
+        ),
+        _pipeline_alert(
+            "SandboxwatchConsumerLag",
+            f"max by (topic, partition) ({lag}) > {t.lag_messages}",
+            "warning",
+            "Partition {{ $labels.partition }} is {{ $value }} messages behind",
+            f"{t.lag_minutes}m",
+        ),
+        _pipeline_alert(
+            "SandboxwatchDeadLettersRising",
+            f"sum by (reason) (increase({PREFIX}_dead_letters_total[10m])) > 0",
+            "warning",
+            "{{ $value }} messages dead-lettered ({{ $labels.reason }}) in 10 minutes",
+        ),
+        _pipeline_alert(
+            "SandboxwatchPartitionStalled",
+            f"(max by (topic, partition) ({lag}) > 0)\nand on (topic, partition)\n"
+            f"(max by (topic, partition) (changes({position}[{t.stall_window}])) == 0)",
+            "critical",
+            "Partition {{ $labels.partition }} of {{ $labels.topic }} is not moving while events wait",
+            t.fault_for,
+        ),
+        _pipeline_alert(
+            "SandboxwatchStoreUnwritable",
+            f"{PREFIX}_store_writable == 0",
+            "critical",
+            "The worker {{ $labels.instance }} cannot write to ClickHouse and is retrying",
+            t.fault_for,
+        ),
+        _pipeline_alert(
+            "SandboxwatchWorkerNotReady",
+            f"{PREFIX}_worker_ready == 0",
+            "critical",
+            "The worker {{ $labels.instance }} is running but not monitoring",
+            t.fault_for,
+        ),
+        _pipeline_alert(
+            "SandboxwatchBrokerUnreachable",
+            f"time() - {PREFIX}_broker_offsets_read_timestamp_seconds > {t.broker_stale_seconds}",
+            "critical",
+            "The worker {{ $labels.instance }} has not reached Kafka for over " + f"{t.broker_stale_seconds}s",
+            t.fault_for,
+        ),
+    ]
+    return {"groups": [{"name": "sandboxwatch-pipeline", "rules": rules}]}
 
 
 class _Dumper(yaml.SafeDumper):

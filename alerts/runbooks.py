@@ -49,3 +49,22 @@ RUNBOOKS: dict[str, str] = {
     "valuation_unavailable": "Events could not be valued for lack of a reference price: check the price feed, "
     "since value-based rules skipped these events.",
 }
+
+
+# The monitor's own health: what operations does when the pipeline, not a participant, is at fault.
+PIPELINE_RUNBOOKS: dict[str, str] = {
+    "SandboxwatchWorkerDown": "Check the worker process and its logs; until it is back, breaches are not detected.",
+    "SandboxwatchNoEvents": "Check the participant's ingest connector and the events topic; a silent feed hides "
+    "breaches.",
+    "SandboxwatchConsumerLag": "Add workers (up to the partition count) or look for a slow store.",
+    "SandboxwatchDeadLettersRising": "Read the dead_letters table for the reasons and contact the feed's owner.",
+    "SandboxwatchPartitionStalled": "Events wait on a partition the worker no longer moves: read the worker log "
+    "(store retries, an agent error), check /ready on the worker and restart it if it does not recover; "
+    "until then the partition's participants are unmonitored.",
+    "SandboxwatchStoreUnwritable": "ClickHouse refuses or cannot be reached, and the worker is holding its batch "
+    "and retrying (nothing is committed, nothing lost): bring ClickHouse back; the worker resumes by itself.",
+    "SandboxwatchWorkerNotReady": "The worker is up but not monitoring (agent stopped, store unwritable or "
+    "rebalancing): read /ready on the worker for the reason and its log; restart it if the agent failed.",
+    "SandboxwatchBrokerUnreachable": "The worker cannot read offsets from Kafka, so lag is unknown and no events "
+    "arrive: check the brokers and the network; the worker reconnects by itself.",
+}

@@ -125,15 +125,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from alerts.health_endpoint import EndpointError
     from ingest.retry import ConnectorError
     from ingest.settings import SettingsError, load_chain_settings
+    from sandboxwatch.embedded import DataDirBusy
 
     _licence(args.licence)
+    if args.events and not Path(args.events).is_file():
+        raise Unusable(f"{args.events}: cannot read the events file: no such file")
     try:
         if args.chain_config:
             load_chain_settings(Path(args.chain_config))
         return _up(args)
-    except (SettingsError, ConnectorError) as exc:
+    except (SettingsError, ConnectorError, DataDirBusy, EndpointError) as exc:
         raise Unusable(str(exc)) from None
 
 
@@ -156,11 +160,15 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from alerts.health_endpoint import EndpointError
     from streams.worker import run, settings_from
 
     for path in args.licence:
         _licence(str(path))
-    return run(settings_from(args))
+    try:
+        return run(settings_from(args))
+    except EndpointError as exc:
+        raise Unusable(str(exc)) from None
 
 
 def cmd_alerts_render(args: argparse.Namespace) -> int:
@@ -231,7 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--accounts", type=int, default=3000)
     up.add_argument("--seed", type=int, default=1)
     up.add_argument("--metrics-port", type=int, default=9464)
-    up.add_argument("--once", action="store_true", help="exit after the replay instead of serving metrics")
+    up.add_argument(
+        "--once",
+        action="store_true",
+        help="exit after the replay instead of serving metrics: 1 if the store then holds a breach or critical "
+        "finding, 0 if not, 2 on unusable input or a data dir in use, 70 if the monitor agent failed",
+    )
     up.add_argument("--chain-config", help="also follow a chain with these settings (config/ingest/chain.yaml)")
     up.add_argument("--rpc", help="JSON-RPC URL of the node to follow (e.g. a local anvil)")
     up.set_defaults(run=cmd_up)

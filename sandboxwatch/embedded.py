@@ -2,30 +2,36 @@
 
 A tansu broker (Kafka protocol, in memory) and a chdb store (ClickHouse in this process) stand in for the
 production cluster; the same stream worker code runs against them. A simulated pilot day (or a given
-events file) is published, monitored with a progress bar, and summarised from the store."""
+events file) is published, monitored with a progress bar, and summarised from the store.
+
+Exit status like ``check``: 1 when the store holds a breach or critical finding after the replay (the
+summary printed shows it), 0 otherwise, 2 when the input or the data directory cannot be used (another
+``up`` on the same directory, a busy metrics port), and 70 when the monitor agent failed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
-
-from prometheus_client import start_http_server
+from typing import IO, TYPE_CHECKING, TextIO
 
 from alerts.metrics import Metrics
+from rules_engine.findings import FAILING_SEVERITIES
 from rules_engine.licence import load_licence
 from sandboxwatch.local_services import TansuBroker
 from streams.monitor import BatchOutcome
 from streams.publish import publish_lines
 from streams.topics import ensure_topics
-from streams.worker import build
+from streams.worker import EXIT_AGENT_FAILED, STOP_GRACE_SECONDS, build, exit_hard_after, health_endpoint, lag_reader
 from streams.worker_settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -87,9 +93,43 @@ def _events_file(options: UpOptions) -> Path:
 EMBEDDED_FETCH_WAIT = 0.1
 
 
+class DataDirBusy(RuntimeError):
+    """Another ``sandboxwatch up`` holds the data directory (chdb allows one process per directory)."""
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[IO[str]]:
+    """An exclusive lock on the data directory for this process's lifetime, taken before anything opens it,
+    so a second ``up`` says in one line who holds it instead of failing deep inside chdb."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "up.lock"
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise DataDirBusy(
+            f"data dir {data_dir} is in use by another sandboxwatch up ({holder}); stop it or pass another --data-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
 def up(options: UpOptions) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options.data_dir.mkdir(parents=True, exist_ok=True)
+    with data_dir_lock(options.data_dir):
+        return _up_locked(options)
+
+
+def _up_locked(options: UpOptions) -> int:
     events = _events_file(options)
     lines = events.read_text(encoding="utf-8", errors="replace").splitlines()
     broker_dir = options.data_dir / "tansu"
@@ -116,8 +156,10 @@ def up(options: UpOptions) -> int:
             )
         metrics = Metrics()
         worker = build(settings, metrics)
-        server, _ = start_http_server(options.metrics_port, "127.0.0.1", registry=metrics.registry)
+        endpoint = health_endpoint(worker, "127.0.0.1", options.metrics_port)
+        lag = lag_reader(worker)
         url = f"http://127.0.0.1:{options.metrics_port}/metrics"
+        failing = 0
         bar = ProgressBar(sent)
         findings = 0
 
@@ -129,10 +171,12 @@ def up(options: UpOptions) -> int:
         worker.on_batch = on_batch
 
         async def main() -> None:
+            nonlocal failing
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            worker.on_failure = lambda _exc: stop.set()
             await worker.app.start()
             try:
                 while worker.processed < sent and not stop.is_set():
@@ -140,8 +184,12 @@ def up(options: UpOptions) -> int:
                         await asyncio.wait_for(stop.wait(), 0.2)
                 # The published input has ended: judge what the reorder buffers still hold (lateness).
                 await worker.flush()
+                if worker.failed is not None:
+                    return
                 bar.show(worker.processed, findings, force=True)
-                _summary(worker.monitor.store.findings_summary(), worker.monitor.store.count("dead_letters"), url)
+                rows = worker.monitor.store.findings_summary()
+                failing = sum(n for _, _, severity, n in rows if severity in FAILING_SEVERITIES)
+                _summary(rows, worker.monitor.store.count("dead_letters"), url)
                 if not options.once:
                     print("serving metrics until Ctrl-C", file=sys.stderr)
                     if chain is not None:
@@ -149,6 +197,8 @@ def up(options: UpOptions) -> int:
                         follow.start()
                     await stop.wait()
             finally:
+                if worker.failed is not None:
+                    exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
                 await worker.app.stop()
                 worker.close()
                 worker.monitor.store.close()
@@ -156,8 +206,12 @@ def up(options: UpOptions) -> int:
         try:
             asyncio.run(main())
         finally:
-            server.shutdown()
-    return 0
+            lag.stop()
+            endpoint.shutdown()
+    if worker.failed is not None:
+        print(f"sandboxwatch up: the monitor agent failed ({worker.failed!r}); see the log above", file=sys.stderr)
+        return EXIT_AGENT_FAILED
+    return 1 if failing else 0
 
 
 def _chain_follower(options: UpOptions, bootstrap: str, topic: str) -> ChainFollower | None:

@@ -7,6 +7,7 @@ one process per directory). The store above never knows which one it has."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,24 @@ DEFAULT_DATABASE = "sandboxwatch"
 
 
 class StoreError(RuntimeError):
-    """ClickHouse refused a statement or cannot be reached; the message carries the server's reason."""
+    """ClickHouse refused a statement or cannot be reached; the message carries the server's reason.
+
+    ``data_error`` marks a refusal of the rows themselves (a value the column cannot hold): retrying the
+    same rows can never succeed, so a writer isolates the row instead. Everything else (a stopped or
+    unreachable server, a timeout, an unknown failure) is treated as passing and retried."""
+
+    def __init__(self, message: str, data_error: bool = False) -> None:
+        super().__init__(message)
+        self.data_error = data_error
+
+
+# ClickHouse error codes that mean "these values cannot be stored", not "the server is unwell".
+DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321})
+
+
+def _code_in(message: str) -> int | None:
+    match = re.search(r"Code: (\d+)", message)
+    return int(match.group(1)) if match else None
 
 
 class Backend(Protocol):
@@ -67,7 +85,10 @@ class ServerBackend:
         try:
             return self._client.execute(sql, data) if data is not None else self._client.execute(sql)
         except Error as exc:
-            raise StoreError(f"ClickHouse server: {str(exc).splitlines()[0]}") from exc
+            # A server exception prints "Code: N." on a line of its own and the reason on the next.
+            message = " ".join(line.strip() for line in str(exc).splitlines()[:2] if line.strip())[:500]
+            code = getattr(exc, "code", None) or _code_in(message)
+            raise StoreError(f"ClickHouse server: {message}", data_error=code in DATA_ERROR_CODES) from exc
         except OSError as exc:
             raise StoreError(f"ClickHouse server unreachable: {exc}") from exc
 
@@ -116,7 +137,8 @@ class EmbeddedBackend:
         try:
             result = self._session.query(sql, fmt)
         except Exception as exc:  # chdb raises its own ChdbError, not exported under a stable name
-            raise StoreError(f"chdb: {str(exc).splitlines()[0]}") from exc
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"chdb: {message}", data_error=_code_in(str(exc)) in DATA_ERROR_CODES) from exc
         return str(result.data()) if result is not None else ""
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from store.records import (
     dead_letter_row,
     event_row,
     finding_row,
+    utf8_text,
 )
 from store.schema import MIGRATIONS, MIGRATIONS_TABLE
 from store.sql_text import datetime_literal, in_list, quote
@@ -126,7 +127,8 @@ class Store:
     def _absent(self, items: Sequence[T], key: Callable[[T], str], table: str, expr: str) -> list[T]:
         unique: dict[str, T] = {}
         for item in items:
-            unique.setdefault(key(item), item)
+            # The ids as stored: a lone surrogate has no UTF-8 form and is stored as "?" (records.utf8_text).
+            unique.setdefault(utf8_text(key(item)), item)
         if not unique:
             return []
         present: set[str] = set()

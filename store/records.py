@@ -12,6 +12,8 @@ from rules_engine.events import Event, EventError
 from rules_engine.findings import Finding
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The last instant a ClickHouse ``DateTime`` column holds (UInt32 seconds since the epoch).
+DATETIME_MAX = datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC)
 
 EVENT_COLUMNS = ("participant", "event_id", "type", "ts", "ts_text", "account", "body", "source", "recorded")
 FINDING_COLUMNS = (
@@ -52,7 +54,9 @@ class DeadLetter:
     field: str
     reason: str
     raw: str
-    # invalid_event (the message is not a usable event) or unlicensed_participant (valid, but no licence).
+    # invalid_event (the message is not a usable event), unlicensed_participant (valid, but no licence),
+    # unprocessable (valid, but checking it raised: the engine could not compute with its values) or
+    # unstorable (ClickHouse refused the row's values; an event's text or a finding's JSON is kept here).
     kind: str = "invalid_event"
 
     @property
@@ -81,13 +85,41 @@ class DeadLetter:
         }
 
 
+def column_time(ts: datetime) -> datetime:
+    """``ts`` clamped into what a ``DateTime`` column can hold: an event dated in year 9999 or year 1 is a
+    valid event (its out-of-term finding must be stored), and must not make the whole batch's insert fail
+    and stall the stream. The exact instant stays in the ``ts_text`` column beside it."""
+    return min(max(ts, EPOCH), DATETIME_MAX)
+
+
+def utf8_text(value: Any) -> Any:
+    """Strings (also inside lists) with any lone UTF-16 surrogate replaced by ``?``: JSON can carry one as an
+    escape (``"\\ud800"``) and Python parses it, but it has no UTF-8 form, so ClickHouse (or its driver) would
+    refuse the whole batch, and that batch would be retried for ever."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [utf8_text(v) for v in value]
+    return value
+
+
+def _utf8_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(utf8_text(v) for v in row)
+
+
 def event_row(record: EventRecord, recorded: datetime) -> tuple[Any, ...]:
+    row = _event_row(record, recorded)
+    # Only a JSON escape can bring a surrogate in (the bytes were strict UTF-8), so most rows skip the scan.
+    return _utf8_row(row) if "\\u" in record.raw else row
+
+
+def _event_row(record: EventRecord, recorded: datetime) -> tuple[Any, ...]:
     event = record.event
     return (
         event.participant,
         event.event_id,
         event.type,
-        event.ts,
+        column_time(event.ts),
         event.ts.isoformat(),
         getattr(event, "account", "") or "",
         record.raw,
@@ -97,36 +129,40 @@ def event_row(record: EventRecord, recorded: datetime) -> tuple[Any, ...]:
 
 
 def finding_row(finding: Finding, recorded: datetime) -> tuple[Any, ...]:
-    ts = finding.ts or EPOCH
-    return (
-        finding.finding_id,
-        finding.licence,
-        finding.rule,
-        finding.kind,
-        finding.severity,
-        finding.participant,
-        finding.subject,
-        ts,
-        finding.ts.isoformat() if finding.ts else "",
-        None if finding.observed is None else str(finding.observed),
-        None if finding.limit is None else str(finding.limit),
-        finding.clause,
-        list(finding.evidence),
-        finding.message,
-        recorded,
+    ts = column_time(finding.ts) if finding.ts else EPOCH
+    return _utf8_row(
+        (
+            finding.finding_id,
+            finding.licence,
+            finding.rule,
+            finding.kind,
+            finding.severity,
+            finding.participant,
+            finding.subject,
+            ts,
+            finding.ts.isoformat() if finding.ts else "",
+            None if finding.observed is None else str(finding.observed),
+            None if finding.limit is None else str(finding.limit),
+            finding.clause,
+            list(finding.evidence),
+            finding.message,
+            recorded,
+        )
     )
 
 
 def dead_letter_row(letter: DeadLetter, recorded: datetime) -> tuple[Any, ...]:
-    return (
-        letter.letter_id,
-        letter.kind,
-        letter.source,
-        letter.participant,
-        letter.field,
-        letter.reason,
-        letter.raw,
-        recorded,
+    return _utf8_row(
+        (
+            letter.letter_id,
+            letter.kind,
+            letter.source,
+            letter.participant,
+            letter.field,
+            letter.reason,
+            letter.raw,
+            recorded,
+        )
     )
 
 

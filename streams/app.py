@@ -4,7 +4,12 @@ Offsets are committed by this agent, right after it snapshots engine state (faus
 so the snapshot is durable, before it commits), and never by faust's timer. A restarted worker restores
 the snapshot from the changelog and resumes after it: events it sees again are skipped by the engine's
 event-id memory, and their effects were already stored once. If the committed offset is ever ahead of
-the snapshot (a stop between commit and snapshot), the agent seeks back to the snapshot's offset."""
+the snapshot (a stop between commit and snapshot), the agent seeks back to the snapshot's offset.
+
+The agent never dies quietly: bad content is contained by the monitor and store outages are waited out
+there, so anything that still escapes a batch is a bug; it is recorded in ``failed`` and ``on_failure``
+is called, and the process exits non-zero for its supervisor to restart it (a live process with a dead
+agent would look healthy while monitoring nothing)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import faust
@@ -44,6 +50,9 @@ class StreamWorker:
         self.settings = settings
         self.monitor = monitor
         self.on_batch: Callable[[BatchOutcome], None] | None = None
+        self.on_failure: Callable[[BaseException], None] | None = None
+        self.failed: BaseException | None = None
+        self.running = False
         self.processed = 0
         self._manifests: dict[str, Manifest] = {}
         self._restored: set[str] = set()
@@ -54,6 +63,8 @@ class StreamWorker:
         self._dirty: dict[str, dict[int, int]] = {}
         self._home: dict[str, int] = {}
         self._processed: dict[int, int] = {}
+        self._highwater: dict[int, int] = {}
+        self._assigned: frozenset[int] = frozenset()
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
         self.app = self._build_app()
@@ -98,11 +109,31 @@ class StreamWorker:
             STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=topics.partitions
         )
         app.agent(self.events_topic, name="monitor")(self._agent)
-        app.timer(1.0)(self._report_lag)
+        app.timer(1.0)(self._report_readiness)
         app.timer(1.0)(self._flush_quiet)
         return app
 
     async def _agent(self, stream: Any) -> None:
+        self.running = True
+        try:
+            await self._consume(stream)
+        except asyncio.CancelledError:
+            raise  # a rebalance or a stop: faust restarts or ends the agent itself
+        except Exception as exc:
+            self._fail(exc)
+            raise
+        finally:
+            self.running = False
+
+    def _fail(self, exc: BaseException) -> None:
+        log.critical("the monitor agent stopped on an error it cannot contain; exiting for a restart", exc_info=exc)
+        self.failed = exc
+        self.monitor.retry.stopping.set()
+        self._report_readiness_now()
+        if self.on_failure is not None:
+            self.on_failure(exc)
+
+    async def _consume(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_size, within=self.settings.batch_wait):
             messages = [
                 InboundMessage(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
@@ -149,7 +180,8 @@ class StreamWorker:
             restores = self.monitor.metrics.state_restores
             if manifest is None:
                 # No snapshot (first start, or a lost changelog): the store still has every event seen.
-                if self.monitor.store.count("events", f"participant = {quote(participant)}"):
+                count = partial(self.monitor.store.count, "events", f"participant = {quote(participant)}")
+                if self.monitor.retry.run(count, "count events"):
                     self.monitor.rebuild(participant)
                     restores.labels(participant, "rebuilt").inc()
                 else:
@@ -270,21 +302,50 @@ class StreamWorker:
             self.on_batch(outcome)
         return outcome
 
-    async def _report_lag(self) -> None:
-        """Lag is counted from what the monitor has processed, not from the fetch position, which runs
-        ahead of processing by the stream buffer."""
+    # health -----------------------------------------------------------------------------------------
+    def processed_offsets(self) -> dict[int, int]:
+        """Partition -> last offset processed and stored, for the partitions this worker owns now (read by
+        the lag thread: a copy). A partition taken over by another worker is left out, so its lag comes from
+        the group's committed offset instead of a position this worker no longer moves."""
+        assigned = self._assigned
+        return {p: offset for p, offset in list(self._processed.items()) if p in assigned}
+
+    def liveness(self) -> tuple[bool, str]:
+        if self.failed is not None:
+            return False, f"agent failed: {type(self.failed).__name__}: {self.failed}"
+        return True, "live"
+
+    def readiness(self) -> tuple[bool, str]:
+        live, reason = self.liveness()
+        if not live:
+            return False, reason
+        if not self.running:
+            return False, "agent not running (starting, rebalancing or stopped)"
+        if not self.monitor.metrics.store_ok:
+            return False, "store not writable: writes are being retried"
+        return True, "ready"
+
+    def highwaters(self) -> dict[int, int]:
+        """Partition -> high watermark the fetcher last saw (read by the lag thread: a copy)."""
+        return dict(self._highwater)
+
+    def _report_readiness_now(self) -> None:
+        self.monitor.metrics.ready.set(1 if self.readiness()[0] else 0)
+
+    async def _report_readiness(self) -> None:
+        """Each second: readiness, and the fetcher's high watermarks for the lag thread."""
+        self._report_readiness_now()
         try:
             consumer = self.app.consumer
-            for tp in consumer.assignment():
-                if tp.topic != self.settings.topics.events:
-                    continue
+            assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.topics.events]
+            self._assigned = frozenset(tp.partition for tp in assigned)
+            for tp in assigned:
                 high = consumer.highwater(tp)
-                if high is None:
-                    continue
-                done = self._processed.get(tp.partition, -1) + 1
-                self.monitor.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+                if high is not None:
+                    self._highwater[tp.partition] = max(high, self._highwater.get(tp.partition, 0))
         except Exception:  # a metrics tick must never stop the worker
-            log.exception("consumer lag could not be read")
+            log.exception("high watermarks could not be read")
 
     def close(self) -> None:
+        self.monitor.retry.stopping.set()
         self._executor.shutdown(wait=True)

@@ -6,28 +6,41 @@ stream relies on producers publishing each participant's events roughly in order
 
 Effects are ordered for at-least-once delivery: events, findings and dead letters are stored (skipping
 ids already stored) before the caller snapshots engine state and commits offsets, so a crash at any
-point replays work whose effects are already deduplicated."""
+point replays work whose effects are already deduplicated.
+
+Nothing in one message's content can raise out of ``process_batch``: a message that cannot be decoded is an
+invalid event, and an event whose checking raises (``rules_engine.isolation``) becomes an ``invalid_event``
+finding and an ``unprocessable`` dead letter with the reason, while the rest of the batch flows. Store
+outages are waited out (``store.write_retry``): ``process_batch`` returns only once its effects are stored."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from alerts.metrics import Metrics
 from rules_engine.engine import Engine, event_order
 from rules_engine.events import EventError
 from rules_engine.findings import Finding
+from rules_engine.isolation import process_isolated
 from rules_engine.licence import Licence
 from rules_engine.reference_lists import ReferenceError, refresh
+from store.backends import StoreError
 from store.clickhouse_store import Store
-from store.records import DeadLetter, EventRecord
+from store.records import DeadLetter, EventRecord, finding_json
+from store.write_retry import WriteRetry
 from streams.inbound import InboundMessage, dead_letter, decode, key_participant
 
 log = logging.getLogger(__name__)
 
 UNLICENSED = "unlicensed_participant"
+UNPROCESSABLE = "unprocessable"
+UNSTORABLE = "unstorable"
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -42,11 +55,14 @@ class BatchOutcome:
 
 
 class Monitor:
-    def __init__(self, licences: Iterable[Licence], store: Store, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, licences: Iterable[Licence], store: Store, metrics: Metrics | None = None, retry: WriteRetry | None = None
+    ) -> None:
         self.licences = {lic.header.participant: lic for lic in licences}
         self.store = store
         self.metrics = metrics or Metrics()
         self.metrics.prepare(self.licences.values())
+        self.retry = retry or WriteRetry(self.metrics)
         self.engines: dict[str, Engine] = {}
         # Partitions (topic/partition) whose replayed region after a start is behind us.
         self._caught_up: set[str] = set()
@@ -67,12 +83,14 @@ class Monitor:
         in the reorder buffer, as they would in the live engine, for events still arriving within lateness."""
         engine = self.engines[participant] = Engine(self.licences[participant])
         self._refresh(participant, engine)
-        records = self.store.stored_events(participant)
+        records = self.retry.run(lambda: self.store.stored_events(participant), "read stored events")
         records.sort(key=lambda r: event_order(r.event))
         found: list[Finding] = []
         for record in records:
-            found.extend(engine.process(record.event))
-        self.metrics.count_findings(self.store.write_findings(found))
+            findings, _ = process_isolated(engine, record.event, *_where(record.source), record.raw)
+            found.extend(findings)
+        engine.take_failures()  # each was dead-lettered when it first failed live
+        self.metrics.count_findings(self.retry.run(lambda: self.store.write_findings(found), "findings"))
         return engine
 
     def refresh_reference_data(self) -> None:
@@ -104,9 +122,10 @@ class Monitor:
                 outcome.findings.extend(engine.flush())
                 self._take_failures(participant, engine, outcome)
         if outcome.findings:
-            outcome.new_findings = self.store.write_findings(outcome.findings)
+            letters = outcome.dead_letters
+            outcome.new_findings = self._durable(self.store.write_findings, outcome.findings, "findings", letters)
             self.metrics.count_findings(outcome.new_findings)
-            fresh_letters = self.store.write_dead_letters(outcome.dead_letters)
+            fresh_letters = self.retry.run(lambda: self.store.write_dead_letters(letters), "dead letters")
             for letter in fresh_letters:
                 self.metrics.dead_letters.labels(letter.kind).inc()
         return outcome
@@ -115,7 +134,7 @@ class Monitor:
         """Events whose checking raised (contained by the engine as invalid_event findings) go to the
         dead letters too, under the source and line they arrived with."""
         for error in engine.take_failures():
-            letter = DeadLetter(error.source, participant, error.field or "", error.reason, error.raw)
+            letter = DeadLetter(error.source, participant, error.field or "", error.reason, error.raw, UNPROCESSABLE)
             outcome.dead_letters.append(letter)
 
     def process_batch(self, messages: Sequence[InboundMessage]) -> BatchOutcome:
@@ -131,7 +150,7 @@ class Monitor:
             outcome.last_offsets[message.partition] = max(
                 message.offset, outcome.last_offsets.get(message.partition, -1)
             )
-            item = decode(message)
+            item = _decoded(message)
             if isinstance(item, EventError):
                 invalid.append((item, message))
             else:
@@ -141,13 +160,36 @@ class Monitor:
         for error, message in invalid:
             self._invalid(error, message, outcome)
         # Store first, count after: only rows new to the store are counted, so replays never double.
-        self._write_events(accepted)
-        outcome.new_findings = self.store.write_findings(outcome.findings)
-        fresh_letters = self.store.write_dead_letters(outcome.dead_letters)
+        letters = outcome.dead_letters
+        self._write_events(accepted, letters)
+        outcome.new_findings = self._durable(self.store.write_findings, outcome.findings, "findings", letters)
+        fresh_letters = self.retry.run(lambda: self.store.write_dead_letters(letters), "dead letters")
         self._observe(accepted, outcome, fresh_letters)
         return outcome
 
-    def _write_events(self, accepted: list[EventRecord]) -> None:
+    def _durable(
+        self, write: Callable[[list[T]], list[T]], items: list[T], what: str, letters: list[DeadLetter]
+    ) -> list[T]:
+        """``write(items)`` retried through outages. If ClickHouse refuses the rows themselves, each row is
+        written alone and any it still refuses becomes an ``unstorable`` dead letter with the reason, so one
+        value the store cannot hold neither stalls the partition nor takes the other rows with it."""
+        try:
+            return self.retry.run(lambda: write(items), what, raise_data_errors=True)
+        except StoreError as exc:
+            if not exc.data_error:
+                raise
+            log.warning("the store refused a batch of %s (%s); writing them one by one", what, exc)
+        fresh: list[T] = []
+        for item in items:
+            try:
+                fresh.extend(self.retry.run(partial(write, [item]), what, raise_data_errors=True))
+            except StoreError as exc:
+                if not exc.data_error:
+                    raise
+                letters.append(_unstorable(item, str(exc)))
+        return fresh
+
+    def _write_events(self, accepted: list[EventRecord], letters: list[DeadLetter]) -> None:
         """Events new to the engine are new to the store too, except those replayed after a restart.
 
         A partition's stored events are a prefix of its offsets (batches are stored in order), so once a
@@ -157,12 +199,14 @@ class Monitor:
         replaying = [r for r in accepted if self._partition(r) not in caught_up]
         rest = [r for r in accepted if self._partition(r) in caught_up]
         if replaying:
-            fresh = self.store.write_events(replaying)
+            fresh = self._durable(self.store.write_events, replaying, "events", letters)
             stored = {id(r) for r in fresh}
             for record in replaying:
                 if id(record) in stored:
                     self._caught_up.add(self._partition(record))
-        self.store.write_events(rest, check=False)
+        if rest:
+            unchecked = partial(self.store.write_events, check=False)
+            self._durable(unchecked, rest, "events", letters)
 
     @staticmethod
     def _partition(record: EventRecord) -> str:
@@ -185,11 +229,13 @@ class Monitor:
                 outcome.dead_letters.append(letter)
                 continue
             new = False
-            origin = (record.source, 0, record.raw)
+            origin = (*_where(record.source), record.raw)
             for engine in targets:
                 before = engine.stats.duplicates
                 outcome.findings.extend(engine.process(event, origin))
                 if engine.failures:
+                    # Contained by the engine when its reorder buffer released the event (maybe this one, maybe
+                    # an earlier arrival): dead-lettered whole with the reason, kind unprocessable.
                     self._take_failures(engine.licence.participant, engine, outcome)
                 if engine.stats.duplicates == before:
                     new = True
@@ -212,14 +258,57 @@ class Monitor:
     def _observe(self, accepted: list[EventRecord], outcome: BatchOutcome, letters: list[DeadLetter]) -> None:
         metrics = self.metrics
         metrics.count_findings(outcome.new_findings)
+        # Event time and processing time are separate metrics: a future-dated event (an out-of-term trade in
+        # 2028) is monitored and counted, but must not pin the "latest event" years ahead of the feed.
+        now = time.time()
         latest: dict[str, float] = {}
         for record in accepted:
             event = record.event
             metrics.events.labels(event.participant, event.type).inc()
-            latest[event.participant] = max(latest.get(event.participant, 0.0), event.ts.timestamp())
+            metrics.last_processed.labels(event.participant).set(now)
+            ts = event.ts.timestamp()
+            if ts <= now:
+                latest[event.participant] = max(latest.get(event.participant, ts), ts)
         for participant, ts in latest.items():
             metrics.last_event.labels(participant).set(ts)
         for letter in letters:
             metrics.dead_letters.labels(letter.kind).inc()
         for participant, engine in self.engines.items():
-            metrics.set_utilisation(participant, engine.utilisation())
+            try:
+                metrics.set_utilisation(participant, engine.utilisation())
+            except Exception:  # a gauge must never stop the partition: the findings are already stored
+                log.warning("utilisation of %s could not be computed", participant, exc_info=True)
+
+
+def _where(source: str) -> tuple[str, int]:
+    """``topic/partition/offset`` -> (``topic/partition``, offset): the offset stands in for a line number."""
+    head, _, tail = source.rpartition("/")
+    return (head, int(tail)) if tail.isdigit() else (source, 0)
+
+
+def _decoded(message: InboundMessage) -> EventRecord | EventError:
+    """``decode`` already turns bad input into an error; this is the backstop for a decoder bug, so that one
+    message can never stop the partition."""
+    try:
+        return decode(message)
+    except Exception as exc:  # isolation is the point: contain whatever one message's bytes provoke
+        log.warning("message %s could not be decoded", message.source, exc_info=True)
+        raw = (message.value or b"").decode("utf-8", errors="replace")
+        return EventError(
+            f"{message.topic}/{message.partition}",
+            message.offset,
+            None,
+            f"could not be decoded ({type(exc).__name__}: {exc or 'no detail'})"[:500],
+            raw[:500],
+        )
+
+
+def _unstorable(item: object, reason: str) -> DeadLetter:
+    """A row ClickHouse refuses, kept whole as a dead letter (the events topic or the findings topic still has
+    it): an event as the text it arrived as, a finding as its JSON."""
+    why = f"the store refused the row: {reason}"[:500]
+    if isinstance(item, EventRecord):
+        return DeadLetter(item.source, item.event.participant, "", why, item.raw, UNSTORABLE)
+    if isinstance(item, Finding):
+        return DeadLetter(f"finding/{item.finding_id}", item.participant, "", why, finding_json(item), UNSTORABLE)
+    return DeadLetter("store", "", "", why, repr(item)[:2000], UNSTORABLE)

@@ -10,12 +10,12 @@ import signal
 import sys
 from pathlib import Path
 
-from prometheus_client import start_http_server
-
+from alerts.health_endpoint import HealthEndpoint
 from alerts.metrics import Metrics
 from rules_engine.licence import load_licence
 from store.clickhouse_store import Store
 from streams.app import StreamWorker
+from streams.broker_offsets import BrokerOffsets
 from streams.monitor import Monitor
 from streams.topics import Topics, ensure_topics
 from streams.worker_settings import WorkerSettings
@@ -29,24 +29,59 @@ def build(settings: WorkerSettings, metrics: Metrics | None = None) -> StreamWor
     return StreamWorker(settings, Monitor(licences, store, metrics))
 
 
+# Exit status of a worker whose agent failed on something it could not contain (EX_SOFTWARE).
+EXIT_AGENT_FAILED = 70
+# How long a stopping worker may take before it is ended hard: a supervisor must get its exit status.
+STOP_GRACE_SECONDS = 30.0
+
+
 async def serve(worker: StreamWorker, stop: asyncio.Event) -> None:
+    worker.on_failure = lambda _exc: stop.set()
     await worker.app.start()
     try:
         await stop.wait()
     finally:
+        if worker.failed is not None:
+            exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
         await worker.app.stop()
         worker.close()
         worker.monitor.store.close()
 
 
+def exit_hard_after(seconds: float, status: int) -> None:
+    """If a failed worker's orderly stop hangs (a client stuck on a dead peer), end the process anyway."""
+    import threading
+
+    timer = threading.Timer(seconds, os._exit, args=(status,))
+    timer.daemon = True
+    timer.start()
+
+
+def health_endpoint(worker: StreamWorker, host: str, port: int) -> HealthEndpoint:
+    registry = worker.monitor.metrics.registry
+    return HealthEndpoint(host, port, registry, worker.liveness, worker.readiness).start()
+
+
+def lag_reader(worker: StreamWorker) -> BrokerOffsets:
+    s = worker.settings
+    metrics = worker.monitor.metrics
+    topics = s.topics
+    return BrokerOffsets(
+        s.kafka, topics.events, topics.app_id, metrics, worker.processed_offsets, worker.highwaters
+    ).start()
+
+
 def run(settings: WorkerSettings) -> int:
+    """0 after a stop by signal; EXIT_AGENT_FAILED when the agent failed (logged with its traceback)."""
     ensure_topics(settings.kafka, settings.topics)
     metrics = Metrics()
     worker = build(settings, metrics)
-    server, _ = start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
+    endpoint = health_endpoint(worker, settings.metrics_host, settings.metrics_port)
+    lag = lag_reader(worker)
+    base = f"http://{settings.metrics_host}:{settings.metrics_port}"
     print(
-        f"sandboxwatch worker: {settings.kafka} -> {settings.store_url}; metrics at "
-        f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        f"sandboxwatch worker: {settings.kafka} -> {settings.store_url}; metrics at {base}/metrics, "
+        f"health at {base}/live and {base}/ready",
         file=sys.stderr,
         flush=True,
     )
@@ -61,7 +96,11 @@ def run(settings: WorkerSettings) -> int:
     try:
         asyncio.run(main())
     finally:
-        server.shutdown()
+        lag.stop()
+        endpoint.shutdown()
+    if worker.failed is not None:
+        print(f"sandboxwatch worker: the monitor agent failed ({worker.failed!r}); exiting", file=sys.stderr)
+        return EXIT_AGENT_FAILED
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ def test_up_monitors_a_simulated_day_and_reports_every_injected_rule(tmp_path: P
          "--data-dir", str(tmp_path), "--metrics-port", str(port)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # the simulated day holds breaches
     truth = json.loads((tmp_path / "simulated-truth.json").read_text())
     rules = {rule for violation in truth["violations"] for rule in violation["rules"]}
     reported = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("  alphatrue")}
@@ -61,7 +62,46 @@ def test_up_follows_a_local_chain_when_given_one(anvil: AnvilNode, tmp_path: Pat
          "--data-dir", str(tmp_path / "data"), "--metrics-port", str(port)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # the blocked address is a critical finding
     assert "chain anvil: 2 events" in result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("  alphatrue")]
     assert ["alphatrue-basal-pay", "blocklist", "critical", "1"] in rows, result.stdout
+
+
+def _up(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sandboxwatch.cli", "up", "--once", "--metrics-port", str(free_port()), *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_up_once_contains_poison_and_exits_1_on_a_stored_breach_0_on_a_clean_feed(tmp_path: Path) -> None:
+    from rules_engine.licence import load_licence
+    from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+    from tests.helpers import DA_NANG
+    from tests.poison import interleave, poison_lines
+
+    day = [line.rstrip("\n") for line in scenario_lines(build_scenario(load_licence(DA_NANG), SimulationConfig(40, 3)))]
+    first = {k: next(line for line in day if json.loads(line)["type"] == k) for k in ("trade", "price", "account")}
+    poisoned = tmp_path / "poisoned.jsonl"
+    poisoned.write_text("\n".join(interleave(day, poison_lines(first["trade"], first["price"], first["account"]))))
+    result = _up(tmp_path, "--events", str(poisoned), "--data-dir", str(tmp_path / "a"))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "dead letters: 0" not in result.stdout and " breach " in result.stdout
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(first["price"] + "\n")
+    result = _up(tmp_path, "--events", str(clean), "--data-dir", str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "  none" in result.stdout
+
+
+def test_a_second_up_on_a_busy_data_dir_says_so_in_one_line(tmp_path: Path) -> None:
+    from sandboxwatch.embedded import data_dir_lock
+
+    with data_dir_lock(tmp_path / "busy"):
+        result = _up(tmp_path, "--data-dir", str(tmp_path / "busy"), "--accounts", "20")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"sandboxwatch: data dir {tmp_path / 'busy'} is in use by another sandboxwatch up (pid {os.getpid()}); "
+        "stop it or pass another --data-dir"
+    ]
+    missing = _up(tmp_path, "--events", str(tmp_path / "missing.jsonl"), "--data-dir", str(tmp_path / "c"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
