@@ -8,6 +8,7 @@ saw the row); no rule reads them."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,8 @@ from store.sql_text import datetime_literal, in_list, quote
 T = TypeVar("T")
 # Ids per existence query: long enough to make one round trip per batch, short enough for any server.
 _LOOKUP_CHUNK = 2000
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -166,9 +169,12 @@ class Store:
         rows = self.backend.rows(f"SELECT DISTINCT finding_id FROM {self.db}.findings {where} ORDER BY finding_id")
         return [str(r[0]) for r in rows]
 
-    def stored_events(self, participant: str, recorded_since: datetime | None = None) -> list[EventRecord]:
+    def stored_events(
+        self, participant: str, recorded_since: datetime | None = None, errors: list[EventError] | None = None
+    ) -> list[EventRecord]:
         """Every stored event of a participant (or those stored since a moment), parsed again from the text
-        it arrived as."""
+        it arrived as. One that today's parser refuses (stored before a bound existed) is never dropped
+        silently: it goes to ``errors`` for the caller to report, or is logged."""
         since = f" AND recorded >= {datetime_literal(recorded_since)}" if recorded_since else ""
         rows = self.backend.rows(
             f"SELECT any(body), any(source) FROM {self.db}.events WHERE participant = {quote(participant)}{since} "
@@ -179,6 +185,10 @@ class Store:
             item = parse_json_line(str(body), str(source), 0)
             if not isinstance(item, EventError):
                 records.append(EventRecord(item, str(body), str(source)))
+            elif errors is not None:
+                errors.append(item)
+            else:
+                log.warning("stored event of %s no longer parses: %s", participant, item.describe())
         return records
 
     def dead_letters(self) -> list[dict[str, Any]]:
