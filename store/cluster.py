@@ -1,0 +1,139 @@
+"""The store across ClickHouse nodes: URL options, connection settings and the cluster form of the schema.
+
+A store URL with ``?cluster=NAME`` (the name of a ``remote_servers`` entry in the servers' config) keeps
+each table as ``TABLE_local``, a Replicated* table whose ZooKeeper path is ``/clickhouse/tables/{shard}/DB/
+TABLE`` with the server's ``{shard}``/``{replica}`` macros, and puts a ``Distributed`` table under the plain
+name in front of it. Every reader and writer of the store keeps using ``DB.TABLE``; only the DDL differs, and
+it is derived from the single-node migrations rather than written twice, so the two can never drift.
+
+Why the writes stay exact through the Distributed tables:
+
+- Each Distributed table shards by a hash of the first ``ORDER BY`` column (the participant for events,
+  findings and the trail): a row written twice always reaches the same shard, where ReplacingMergeTree
+  collapses it, and counts (``uniqExact``) are exact before any merge.
+- ``internal_replication`` must be ``true`` in the cluster config: a write goes to one replica of its shard
+  and the Replicated table copies it, instead of the Distributed table writing every replica itself (which
+  would double rows whenever one copy failed and was retried).
+- ``insert_distributed_sync=1``: an insert returns only when a replica of the owning shard holds the rows,
+  never when they merely sit in a queue file on the node we talk to. The worker commits Kafka offsets after
+  the store write, so an acknowledged write must already live on the shard.
+- ``load_balancing=in_order`` with the default ``prefer_localhost_replica=1``: the existence reads that keep
+  writes idempotent ("insert only ids not stored") go to the same replica the insert went to: the node we
+  are connected to when it is a replica of the shard, else the first healthy replica in config order. So
+  the writer reads its own writes without waiting for replication.
+- ``alt_hosts`` (clickhouse-driver) lists the other nodes: when the node we talk to stops, the next
+  statement reconnects to the next one and goes on writing there.
+
+Only SQL that ClickHouse 18.16 and current releases both accept: the explicit-argument form of the
+Replicated engines with ``PARTITION BY``/``ORDER BY`` clauses, ``ON CLUSTER`` DDL (needs ``distributed_ddl``
+in the servers' config) and ``Distributed(cluster, db, table, key)``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+from store.backends import StoreError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_HOST_PORT = re.compile(r"[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}\Z")
+_CREATE = re.compile(
+    r"CREATE TABLE IF NOT EXISTS (?P<db>\w+)\.(?P<table>\w+) \((?P<columns>.*)\) "
+    r"ENGINE = (?P<engine>ReplacingMergeTree|MergeTree)\(\)(?P<clauses>.*)\Z",
+    re.DOTALL,
+)
+_ORDER_BY = re.compile(r"ORDER BY \(?\s*(?P<first>\w+)")
+
+LOCAL_SUFFIX = "_local"
+ZOOKEEPER_ROOT = "/clickhouse/tables"
+
+
+class ClusterConfigError(StoreError):
+    """A store URL option or a schema statement the cluster mode cannot use; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """What a ``clickhouse://`` URL's query string may carry."""
+
+    cluster: str | None = None
+    alt_hosts: str | None = None
+
+    def client_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``clickhouse_driver.Client`` (empty for a single node: nothing changes)."""
+        arguments: dict[str, Any] = {}
+        if self.alt_hosts:
+            arguments["alt_hosts"] = self.alt_hosts
+        if self.cluster:
+            arguments["settings"] = {"insert_distributed_sync": 1, "load_balancing": "in_order"}
+        return arguments
+
+
+def server_options(url: str) -> ServerOptions:
+    """Reads ``?cluster=NAME&alt_hosts=HOST:PORT,HOST:PORT``. An unknown or malformed option is an error,
+    not ignored: a typo in ``cluster`` would otherwise run a cluster on single-node tables, unreplicated."""
+    query = urlparse(url).query
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ClusterConfigError(f"store URL options {query!r}: {exc}") from exc
+    options: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in ("cluster", "alt_hosts"):
+            raise ClusterConfigError(f"store URL option {key!r} is unknown (known: cluster, alt_hosts)")
+        if key in options:
+            raise ClusterConfigError(f"store URL option {key!r} is given twice")
+        options[key] = value
+    cluster = options.get("cluster")
+    if cluster is not None and not _NAME.match(cluster):
+        raise ClusterConfigError(f"store URL option cluster={cluster!r} is not a ClickHouse cluster name")
+    alt_hosts = options.get("alt_hosts")
+    if alt_hosts is not None:
+        for host in alt_hosts.split(","):
+            if not _HOST_PORT.match(host):
+                raise ClusterConfigError(f"store URL option alt_hosts: {host!r} is not HOST:PORT")
+    return ServerOptions(cluster, alt_hosts)
+
+
+def store_cluster(url: str) -> str | None:
+    """The cluster a store URL names, or None for a single node (and for the embedded store, which has no
+    query string to carry one)."""
+    if url.startswith("chdb://"):
+        if "?" in url:
+            raise ClusterConfigError("the embedded store (chdb://) is one process on one disk: no cluster options")
+        return None
+    return server_options(url).cluster
+
+
+def database_statement(db: str, cluster: str) -> str:
+    return f"CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER {cluster}"
+
+
+def cluster_statements(statement: str, cluster: str) -> tuple[str, ...]:
+    """The cluster form of one single-node ``CREATE TABLE`` migration: the Replicated local table, then the
+    Distributed table under the original name. Anything else (an ALTER, another engine) is refused rather
+    than guessed: a new migration kind must teach this function its cluster form, and the schema tests run
+    every migration through it."""
+    match = _CREATE.match(statement.strip())
+    if match is None:
+        raise ClusterConfigError(
+            "cluster mode translates only 'CREATE TABLE IF NOT EXISTS db.t (...) ENGINE = [Replacing]MergeTree() "
+            f"...' migrations; teach store/cluster.py this one: {statement.strip()[:120]!r}"
+        )
+    db, table, clauses = match["db"], match["table"], match["clauses"]
+    order = _ORDER_BY.search(clauses)
+    if order is None:
+        raise ClusterConfigError(f"{db}.{table}: no ORDER BY to shard by")
+    local = table + LOCAL_SUFFIX
+    path = f"{ZOOKEEPER_ROOT}/{{shard}}/{db}/{table}"
+    replicated = (
+        f"CREATE TABLE IF NOT EXISTS {db}.{local} ON CLUSTER {cluster} ({match['columns']}) "
+        f"ENGINE = Replicated{match['engine']}('{path}', '{{replica}}'){clauses}"
+    )
+    distributed = (
+        f"CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} AS {db}.{local} "
+        f"ENGINE = Distributed({cluster}, {db}, {local}, cityHash64({order['first']}))"
+    )
+    return replicated, distributed
