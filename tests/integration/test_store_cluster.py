@@ -1,0 +1,189 @@
+"""The store's cluster mode on a real cluster: two Debian clickhouse-server 18.16 replicas of one shard,
+coordinated by Debian's ZooKeeper, all started here on 127.0.0.1.
+
+The monitor writes a simulated day through the Distributed tables while the replica it is connected to is
+stopped and later restarted: nothing may be lost or doubled on either replica, the findings must be the
+self-check's, the trail must verify, and the restarted replica must catch up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_driver import Client
+
+from rules_engine.licence import load_licence
+from sandboxwatch.local_services import ClickHouseReplicas, ClickHouseServer, ServiceError
+from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+from store.clickhouse_store import Store
+from streams.inbound import InboundMessage
+from streams.monitor import Monitor
+from tests.helpers import DA_NANG, ROOT
+
+BATCH = 400
+TABLES = (
+    "events", "findings", "dead_letters", "licence_versions", "schema_migrations", "alert_notifications",
+    "finding_trail", "access_denials", "finding_notes",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def replicas() -> Iterator[ClickHouseReplicas]:
+    cluster = ClickHouseReplicas(replicas=2, cluster="sw")
+    try:
+        cluster.start()
+    except ServiceError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    folder = tmp_path_factory.mktemp("day")
+    events = folder / "day.jsonl"
+    simulate_to_files(load_licence(DA_NANG), SimulationConfig(accounts=120, seed=4), events, None)
+    return events, events.read_text().splitlines()
+
+
+def self_check(path: Path) -> dict[str, tuple[str, str, str, str]]:
+    """``sandboxwatch check`` on the same file: finding id -> (participant, rule, kind, severity)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode in (0, 1), result.stderr
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    return {f["finding_id"]: (f["participant"], f["rule"], f["kind"], f["severity"]) for f in found}
+
+
+def messages(lines: list[str]) -> list[InboundMessage]:
+    return [
+        InboundMessage("events", 0, offset, json.loads(line)["participant"].encode(), line.encode())
+        for offset, line in enumerate(lines)
+    ]
+
+
+def local(replica: ClickHouseServer, sql: str) -> list[tuple[Any, ...]]:
+    """A query on one replica's own tables, bypassing the Distributed ones."""
+    client = Client("127.0.0.1", port=replica.port, connect_timeout=5, send_receive_timeout=120)
+    try:
+        return [tuple(row) for row in client.execute(sql)]
+    finally:
+        client.disconnect()
+
+
+def fresh_database() -> str:
+    return "c" + uuid.uuid4().hex[:10]
+
+
+def test_cluster_schema_is_replicated_tables_behind_distributed_ones(replicas: ClickHouseReplicas) -> None:
+    db = fresh_database()
+    store = Store.open(replicas.url(db))
+    assert store.cluster == "sw"
+    for replica in replicas.replicas:
+        engines = dict(local(replica, f"SELECT name, engine FROM system.tables WHERE database = '{db}'"))
+        assert {name for name in engines if not name.endswith("_local")} == set(TABLES)
+        for table in TABLES:
+            assert engines[table] == "Distributed"
+            expected = "ReplicatedMergeTree" if table == "access_denials" else "ReplicatedReplacingMergeTree"
+            assert engines[f"{table}_local"] == expected, table
+        paths = dict(local(replica, f"SELECT table, zookeeper_path FROM system.replicas WHERE database = '{db}'"))
+        assert paths["findings_local"] == f"/clickhouse/tables/01/{db}/findings"
+    versions = local(replicas.replicas[1], f"SELECT version FROM {db}.schema_migrations_local ORDER BY version")
+    assert [v for (v,) in versions] == [1, 2, 3], "the migrations log is replicated too"
+    # Opening again (through the other replica) applies nothing.
+    again = Store.open(replicas.url(db).replace(replicas.replicas[0].address, replicas.replicas[1].address, 1))
+    assert again.migrate() == []
+    store.close()
+    again.close()
+
+
+def test_a_replica_stopped_mid_stream_loses_nothing_doubles_nothing_and_catches_up(
+    replicas: ClickHouseReplicas, day: tuple[Path, list[str]]
+) -> None:
+    path, lines = day
+    expected = self_check(path)
+    assert len(expected) > 10, "the simulated day must hold violations"
+    unique_events = len({json.loads(line)["event_id"] for line in lines})
+    db = fresh_database()
+    store = Store.open(replicas.url(db))
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    inbound = messages(lines)
+    batches = [inbound[i : i + BATCH] for i in range(0, len(inbound), BATCH)]
+    stop_at, restart_at = len(batches) // 3, 2 * len(batches) // 3
+    written_while_down = 0
+    for i, batch in enumerate(batches):
+        if i == stop_at:
+            # The replica the store is connected to and writes into: the hardest one to lose.
+            replicas.stop_replica(0)
+        if i == restart_at:
+            replicas.start_replica(0)
+        outcome = monitor.process_batch(batch)
+        if stop_at <= i < restart_at:
+            written_while_down += outcome.events
+    assert written_while_down > 1000, "the outage must cover a real part of the stream"
+
+    # The restarted replica catches up: it fetches what it missed from the other one.
+    up, back = replicas.replicas[1], replicas.replicas[0]
+    for table in TABLES:
+        local(back, f"SYSTEM SYNC REPLICA {db}.{table}_local")
+
+    # Through the store (the Distributed tables): exactly the self-check's findings, counted once each.
+    assert set(store.finding_ids()) == set(expected)
+    assert store.count("events") == unique_events
+    assert store.count("dead_letters") == 0
+    summary = {(p, r, s): n for p, r, s, n in store.findings_summary()}
+    wanted: dict[tuple[str, str, str], int] = {}
+    for participant, rule, _kind, severity in expected.values():
+        wanted[(participant, rule, severity)] = wanted.get((participant, rule, severity), 0) + 1
+    assert summary == wanted
+    assert store.trail.verify() == [], "the findings trail survives the failover unbroken"
+    counted = sum(
+        sample.value
+        for metric in monitor.metrics.registry.collect()
+        if metric.name == "sandboxwatch_findings"
+        for sample in metric.samples
+        if sample.name == "sandboxwatch_findings_total"
+    )
+    assert counted == len(expected), "each finding is counted (and alerted on) once"
+
+    # On each replica's own disk: every row once, the same rows on both.
+    copies = []
+    for replica in (up, back):
+        findings = local(
+            replica,
+            f"SELECT finding_id, participant, rule, kind, severity FROM {db}.findings_local ORDER BY finding_id",
+        )
+        assert {fid: tuple(rest) for fid, *rest in findings} == expected
+        assert len(findings) == len(expected), "a finding row was written twice"
+        (events,) = local(replica, f"SELECT count(), uniqExact(participant, event_id) FROM {db}.events_local")
+        assert events == (unique_events, unique_events)
+        (trail,) = local(replica, f"SELECT count(), uniqExact(finding_id) FROM {db}.finding_trail_local")
+        assert trail == (len(expected), len(expected))
+        copies.append(
+            local(
+                replica, f"SELECT participant, seq, finding_id, entry_hash FROM {db}.finding_trail_local ORDER BY 1, 2"
+            )
+        )
+    assert copies[0] == copies[1]
+
+    # A replay of the last batches after a restart (at-least-once delivery) adds nothing, read through the
+    # Distributed tables.
+    replay = Monitor([load_licence(DA_NANG)], Store.open(replicas.url(db)))
+    for batch in batches:
+        assert replay.process_batch(batch).new_findings == []
+    assert local(up, f"SELECT count() FROM {db}.findings_local") == [(len(expected),)]
+    store.close()
