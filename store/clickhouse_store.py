@@ -18,7 +18,7 @@ from rules_engine.events import EventError
 from rules_engine.findings import Finding
 from rules_engine.licence import Licence
 from store.backends import Backend, connect
-from store.cluster import store_cluster
+from store.cluster import ReplicaGate, store_cluster
 from store.finding_trail import FindingTrail
 from store.records import (
     DEAD_LETTER_COLUMNS,
@@ -50,6 +50,7 @@ class Store:
         self.db = backend.database
         self.cluster = cluster
         self.trail = FindingTrail(backend, self.db)
+        self.replica_gate = ReplicaGate(backend, self.db) if cluster else None
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -94,6 +95,8 @@ class Store:
     # writes ---------------------------------------------------------------------------------------------
     def write_findings(self, findings: Sequence[Finding]) -> list[Finding]:
         """Returns the findings that were not stored before: those are the new ones to count and alert on."""
+        if self.replica_gate is not None:
+            self.replica_gate.wait_until_caught_up()
         fresh = self._absent(findings, lambda f: f.finding_id, "findings", "finding_id")
         now = _now()
         self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, now) for f in fresh])

@@ -31,11 +31,13 @@ in the servers' config) and ``Distributed(cluster, db, table, key)``."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
-from store.backends import StoreError
+from store.backends import Backend, StoreError
+from store.sql_text import quote
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HOST_PORT = re.compile(r"[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}\Z")
@@ -137,3 +139,75 @@ def cluster_statements(statement: str, cluster: str) -> tuple[str, ...]:
         f"ENGINE = Distributed({cluster}, {db}, {local}, cityHash64({order['first']}))"
     )
     return replicated, distributed
+
+
+# The tables whose reads decide what a write does next: the findings dedupe, the trail's chained ids and
+# heads (a stale head forks the chain), the dead-letters dedupe.
+GATED_TABLES = ("findings", "finding_trail", "dead_letters")
+CATCH_UP_SECONDS = 30.0
+
+
+class ReplicaGate:
+    """Holds writes until the replica we are connected to has every part the other replicas acknowledged.
+
+    Replication is asynchronous: after a failover (or a worker starting against a replica that was just
+    restarted) the node we talk to may not yet hold the last rows written through another one. Its dedupe
+    reads would then miss them, and the trail would chain from a stale head: a second entry at the same
+    position, and findings counted (alerted on) twice. ZooKeeper's replication log lists every acknowledged
+    part. The gate passes when, for each table whose reads steer writes, this replica has pulled the whole
+    log (``log_pointer`` past ``log_max_index``) and fetched every inserted part (``inserts_in_queue`` = 0).
+    Otherwise it waits, and after ``wait`` seconds raises StoreError naming what is missing: typically parts
+    that live only on a replica that is down. Nothing is lost (they are on that replica's disk and arrive when
+    it returns, and Kafka offsets are not committed meanwhile), but a stopped writer beats a silently forked
+    record.
+
+    Not ``SYSTEM SYNC REPLICA``: on 18.16 it ignores ``receive_timeout`` and can wait forever."""
+
+    def __init__(self, backend: Backend, db: str, wait: float = CATCH_UP_SECONDS, poll: float = 0.05) -> None:
+        self.backend = backend
+        self.db = db
+        self.wait = wait
+        self.poll = poll
+        tables = ", ".join(f"'{t}{LOCAL_SUFFIX}'" for t in GATED_TABLES)
+        self._sql = (
+            "SELECT table, is_readonly, inserts_in_queue, log_pointer, log_max_index, zookeeper_path "
+            f"FROM system.replicas WHERE database = {quote(db)} AND table IN ({tables})"
+        )
+
+    def behind(self) -> list[str]:
+        """What keeps this replica's reads from being trusted yet, per gated table (empty: caught up)."""
+        rows = {str(row[0]): row[1:] for row in self.backend.rows(self._sql)}
+        lagging = []
+        for table in GATED_TABLES:
+            state = rows.get(table + LOCAL_SUFFIX)
+            if state is None:
+                lagging.append(f"{table}: no replica on this server")
+                continue
+            readonly, queued, pointer, newest = (int(value) for value in state[:4])
+            path = str(state[4])
+            if readonly:
+                lagging.append(f"{table}: read-only (no ZooKeeper session)")
+            elif pointer <= newest and not (pointer == newest == 0 and self._log_is_empty(path)):
+                lagging.append(f"{table}: replication log not pulled (entry {pointer} of {newest})")
+            elif queued:
+                lagging.append(f"{table}: {queued} inserted part(s) not fetched yet")
+        return lagging
+
+    def _log_is_empty(self, zookeeper_path: str) -> bool:
+        """``log_max_index`` is 0 both for an empty log and for one holding only entry 0."""
+        rows = self.backend.rows(f"SELECT count() FROM system.zookeeper WHERE path = {quote(zookeeper_path + '/log')}")
+        return not rows or not int(rows[0][0])
+
+    def wait_until_caught_up(self) -> None:
+        deadline = time.monotonic() + self.wait
+        while True:
+            lagging = self.behind()
+            if not lagging:
+                return
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"the ClickHouse replica serving {self.db} has not caught up after {self.wait:.0f}s "
+                    f"({'; '.join(lagging)}); a replica holding those parts may be down. Writing now could "
+                    "double findings or fork the findings trail, so the store does not write."
+                )
+            time.sleep(self.poll)

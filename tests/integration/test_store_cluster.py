@@ -22,6 +22,7 @@ from clickhouse_driver import Client
 from rules_engine.licence import load_licence
 from sandboxwatch.local_services import ClickHouseReplicas, ClickHouseServer, ServiceError
 from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+from store.backends import StoreError, connect
 from store.clickhouse_store import Store
 from streams.inbound import InboundMessage
 from streams.monitor import Monitor
@@ -102,6 +103,8 @@ def test_cluster_schema_is_replicated_tables_behind_distributed_ones(replicas: C
             assert engines[f"{table}_local"] == expected, table
         paths = dict(local(replica, f"SELECT table, zookeeper_path FROM system.replicas WHERE database = '{db}'"))
         assert paths["findings_local"] == f"/clickhouse/tables/01/{db}/findings"
+    # Replication is asynchronous: wait for the second replica to have what the first wrote.
+    local(replicas.replicas[1], f"SYSTEM SYNC REPLICA {db}.schema_migrations_local")
     versions = local(replicas.replicas[1], f"SELECT version FROM {db}.schema_migrations_local ORDER BY version")
     assert [v for (v,) in versions] == [1, 2, 3], "the migrations log is replicated too"
     # Opening again (through the other replica) applies nothing.
@@ -127,7 +130,11 @@ def test_a_replica_stopped_mid_stream_loses_nothing_doubles_nothing_and_catches_
     written_while_down = 0
     for i, batch in enumerate(batches):
         if i == stop_at:
-            # The replica the store is connected to and writes into: the hardest one to lose.
+            # The replica the store is connected to and writes into: the hardest one to lose. Stopped the way
+            # the operator guide says (the one that stays has fetched everything first); a crash before that
+            # holds writes instead, see the next test.
+            for table in TABLES:
+                local(replicas.replicas[1], f"SYSTEM SYNC REPLICA {db}.{table}_local")
             replicas.stop_replica(0)
         if i == restart_at:
             replicas.start_replica(0)
@@ -173,17 +180,56 @@ def test_a_replica_stopped_mid_stream_loses_nothing_doubles_nothing_and_catches_
         assert events == (unique_events, unique_events)
         (trail,) = local(replica, f"SELECT count(), uniqExact(finding_id) FROM {db}.finding_trail_local")
         assert trail == (len(expected), len(expected))
-        copies.append(
-            local(
-                replica, f"SELECT participant, seq, finding_id, entry_hash FROM {db}.finding_trail_local ORDER BY 1, 2"
-            )
-        )
+        trail_rows = f"SELECT participant, seq, finding_id, entry_hash FROM {db}.finding_trail_local"
+        copies.append(local(replica, f"{trail_rows} ORDER BY participant, seq"))
     assert copies[0] == copies[1]
 
-    # A replay of the last batches after a restart (at-least-once delivery) adds nothing, read through the
-    # Distributed tables.
+    # A replay of the whole day after a restart (at-least-once delivery, state lost) adds nothing: the
+    # dedupe reads go through the Distributed tables.
     replay = Monitor([load_licence(DA_NANG)], Store.open(replicas.url(db)))
     for batch in batches:
         assert replay.process_batch(batch).new_findings == []
     assert local(up, f"SELECT count() FROM {db}.findings_local") == [(len(expected),)]
+    store.close()
+
+
+def test_a_lagging_replica_holds_writes_instead_of_doubling_or_forking_the_trail(
+    replicas: ClickHouseReplicas, day: tuple[Path, list[str]]
+) -> None:
+    _, lines = day
+    db = fresh_database()
+    first, second = replicas.replicas
+    store = Store.open(replicas.url(db))
+    monitor = Monitor([load_licence(DA_NANG)], store)
+    inbound = messages(lines)
+    half = len(inbound) // 2
+    monitor.process_batch(inbound[:half])
+    gated = ("findings", "finding_trail", "dead_letters")
+    for table in gated:
+        local(second, f"SYSTEM STOP FETCHES {db}.{table}_local")
+    # Findings written through the first replica that the second cannot fetch (as if they lived only on a
+    # replica that went down right after acknowledging them).
+    rest = iter(range(half, len(inbound), BATCH))
+    outcome = monitor.process_batch(inbound[half : half + BATCH])
+    while not outcome.new_findings:
+        start = next(rest)  # StopIteration: the day's second half must hold findings
+        outcome = monitor.process_batch(inbound[start + BATCH : start + 2 * BATCH])
+    chained = local(first, f"SELECT count() FROM {db}.finding_trail_local")
+
+    # A writer connected to the lagging replica (a worker restarted there, or failed over to it).
+    lagging = Store(connect(f"clickhouse://{second.address}/{db}?cluster=sw"), "sw")
+    assert lagging.replica_gate is not None
+    lagging.replica_gate.wait = 1.0
+    missing = r"findings: (\d+ inserted part\(s\) not fetched yet|replication log not pulled)"
+    with pytest.raises(StoreError, match=missing):
+        lagging.write_findings(outcome.findings)
+    assert local(first, f"SELECT count() FROM {db}.finding_trail_local") == chained, "nothing written meanwhile"
+
+    for table in gated:
+        local(second, f"SYSTEM START FETCHES {db}.{table}_local")
+    lagging.replica_gate.wait = 60.0
+    assert lagging.write_findings(outcome.findings) == [], "once caught up, the stored findings are known"
+    assert lagging.trail.verify() == []
+    assert local(second, f"SELECT count() FROM {db}.finding_trail_local") == chained
+    lagging.close()
     store.close()
