@@ -95,7 +95,7 @@ class Store:
     # writes ---------------------------------------------------------------------------------------------
     def write_findings(self, findings: Sequence[Finding]) -> list[Finding]:
         """Returns the findings that were not stored before: those are the new ones to count and alert on."""
-        if self.replica_gate is not None:
+        if self.replica_gate is not None and findings:
             self.replica_gate.wait_until_caught_up()
         fresh = self._absent(findings, lambda f: f.finding_id, "findings", "finding_id")
         now = _now()
