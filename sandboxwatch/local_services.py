@@ -266,8 +266,14 @@ class ClickHouseReplicas:
             raise
         return self
 
-    def stop_replica(self, index: int) -> None:
-        self.replicas[index].stop()
+    def stop_replica(self, index: int, kill: bool = False) -> None:
+        """``kill``: SIGKILL, as a crash. Without it a server with clients still connected takes the full
+        10 s grace of ``LocalService.stop`` (18.16 waits for them) before being killed anyway."""
+        replica = self.replicas[index]
+        if kill and replica.process and replica.process.poll() is None:
+            os.killpg(replica.process.pid, signal.SIGKILL)
+            replica.process.wait()
+        replica.stop()
 
     def start_replica(self, index: int) -> None:
         self.replicas[index].start()
@@ -279,8 +285,8 @@ class ClickHouseReplicas:
         return f"clickhouse://{first.address}/{database}?cluster={self.cluster}&alt_hosts={alternatives}"
 
     def stop(self) -> None:
-        for replica in self.replicas:
-            replica.stop()
+        for index in range(len(self.replicas)):
+            self.stop_replica(index, kill=True)  # their data goes with them
         self.zookeeper.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -20,13 +20,15 @@ import pytest
 from clickhouse_driver import Client
 
 from rules_engine.licence import load_licence
-from sandboxwatch.local_services import ClickHouseReplicas, ClickHouseServer, ServiceError
+from sandboxwatch.local_services import ClickHouseReplicas, ClickHouseServer, ServiceError, TansuBroker
 from sandboxwatch.simulate import SimulationConfig, simulate_to_files
 from store.backends import StoreError, connect
 from store.clickhouse_store import Store
 from streams.inbound import InboundMessage
 from streams.monitor import Monitor
+from streams.publish import publish_lines
 from tests.helpers import DA_NANG, ROOT
+from tests.integration.pipeline import Pipeline
 
 BATCH = 400
 TABLES = (
@@ -130,12 +132,12 @@ def test_a_replica_stopped_mid_stream_loses_nothing_doubles_nothing_and_catches_
     written_while_down = 0
     for i, batch in enumerate(batches):
         if i == stop_at:
-            # The replica the store is connected to and writes into: the hardest one to lose. Stopped the way
-            # the operator guide says (the one that stays has fetched everything first); a crash before that
-            # holds writes instead, see the next test.
+            # The replica the store is connected to and writes into: the hardest one to lose. Killed once the
+            # one that stays has fetched everything (the operator guide's planned stop; a crash before that
+            # holds the writes of findings instead: the next test).
             for table in TABLES:
                 local(replicas.replicas[1], f"SYSTEM SYNC REPLICA {db}.{table}_local")
-            replicas.stop_replica(0)
+            replicas.stop_replica(0, kill=True)
         if i == restart_at:
             replicas.start_replica(0)
         outcome = monitor.process_batch(batch)
@@ -233,3 +235,66 @@ def test_a_lagging_replica_holds_writes_instead_of_doubling_or_forking_the_trail
     assert local(second, f"SELECT count() FROM {db}.finding_trail_local") == chained
     lagging.close()
     store.close()
+
+
+def test_the_stream_worker_writes_through_a_replica_outage(
+    replicas: ClickHouseReplicas, day: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """The same outage under the real worker process (faust, tansu): the store URL reaches it whole."""
+    path, lines = day
+    expected = self_check(path)
+    unique = len({json.loads(line)["event_id"] for line in lines})
+    try:
+        broker = TansuBroker().start()
+    except ServiceError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    pipeline = Pipeline(broker.address, replicas.url("unused"), tmp_path)
+    pipeline.store_url = replicas.url(pipeline.name)
+    try:
+        third = len(lines) // 3
+        publish_lines(pipeline.kafka, pipeline.topics.events, lines[:third])
+        pipeline.start_worker()
+        pipeline.wait_until(lambda: has_migrated(replicas, pipeline.name), "the worker to create its tables")
+        store = pipeline.store()
+        pipeline.wait_until(lambda: store.count("events") == len({*map(event_id, lines[:third])}), "a third")
+        for table in TABLES:
+            local(replicas.replicas[1], f"SYSTEM SYNC REPLICA {pipeline.name}.{table}_local")
+        replicas.stop_replica(0, kill=True)
+        publish_lines(pipeline.kafka, pipeline.topics.events, lines[third : 2 * third])
+        pipeline.wait_until(
+            lambda: store.count("events") == len({*map(event_id, lines[: 2 * third])}), "two thirds, one replica down"
+        )
+        replicas.start_replica(0)
+        publish_lines(pipeline.kafka, pipeline.topics.events, lines[2 * third :])
+        pipeline.wait_until(
+            lambda: store.count("events") == unique and store.count("findings") >= len(expected), "the whole day"
+        )
+        assert set(store.finding_ids()) == set(expected)
+        assert store.trail.verify() == []
+        breaches = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in pipeline.metrics_text().splitlines()
+            if line.startswith("sandboxwatch_findings_total{")
+        )
+        assert breaches == len(expected)
+        for table in TABLES:
+            local(replicas.replicas[0], f"SYSTEM SYNC REPLICA {pipeline.name}.{table}_local")
+        for replica in replicas.replicas:
+            rows = local(replica, f"SELECT count(), uniqExact(finding_id) FROM {pipeline.name}.findings_local")
+            assert rows == [(len(expected), len(expected))]
+            rows = local(replica, f"SELECT uniqExact(participant, event_id) FROM {pipeline.name}.events_local")
+            assert rows == [(unique,)]
+    finally:
+        pipeline.stop_worker()
+        broker.stop()
+
+
+def event_id(line: str) -> str:
+    return str(json.loads(line)["event_id"])
+
+
+def has_migrated(replicas: ClickHouseReplicas, database: str) -> bool:
+    rows = local(replicas.replicas[0], f"SELECT count() FROM system.tables WHERE database = '{database}'")
+    return rows == [(2 * len(TABLES),)]
