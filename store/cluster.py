@@ -21,6 +21,8 @@ Why the writes stay exact through the Distributed tables:
   writes idempotent ("insert only ids not stored") go to the same replica the insert went to: the node we
   are connected to when it is a replica of the shard, else the first healthy replica in config order. So
   the writer reads its own writes without waiting for replication.
+- No ``insert_quorum``: with two replicas a quorum of two would stop every write while one is down. What a
+  quorum would protect (reads on a replica that lacks an acknowledged part) the ReplicaGate below checks.
 - ``alt_hosts`` (clickhouse-driver) lists the other nodes: when the node we talk to stops, the next
   statement reconnects to the next one and goes on writing there.
 
