@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from store.backends import EmbeddedBackend, ServerBackend, StoreError
+from store.backends import Backend, EmbeddedBackend, ServerBackend, StoreError
 from store.clickhouse_store import Store
-from store.cluster import ClusterConfigError, ServerOptions, cluster_statements, server_options, store_cluster
+from store.cluster import (
+    ClusterConfigError,
+    ReplicaGate,
+    ServerOptions,
+    cluster_statements,
+    server_options,
+    store_cluster,
+)
 from store.schema import MIGRATIONS, MIGRATIONS_TABLE, bootstrap_statements, migration_statements
 from store.sql_text import quote
 
@@ -113,3 +121,71 @@ def test_a_current_clickhouse_parses_every_cluster_statement(backend: EmbeddedBa
         assert "ON CLUSTER sw" in str(formatted)
     with pytest.raises(StoreError, match="Syntax error"):
         backend.rows(f"SELECT formatQuery({quote('CREATE TABLE x (a String) ENGIN = Log')})")
+
+
+class ReplicaState:
+    """Answers the gate's two queries with given system.replicas rows and ZooKeeper log sizes: the gate's
+    decisions without a cluster (the real one is exercised in tests/integration/test_store_cluster.py)."""
+
+    database = "db"
+
+    def __init__(self, rows: list[tuple[Any, ...]], log_sizes: dict[str, int]) -> None:
+        self.replicas = rows
+        self.log_sizes = log_sizes
+        self.queries: list[str] = []
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        self.queries.append(sql)
+        if "system.zookeeper" in sql:
+            path = sql.split("path = '", 1)[1].rstrip("'")
+            return [(self.log_sizes[path],)]
+        assert "FROM system.replicas WHERE database = 'db'" in sql
+        return self.replicas
+
+
+def replica(table: str, readonly: int = 0, queued: int = 0, pointer: int = 8, newest: int = 7) -> tuple[Any, ...]:
+    return (f"{table}_local", readonly, queued, pointer, newest, f"/clickhouse/tables/01/db/{table}")
+
+
+@pytest.mark.parametrize(
+    ("rows", "logs", "lagging"),
+    [
+        ([replica("findings"), replica("finding_trail")], {}, []),
+        (
+            [replica("findings", pointer=0, newest=0), replica("finding_trail")],
+            {"/clickhouse/tables/01/db/findings/log": 0},
+            [],
+        ),
+        (
+            [replica("findings", pointer=0, newest=0), replica("finding_trail")],
+            {"/clickhouse/tables/01/db/findings/log": 1},
+            ["findings: replication log not pulled (entry 0 of 0)"],
+        ),
+        (
+            [replica("findings", pointer=7, newest=9), replica("finding_trail", queued=3)],
+            {},
+            [
+                "findings: replication log not pulled (entry 7 of 9)",
+                "finding_trail: 3 inserted part(s) not fetched yet",
+            ],
+        ),
+        (
+            [replica("findings", readonly=1, queued=2)],
+            {},
+            ["findings: read-only (no ZooKeeper session)", "finding_trail: no replica on this server"],
+        ),
+    ],
+)
+def test_the_replica_gate_names_what_the_replica_lacks(
+    rows: list[tuple[Any, ...]], logs: dict[str, int], lagging: list[str]
+) -> None:
+    gate = ReplicaGate(cast(Backend, ReplicaState(rows, logs)), "db")
+    assert gate.behind() == lagging
+
+
+def test_the_replica_gate_fails_loudly_when_the_replica_stays_behind() -> None:
+    state = ReplicaState([replica("findings", queued=1), replica("finding_trail")], {})
+    gate = ReplicaGate(cast(Backend, state), "db", wait=0.2, poll=0.05)
+    with pytest.raises(StoreError, match=r"has not caught up after 0s \(findings: 1 inserted part\(s\) not fetched"):
+        gate.wait_until_caught_up()
+    assert len(state.queries) >= 3, "it polls until the deadline"
