@@ -182,6 +182,7 @@ dataDir={dir}/data
 clientPortAddress=127.0.0.1
 clientPort={port}
 maxClientCnxns=0
+forceSync={force_sync}
 admin.enableServer=false
 4lw.commands.whitelist=srvr
 """
@@ -195,12 +196,20 @@ class ZooKeeperServer(LocalService):
 
     name = "zookeeper"
 
+    def __init__(self, workdir: Path | None = None, fsync: bool = False) -> None:
+        """``fsync``: sync the transaction log on every commit, as production must (on its own disk). Off
+        by default: the tests' ZooKeeper is thrown away, and each replicated insert waits for a commit."""
+        super().__init__(workdir)
+        self.fsync = fsync
+
     def command(self) -> list[str]:
         java = shutil.which("java")
         if java is None or not _ZOOKEEPER_JAR.exists():
             raise ServiceError("zookeeper is not installed (apt-get install zookeeper)")
         config = self.workdir / "zoo.cfg"
-        config.write_text(_ZOOKEEPER_CONFIG.format(dir=self.workdir, port=self.port))
+        config.write_text(
+            _ZOOKEEPER_CONFIG.format(dir=self.workdir, port=self.port, force_sync="yes" if self.fsync else "no")
+        )
         classpath = [str(_ZOOKEEPER_JAR)]
         # Log lines to the service log rather than slf4j's silent default, when the binding is installed.
         simple = Path("/usr/share/java/slf4j-simple.jar")
@@ -238,10 +247,10 @@ class ClickHouseReplicas:
     real cluster the store's cluster mode runs on. Each replica keeps its folder across ``stop_replica`` /
     ``start_replica`` (a restart must catch up, not start empty); ``stop`` removes everything."""
 
-    def __init__(self, replicas: int = 2, cluster: str = "sw") -> None:
+    def __init__(self, replicas: int = 2, cluster: str = "sw", zookeeper_fsync: bool = False) -> None:
         self.cluster = cluster
         self.workdir = Path(tempfile.mkdtemp(prefix="sandboxwatch-cluster-"))
-        self.zookeeper = ZooKeeperServer(self.workdir / "zookeeper")
+        self.zookeeper = ZooKeeperServer(self.workdir / "zookeeper", fsync=zookeeper_fsync)
         self.replicas = [ClickHouseServer(self.workdir / f"replica{i + 1}") for i in range(replicas)]
         shard = "".join(f"<replica><host>127.0.0.1</host><port>{r.port}</port></replica>" for r in self.replicas)
         for i, replica in enumerate(self.replicas):
