@@ -25,6 +25,8 @@ Why the writes stay exact through the Distributed tables:
   quorum would protect (reads on a replica that lacks an acknowledged part) the ReplicaGate below checks.
 - ``alt_hosts`` (clickhouse-driver) lists the other nodes: when the node we talk to stops, the next
   statement reconnects to the next one and goes on writing there.
+- The layout run and tested is one shard of N replicas (every node holds the whole record): the
+  ReplicaGate looks at the replica of the node we talk to, which with more shards covers only its own.
 
 Only SQL that ClickHouse 18.16 and current releases both accept: the explicit-argument form of the
 Replicated engines with ``PARTITION BY``/``ORDER BY`` clauses, ``ON CLUSTER`` DDL (needs ``distributed_ddl``
