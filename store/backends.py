@@ -56,6 +56,8 @@ class ServerBackend:
     def __init__(self, url: str) -> None:
         from clickhouse_driver import Client
 
+        from store.cluster import server_options  # imports this module
+
         parsed = urlparse(url)
         secure = parsed.scheme == "clickhouses"
         self.database = parsed.path.strip("/") or DEFAULT_DATABASE
@@ -67,6 +69,7 @@ class ServerBackend:
             password=parsed.password or "",
             connect_timeout=5,
             send_receive_timeout=60,
+            **server_options(url).client_arguments(),
         )
 
     def command(self, sql: str) -> None:
@@ -146,8 +149,8 @@ class EmbeddedBackend:
 
 
 def connect(url: str) -> Backend:
-    """``clickhouse://[user:password@]host[:port][/database]`` (``clickhouses://`` for TLS, port 9440) or
-    ``chdb://PATH``."""
+    """``clickhouse://[user:password@]host[:port][/database][?cluster=NAME&alt_hosts=HOST:PORT,...]``
+    (``clickhouses://`` for TLS, port 9440; the options: store/cluster.py) or ``chdb://PATH``."""
     if url.startswith("chdb://"):
         return EmbeddedBackend(url.removeprefix("chdb://"))
     if url.startswith(("clickhouse://", "clickhouses://")):

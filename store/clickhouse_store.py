@@ -19,6 +19,7 @@ from rules_engine.events import EventError
 from rules_engine.findings import Finding
 from rules_engine.licence import Licence
 from store.backends import Backend, connect
+from store.cluster import ReplicaGate, store_cluster
 from store.finding_trail import FindingTrail
 from store.records import (
     DEAD_LETTER_COLUMNS,
@@ -31,7 +32,7 @@ from store.records import (
     finding_row,
     utf8_text,
 )
-from store.schema import MIGRATIONS, MIGRATIONS_TABLE
+from store.schema import MIGRATIONS, bootstrap_statements, migration_statements
 from store.sql_text import datetime_literal, in_list, quote
 
 T = TypeVar("T")
@@ -46,14 +47,19 @@ def _now() -> datetime:
 
 
 class Store:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, cluster: str | None = None) -> None:
+        """``cluster``: the ClickHouse cluster whose Replicated and Distributed tables hold the record
+        (store/cluster.py); None for one server or the embedded store."""
         self.backend = backend
         self.db = backend.database
+        self.cluster = cluster
         self.trail = FindingTrail(backend, self.db)
+        self.replica_gate = ReplicaGate(backend, self.db) if cluster else None
 
     @classmethod
     def open(cls, url: str) -> Store:
-        store = cls(connect(url))
+        cluster = store_cluster(url)  # first: a bad option must not create anything
+        store = cls(connect(url), cluster)
         store.migrate()
         return store
 
@@ -62,16 +68,20 @@ class Store:
 
     # schema -------------------------------------------------------------------------------------------
     def migrate(self) -> list[int]:
-        """Apply the migrations this database has not seen, in order; returns the versions applied."""
-        self.backend.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
-        self.backend.command(MIGRATIONS_TABLE.format(db=self.db))
+        """Apply the migrations this database has not seen, in order; returns the versions applied.
+
+        On a cluster the DDL runs ``ON CLUSTER``, which waits for every replica: so it runs only when there
+        is something to do, and a worker restarting while one replica is down is not held up by it."""
+        if self.cluster is None or not self._has_migrations_table():
+            for statement in bootstrap_statements(self.db, self.cluster):
+                self.backend.command(statement)
         done = {int(row[0]) for row in self.backend.rows(f"SELECT version FROM {self.db}.schema_migrations")}
         applied = []
         for migration in MIGRATIONS:
             if migration.version in done:
                 continue
-            for statement in migration.statements:
-                self.backend.command(statement.format(db=self.db))
+            for statement in migration_statements(migration, self.db, self.cluster):
+                self.backend.command(statement)
             self.backend.insert(
                 "schema_migrations",
                 ("version", "name", "applied"),
@@ -80,9 +90,17 @@ class Store:
             applied.append(migration.version)
         return applied
 
+    def _has_migrations_table(self) -> bool:
+        rows = self.backend.rows(
+            f"SELECT count() FROM system.tables WHERE database = {quote(self.db)} AND name = 'schema_migrations'"
+        )
+        return bool(rows and rows[0][0])
+
     # writes ---------------------------------------------------------------------------------------------
     def write_findings(self, findings: Sequence[Finding]) -> list[Finding]:
         """Returns the findings that were not stored before: those are the new ones to count and alert on."""
+        if self.replica_gate is not None and findings:
+            self.replica_gate.wait_until_caught_up()
         fresh = self._absent(findings, lambda f: f.finding_id, "findings", "finding_id")
         now = _now()
         self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, now) for f in fresh])

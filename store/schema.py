@@ -4,11 +4,16 @@ Every table is a ReplacingMergeTree ordered by its natural id, so a row written 
 delivery, a replayed batch) collapses to one; the writer also skips ids already present, so counts are
 exact before any merge. Money and amounts stay decimal strings: ``Decimal`` columns differ between server
 versions and a string never rounds. Only SQL accepted by ClickHouse 18.16 and current releases is used:
-no DateTime64, TTL, JSON functions or query parameters."""
+no DateTime64, TTL, JSON functions or query parameters.
+
+The statements below are the single-node schema and run as written. A store on a cluster runs their cluster
+form instead (``store/cluster.py``: Replicated tables behind Distributed ones), derived from the same text."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from store.cluster import cluster_statements, database_statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +177,30 @@ MIGRATIONS += (
         ),
     ),
 )
+
+
+def bootstrap_statements(db: str, cluster: str | None) -> tuple[str, ...]:
+    """The database and the migrations table, before any migration can be looked up."""
+    if cluster is None:
+        return (f"CREATE DATABASE IF NOT EXISTS {db}", MIGRATIONS_TABLE.format(db=db))
+    return (database_statement(db, cluster), *cluster_statements(MIGRATIONS_TABLE.format(db=db), cluster))
+
+
+def migration_statements(migration: Migration, db: str, cluster: str | None) -> tuple[str, ...]:
+    rendered = [statement.format(db=db) for statement in migration.statements]
+    if cluster is None:
+        return tuple(rendered)
+    creates = _creates(db)
+    return tuple(part for statement in rendered for part in cluster_statements(statement, cluster, creates))
+
+
+def _creates(db: str) -> dict[str, str]:
+    """Table name -> the migration statement that created it, for cluster forms that rebuild a table."""
+    found: dict[str, str] = {}
+    for migration in MIGRATIONS:
+        for statement in migration.statements:
+            text = statement.format(db=db).strip()
+            prefix = f"CREATE TABLE IF NOT EXISTS {db}."
+            if text.startswith(prefix):
+                found[text[len(prefix) :].split(None, 1)[0].split("(")[0]] = text
+    return found
