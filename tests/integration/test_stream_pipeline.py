@@ -70,10 +70,12 @@ def test_a_killed_worker_restarts_without_losing_or_doubling(
     pipeline: Pipeline, day: tuple[Path, list[str]], request: pytest.FixtureRequest
 ) -> None:
     if request.node.callspec.params["broker"] == "noida":
-        # Seen with noida-db 0.2.3: after kill -9 the dead member is never evicted when its session times
-        # out, and the restarted worker's JoinGroup/SyncGroup loops at generation 2 every 6 s. Strict, so
-        # a fixed noida turns this into a failure that asks for the marker's removal.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="noida-db keeps a killed group member"))
+        # Not run on noida, and said so (xfailed, never skipped): noida-db 0.2.3 never evicts a kill -9'd group
+        # member when its session times out, so the restarted worker's JoinGroup/SyncGroup loops at generation 2
+        # every 6 s and the test could only time out (it cost ~170 s of every CI run as a strict xfail). The
+        # same kill -9 path runs here on tansu and, repeated three times, in tests/integration/test_faults.py;
+        # noida's broker outage (it persists to disk) is covered there too. Re-check on a new noida-db release.
+        pytest.xfail("noida-db 0.2.3 keeps a kill -9'd group member; the kill path is tested on tansu")
     path, lines = day
     expected = expected_findings(path)
     third = len(lines) // 3
