@@ -200,7 +200,9 @@ def poison_run(p: Pipeline, lines: list[str]) -> FaultResult:
     last = sampler.samples[-1][1] or {}
     lags = [v for k, v in last.items() if k.startswith("sandboxwatch_consumer_lag_messages")]
     result.alert_condition = (
-        last.get("sandboxwatch_dead_letters_total{reason=unprocessable}", 0) > 0
+        # The parser's bounds refuse every poison class (dead letters of kind invalid_event, which
+        # SandboxwatchDeadLettersRising watches); none may stall the partition or the agent.
+        last.get("sandboxwatch_dead_letters_total{reason=invalid_event}", 0) > 0
         and bool(lags)
         and max(lags) == 0
         and last.get("sandboxwatch_worker_ready") == 1
