@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rules_engine.licence import Licence
+from sandboxwatch.rules_engine.licence import Licence
 
 RECORDER = "http://sandboxwatch-recorder:9095/notify"
 RECORDER_TOKEN_FILE = "/etc/sandboxwatch/recorder/token"

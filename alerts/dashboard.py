@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from alerts.metrics import PREFIX
-from alerts.rule_render import UTILISATION_WARNING, WINDOW
-from rules_engine.licence import Licence
+from sandboxwatch.alerts.metrics import PREFIX
+from sandboxwatch.alerts.rule_render import UTILISATION_WARNING, WINDOW
+from sandboxwatch.rules_engine.licence import Licence
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

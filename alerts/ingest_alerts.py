@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.lag_metrics import LAG, LAST_ANSWER
+from sandboxwatch.ingest.lag_metrics import LAG, LAST_ANSWER
 
 INGEST_RULES = "ingest.rules.yml"
 SCRAPE_JOB = "sandboxwatch-ingest"

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rules_engine.engine import INVALID_EVENT, LATE_EVENT, VALUATION_UNAVAILABLE
-from rules_engine.events import EVENT_TYPES
-from rules_engine.findings import Finding
-from rules_engine.licence import Licence
+from sandboxwatch.rules_engine.engine import INVALID_EVENT, LATE_EVENT, VALUATION_UNAVAILABLE
+from sandboxwatch.rules_engine.events import EVENT_TYPES
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import Licence
 
 PREFIX = "sandboxwatch"
 DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant", "unprocessable", "unstorable")

@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from rules_engine.json_bounds import loads_bounded
-from store.clickhouse_store import Store
-from store.sql_text import in_list, quote
+from sandboxwatch.rules_engine.json_bounds import loads_bounded
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.sql_text import in_list, quote
 
 log = logging.getLogger(__name__)
 

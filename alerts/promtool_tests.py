@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.rule_render import FINDINGS, UTILISATION, alert_name, finding_alert, utilisation_alert
-from rules_engine.licence import Licence
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules import RULE_KINDS
+from sandboxwatch.alerts.rule_render import FINDINGS, UTILISATION, alert_name, finding_alert, utilisation_alert
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules import RULE_KINDS
 
 
 def _labels(rule: RuleSpec) -> dict[str, str]:
@@ -85,7 +85,7 @@ def licence_tests(licence: Licence, rule_file: str) -> dict[str, Any]:
 
 
 def _pipeline_firing(name: str, labels: dict[str, str], summary: str) -> dict[str, Any]:
-    from alerts.runbooks import PIPELINE_RUNBOOKS
+    from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS
 
     return {
         "exp_labels": {"severity": labels.pop("severity", "critical"), "team": "operations", **labels},

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alerts.alertmanager_config import alertmanager_config
-from alerts.dashboard import dashboard_json
-from alerts.ingest_alerts import INGEST_RULES, ingest_rules
-from alerts.promtool_tests import licence_tests, pipeline_tests
-from alerts.rule_render import licence_rules, pipeline_rules, to_yaml
-from rules_engine.licence import Licence
+from sandboxwatch.alerts.alertmanager_config import alertmanager_config
+from sandboxwatch.alerts.dashboard import dashboard_json
+from sandboxwatch.alerts.ingest_alerts import INGEST_RULES, ingest_rules
+from sandboxwatch.alerts.promtool_tests import licence_tests, pipeline_tests
+from sandboxwatch.alerts.rule_render import licence_rules, pipeline_rules, to_yaml
+from sandboxwatch.rules_engine.licence import Licence
 
 PIPELINE_RULES = "pipeline.rules.yml"
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from alerts.metrics import PREFIX
-from alerts.runbooks import PIPELINE_RUNBOOKS, RUNBOOKS
-from rules_engine.licence import Licence
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules import RULE_KINDS
+from sandboxwatch.alerts.metrics import PREFIX
+from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS, RUNBOOKS
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules import RULE_KINDS
 
 FINDINGS = f"{PREFIX}_findings_total"
 UTILISATION = f"{PREFIX}_limit_utilisation_ratio"

@@ -29,17 +29,17 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from api.body_limit import BodyLimit
-from api.keys import KeyRing, Principal
-from api.live_state import LiveState
-from rules_engine.event_parser import FieldError, event_from_dict
-from rules_engine.findings import FAILING_SEVERITIES
-from rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
-from store.backends import StoreError
-from store.exports import findings_csv, findings_parquet
-from store.finding_trail import TAIL_NOTE, Head
-from store.history import MAX_LIMIT, MAX_OFFSET, FindingFilter, History, Scope
-from store.sql_text import STORE_MAX, STORE_MIN
+from sandboxwatch.api.body_limit import BodyLimit
+from sandboxwatch.api.keys import KeyRing, Principal
+from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
+from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
+from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
+from sandboxwatch.store.backends import StoreError
+from sandboxwatch.store.exports import findings_csv, findings_parquet
+from sandboxwatch.store.finding_trail import TAIL_NOTE, Head
+from sandboxwatch.store.history import MAX_LIMIT, MAX_OFFSET, FindingFilter, History, Scope
+from sandboxwatch.store.sql_text import STORE_MAX, STORE_MIN
 
 log = logging.getLogger("sandboxwatch.api")
 CONSOLE = Path(__file__).parent / "console"

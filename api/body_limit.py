@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rules_engine.json_bounds import too_deep
+from sandboxwatch.rules_engine.json_bounds import too_deep
 
 MAX_BODY = 1024 * 1024
 # No body the API takes nests deeper than a pre-check event (docs/events.md: 8 levels). Deeper JSON is refused

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from store.history import Scope
+from sandboxwatch.store.history import Scope
 
 ROLES = ("regulator", "auditor", "participant")
 

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rules_engine.engine import Engine, event_order
-from rules_engine.events import Event, EventError
-from rules_engine.findings import Finding
-from rules_engine.isolation import process_isolated
-from rules_engine.licence import Licence
-from store.clickhouse_store import Store, _now
+from sandboxwatch.rules_engine.engine import Engine, event_order
+from sandboxwatch.rules_engine.events import Event, EventError
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.isolation import process_isolated
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.store.clickhouse_store import Store, _now
 
 OVERLAP = timedelta(seconds=5)
 

@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rules_engine.engine import Engine, event_order  # noqa: E402
-from rules_engine.event_reader import read_jsonl  # noqa: E402
-from rules_engine.events import Event  # noqa: E402
-from rules_engine.findings import Finding  # noqa: E402
-from rules_engine.licence import Licence, load_licence  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
+from sandboxwatch.rules_engine.engine import Engine, event_order  # noqa: E402
+from sandboxwatch.rules_engine.event_reader import read_jsonl  # noqa: E402
+from sandboxwatch.rules_engine.events import Event  # noqa: E402
+from sandboxwatch.rules_engine.findings import Finding  # noqa: E402
+from sandboxwatch.rules_engine.licence import Licence, load_licence  # noqa: E402
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 
 LICENCE = ROOT / "config" / "licences" / "da-nang-pilot.yaml"

@@ -30,20 +30,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alerts.metrics import Metrics  # noqa: E402
-from rules_engine.licence import load_licence  # noqa: E402
+from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
 from sandboxwatch.embedded import EMBEDDED_FETCH_WAIT  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
 from sandboxwatch.local_services import TansuBroker  # noqa: E402
+from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
-from store.clickhouse_store import Store  # noqa: E402
-from streams.app import StreamWorker  # noqa: E402
-from streams.inbound import InboundMessage  # noqa: E402
-from streams.monitor import BatchOutcome, Monitor  # noqa: E402
-from streams.publish import publish_lines  # noqa: E402
-from streams.topics import Topics, ensure_topics  # noqa: E402
-from streams.worker import build  # noqa: E402
-from streams.worker_settings import WorkerSettings  # noqa: E402
+from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
+from sandboxwatch.streams.app import StreamWorker  # noqa: E402
+from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
+from sandboxwatch.streams.monitor import BatchOutcome, Monitor  # noqa: E402
+from sandboxwatch.streams.publish import publish_lines  # noqa: E402
+from sandboxwatch.streams.topics import Topics, ensure_topics  # noqa: E402
+from sandboxwatch.streams.worker import build  # noqa: E402
+from sandboxwatch.streams.worker_settings import WorkerSettings  # noqa: E402
 
 LICENCE = ROOT / "config" / "licences" / "da-nang-pilot.yaml"
 

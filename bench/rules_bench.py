@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rules_engine.engine import Engine, event_order  # noqa: E402
-from rules_engine.event_reader import read_jsonl  # noqa: E402
-from rules_engine.events import Event  # noqa: E402
-from rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.gc_policy import THRESHOLDS, tune_for_throughput  # noqa: E402
+from sandboxwatch.rules_engine.engine import Engine, event_order  # noqa: E402
+from sandboxwatch.rules_engine.event_reader import read_jsonl  # noqa: E402
+from sandboxwatch.rules_engine.events import Event  # noqa: E402
+from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.self_check import run_check  # noqa: E402
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 

@@ -21,14 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rules_engine.event_reader import read_jsonl  # noqa: E402
-from rules_engine.findings import Finding  # noqa: E402
-from rules_engine.licence import load_licence  # noqa: E402
+from sandboxwatch.rules_engine.event_reader import read_jsonl  # noqa: E402
+from sandboxwatch.rules_engine.findings import Finding  # noqa: E402
+from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.self_check import run_check  # noqa: E402
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
-from store.backends import Backend, EmbeddedBackend, connect  # noqa: E402
-from store.clickhouse_store import Store, _now  # noqa: E402
-from store.records import FINDING_COLUMNS, finding_row  # noqa: E402
+from sandboxwatch.store.backends import Backend, EmbeddedBackend, connect  # noqa: E402
+from sandboxwatch.store.clickhouse_store import Store, _now  # noqa: E402
+from sandboxwatch.store.records import FINDING_COLUMNS, finding_row  # noqa: E402
 
 
 def findings(count: int) -> list[Finding]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ingest.chain_events import (
+from sandboxwatch.ingest.chain_events import (
     Event,
     LogError,
     hex_of,
@@ -23,12 +23,12 @@ from ingest.chain_events import (
     transfer_from_log,
     units,
 )
-from ingest.checkpoint import Checkpoint
-from ingest.erc20 import ABI, TRANSFER_TOPIC, address_topic
-from ingest.event_sink import EventSink
-from ingest.exchange_events import ingest_error
-from ingest.retry import Backoff, ConnectorError, call_with_backoff, poll_forever
-from ingest.settings import ChainSettings, SettingsError, Token, read_liabilities
+from sandboxwatch.ingest.checkpoint import Checkpoint
+from sandboxwatch.ingest.erc20 import ABI, TRANSFER_TOPIC, address_topic
+from sandboxwatch.ingest.event_sink import EventSink
+from sandboxwatch.ingest.exchange_events import ingest_error
+from sandboxwatch.ingest.retry import Backoff, ConnectorError, call_with_backoff, poll_forever
+from sandboxwatch.ingest.settings import ChainSettings, SettingsError, Token, read_liabilities
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.kafka_security import KafkaSecurity
 
 Event = dict[str, Any]
 

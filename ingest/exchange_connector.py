@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.checkpoint import Checkpoint
-from ingest.event_sink import EventSink
-from ingest.exchange_events import (
+from sandboxwatch.ingest.checkpoint import Checkpoint
+from sandboxwatch.ingest.event_sink import EventSink
+from sandboxwatch.ingest.exchange_events import (
     DONE,
     PENDING,
     RecordError,
@@ -34,9 +34,9 @@ from ingest.exchange_events import (
     rfc3339_ms,
     trade_event,
 )
-from ingest.retry import Backoff, ConnectorError, call_with_backoff, poll_forever
-from ingest.settings import ExchangeSettings, Market
-from ingest.venue_profiles import profile_for
+from sandboxwatch.ingest.retry import Backoff, ConnectorError, call_with_backoff, poll_forever
+from sandboxwatch.ingest.settings import ExchangeSettings, Market
+from sandboxwatch.ingest.venue_profiles import profile_for
 
 log = logging.getLogger(__name__)
 Record = dict[str, Any]

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ingest.settings import DEFAULT_CHAIN_NAMES, ExchangeSettings
-from rules_engine.money import parse_decimal
+from sandboxwatch.ingest.settings import DEFAULT_CHAIN_NAMES, ExchangeSettings
+from sandboxwatch.rules_engine.money import parse_decimal
 
 Record = Mapping[str, Any]
 # ccxt's transaction statuses; only a completed one moved money.

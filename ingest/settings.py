@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from rules_engine.licence_params import ParamError, ParamReader
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
 ADDRESS_LENGTH = 42
 
@@ -295,7 +295,7 @@ def read_liabilities(path: Path) -> dict[str, Decimal]:
     """The ledger's client liabilities per asset (a JSON object of decimal strings), read at each snapshot."""
     import json
 
-    from rules_engine.money import parse_decimal
+    from sandboxwatch.rules_engine.money import parse_decimal
 
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

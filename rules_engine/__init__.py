@@ -4,9 +4,9 @@ Everything here is a pure function of its inputs: events carry their own time, m
 and rule state is passed in explicitly, so replaying the same events always yields the same findings.
 """
 
-from rules_engine.engine import Engine
-from rules_engine.events import Event
-from rules_engine.findings import Finding
-from rules_engine.licence import Licence, LicenceError, load_licence
+from sandboxwatch.rules_engine.engine import Engine
+from sandboxwatch.rules_engine.events import Event
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
 
 __all__ = ["Engine", "Event", "Finding", "Licence", "LicenceError", "load_licence"]

@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.event_digest import content_digest
-from rules_engine.events import (
+from sandboxwatch.rules_engine.event_digest import content_digest
+from sandboxwatch.rules_engine.events import (
     EVENT_TYPES,
     RETRACTION,
     AccountEvent,
@@ -37,13 +37,13 @@ from rules_engine.events import (
     RetractionEvent,
     TransferEvent,
 )
-from rules_engine.facts import AccountState, Facts
-from rules_engine.findings import Finding, new_finding
-from rules_engine.licence import Licence
-from rules_engine.rule_spec import DEFAULT_ALLOWED_LATENESS, RuleSpec
-from rules_engine.rules import RULE_KINDS
-from rules_engine.rules.base import Check, OnClock
-from rules_engine.valuation import value_of
+from sandboxwatch.rules_engine.facts import AccountState, Facts
+from sandboxwatch.rules_engine.findings import Finding, new_finding
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.rule_spec import DEFAULT_ALLOWED_LATENESS, RuleSpec
+from sandboxwatch.rules_engine.rules import RULE_KINDS
+from sandboxwatch.rules_engine.rules.base import Check, OnClock
+from sandboxwatch.rules_engine.valuation import value_of
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from rules_engine.events import Event
+from sandboxwatch.rules_engine.events import Event
 
 _LEFT_OUT = frozenset({"event_id", "participant", "extra", "digest"})
 _NUMERIC = ("Decimal", "datetime", "int", "bool")

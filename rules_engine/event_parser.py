@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.events import (
+from sandboxwatch.rules_engine.events import (
     INVESTOR_CLASSES,
     KYC_STATUSES,
     RAILS,
@@ -27,8 +27,8 @@ from rules_engine.events import (
     TransferEvent,
     TravelRuleInfo,
 )
-from rules_engine.money import ZERO, OversizeNumber, parse_decimal
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.rules_engine.money import ZERO, OversizeNumber, parse_decimal
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
 # Bounds (docs/events.md): every text field is valid Unicode of at most MAX_TEXT characters (ids, names,
 # hashes and addresses are far shorter), a list holds at most MAX_ITEMS entries, and an integer field fits

@@ -9,12 +9,12 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from rules_engine.event_digest import line_digest
-from rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
-from rules_engine.events import Event, EventError
-from rules_engine.json_bounds import too_deep
-from rules_engine.money import OversizeNumber
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.rules_engine.event_digest import line_digest
+from sandboxwatch.rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
+from sandboxwatch.rules_engine.events import Event, EventError
+from sandboxwatch.rules_engine.json_bounds import too_deep
+from sandboxwatch.rules_engine.money import OversizeNumber
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
 _LIST_FIELDS = frozenset({"wallets", "refs"})
 _BOOL_FIELDS = frozenset({"bank_account_verified"})

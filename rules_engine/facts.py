@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from rules_engine.events import AccountEvent, PriceEvent
-from rules_engine.fast_pickle import fast_pickle
-from rules_engine.rule_spec import LicenceHeader
+from sandboxwatch.rules_engine.events import AccountEvent, PriceEvent
+from sandboxwatch.rules_engine.fast_pickle import fast_pickle
+from sandboxwatch.rules_engine.rule_spec import LicenceHeader
 
 
 @fast_pickle

@@ -9,8 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.money import decimal_text
-from rules_engine.timestamps import format_timestamp
+from sandboxwatch.rules_engine.money import decimal_text
+from sandboxwatch.rules_engine.timestamps import format_timestamp
 
 SEVERITIES = ("info", "warning", "breach", "critical")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}

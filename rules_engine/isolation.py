@@ -13,9 +13,9 @@ when it is re-delivered: its failure is on record as a finding and a dead letter
 
 from __future__ import annotations
 
-from rules_engine.engine import Engine
-from rules_engine.events import Event, EventError
-from rules_engine.findings import Finding
+from sandboxwatch.rules_engine.engine import Engine
+from sandboxwatch.rules_engine.events import Event, EventError
+from sandboxwatch.rules_engine.findings import Finding
 
 
 def process_isolated(

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from rules_engine.findings import SEVERITIES
-from rules_engine.licence_params import ParamError, ParamReader
-from rules_engine.rule_spec import LicenceHeader, RuleSpec
-from rules_engine.rules import RULE_KINDS
-from rules_engine.timestamps import parse_lateness, parse_timestamp
+from sandboxwatch.rules_engine.findings import SEVERITIES
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
+from sandboxwatch.rules_engine.rule_spec import LicenceHeader, RuleSpec
+from sandboxwatch.rules_engine.rules import RULE_KINDS
+from sandboxwatch.rules_engine.timestamps import parse_lateness, parse_timestamp
 
 _COMMON = frozenset({"id", "kind", "severity", "clause"})
 _HEADER_REQUIRED = ("id", "participant", "valid_from", "valid_until", "reporting_currency")

@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rules_engine.events import EVENT_TYPES
-from rules_engine.money import ZERO, parse_decimal
-from rules_engine.timestamps import parse_duration
+from sandboxwatch.rules_engine.events import EVENT_TYPES
+from sandboxwatch.rules_engine.money import ZERO, parse_decimal
+from sandboxwatch.rules_engine.timestamps import parse_duration
 
 
 def show(value: object) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rules_engine.engine import Engine
+    from sandboxwatch.rules_engine.engine import Engine
 
 PUBLISHED = "# published:"
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.findings import Finding, new_finding
+from sandboxwatch.rules_engine.findings import Finding, new_finding
 
 DEFAULT_ALLOWED_LATENESS = timedelta(minutes=5)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from rules_engine.events import Event, FundsEvent, TradeEvent, TransferEvent
-from rules_engine.facts import Facts, PriceBook
-from rules_engine.licence_params import ParamError, ParamReader
+from sandboxwatch.rules_engine.events import Event, FundsEvent, TradeEvent, TransferEvent
+from sandboxwatch.rules_engine.facts import Facts, PriceBook
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 
 _ONE = Decimal(1)
 

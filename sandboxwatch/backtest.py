@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from rules_engine.engine import INVALID_EVENT
-from rules_engine.findings import Finding
-from rules_engine.licence import Licence, parse_licence
+from sandboxwatch.rules_engine.engine import INVALID_EVENT
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import Licence, parse_licence
 from sandboxwatch.self_check import run_check
-from store.clickhouse_store import Store
-from store.sql_text import datetime_literal, quote
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.sql_text import datetime_literal, quote
 
 # Invalid-event findings come from dead letters, not from events: no replay can reproduce them.
 NOT_REPLAYABLE = frozenset({INVALID_EVENT})

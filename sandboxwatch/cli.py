@@ -13,15 +13,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
-from rules_engine.findings import SEVERITIES
-from rules_engine.licence import Licence, LicenceError, load_licence
-from rules_engine.timestamps import parse_timestamp
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
 from sandboxwatch.history_cli import UsageError
+from sandboxwatch.rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
+from sandboxwatch.rules_engine.findings import SEVERITIES
+from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from sandboxwatch.self_check import run_check
-from store.backends import StoreError
+from sandboxwatch.store.backends import StoreError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -125,10 +125,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from alerts.health_endpoint import EndpointError
-    from ingest.retry import ConnectorError
-    from ingest.settings import SettingsError, load_chain_settings
+    from sandboxwatch.alerts.health_endpoint import EndpointError
     from sandboxwatch.embedded import DataDirBusy
+    from sandboxwatch.ingest.retry import ConnectorError
+    from sandboxwatch.ingest.settings import SettingsError, load_chain_settings
 
     _licence(args.licence)
     if args.events and not Path(args.events).is_file():
@@ -160,8 +160,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from alerts.health_endpoint import EndpointError
-    from streams.worker import run, settings_from
+    from sandboxwatch.alerts.health_endpoint import EndpointError
+    from sandboxwatch.streams.worker import run, settings_from
 
     for path in args.licence:
         _licence(str(path))
@@ -172,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_render(args: argparse.Namespace) -> int:
-    from alerts.render_files import write
+    from sandboxwatch.alerts.render_files import write
 
     licences = [_licence(path) for path in args.licence]
     for path in write(Path(args.out_dir), licences):
@@ -181,8 +181,8 @@ def cmd_alerts_render(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_recorder(args: argparse.Namespace) -> int:
-    from alerts.notification_recorder import NotificationRecorder, TokenError, load_token
-    from store.clickhouse_store import Store
+    from sandboxwatch.alerts.notification_recorder import NotificationRecorder, TokenError, load_token
+    from sandboxwatch.store.clickhouse_store import Store
 
     try:
         token = load_token(args.token_file)
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sandboxwatch.history_cli import add_history_commands
     from sandboxwatch.ingest_cli import add_ingest_commands
     from sandboxwatch.sanctions_cli import add_sanctions_commands
-    from streams.worker import add_worker_arguments
+    from sandboxwatch.streams.worker import add_worker_arguments
 
     add_ingest_commands(commands)
     add_sanctions_commands(commands)

@@ -24,18 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TextIO
 
-from alerts.metrics import Metrics
-from rules_engine.findings import FAILING_SEVERITIES
-from rules_engine.licence import load_licence
+from sandboxwatch.alerts.metrics import Metrics
 from sandboxwatch.local_services import TansuBroker
-from streams.monitor import BatchOutcome
-from streams.publish import publish_lines
-from streams.topics import ensure_topics
-from streams.worker import EXIT_AGENT_FAILED, STOP_GRACE_SECONDS, build, exit_hard_after, health_endpoint, lag_reader
-from streams.worker_settings import WorkerSettings
+from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
+from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.streams.monitor import BatchOutcome
+from sandboxwatch.streams.publish import publish_lines
+from sandboxwatch.streams.topics import ensure_topics
+from sandboxwatch.streams.worker import (
+    EXIT_AGENT_FAILED,
+    STOP_GRACE_SECONDS,
+    build,
+    exit_hard_after,
+    health_endpoint,
+    lag_reader,
+)
+from sandboxwatch.streams.worker_settings import WorkerSettings
 
 if TYPE_CHECKING:
-    from ingest.chain_follower import ChainFollower
+    from sandboxwatch.ingest.chain_follower import ChainFollower
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +226,10 @@ def _chain_follower(options: UpOptions, bootstrap: str, topic: str) -> ChainFoll
         return None
     from dataclasses import replace
 
-    from ingest.chain_follower import ChainFollower, connect
-    from ingest.checkpoint import Checkpoint
-    from ingest.event_sink import KafkaSink
-    from ingest.settings import load_chain_settings
+    from sandboxwatch.ingest.chain_follower import ChainFollower, connect
+    from sandboxwatch.ingest.checkpoint import Checkpoint
+    from sandboxwatch.ingest.event_sink import KafkaSink
+    from sandboxwatch.ingest.settings import load_chain_settings
 
     chain = load_chain_settings(options.chain_config)
     if options.rpc:

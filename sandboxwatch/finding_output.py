@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from rules_engine.findings import Finding
+from sandboxwatch.rules_engine.findings import Finding
 
 CSV_COLUMNS = (
     "finding_id",

@@ -20,7 +20,7 @@ class UsageError(Exception):
 
 
 def _time(value: str | None, name: str) -> datetime | None:
-    from rules_engine.timestamps import parse_timestamp
+    from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
     if not value:
         return None
@@ -31,7 +31,7 @@ def _time(value: str | None, name: str) -> datetime | None:
 
 
 def _store(url: str) -> Any:
-    from store.clickhouse_store import Store
+    from sandboxwatch.store.clickhouse_store import Store
 
     return Store.open(url)
 
@@ -46,8 +46,8 @@ def _write(data: bytes | str, out: str | None) -> None:
 
 
 def cmd_findings_list(args: argparse.Namespace) -> int:
-    from store.exports import findings_csv, findings_parquet
-    from store.history import FindingFilter, History, Scope
+    from sandboxwatch.store.exports import findings_csv, findings_parquet
+    from sandboxwatch.store.history import FindingFilter, History, Scope
 
     filt = FindingFilter(
         args.participant, args.rule, args.kind, args.severity, _time(args.since, "from"), _time(args.until, "to"),
@@ -73,7 +73,7 @@ def cmd_findings_list(args: argparse.Namespace) -> int:
 
 
 def cmd_findings_show(args: argparse.Namespace) -> int:
-    from store.history import History, Scope
+    from sandboxwatch.store.history import History, Scope
 
     item = History(_store(args.clickhouse)).finding(Scope(), args.finding_id)
     if item is None:
@@ -83,7 +83,7 @@ def cmd_findings_show(args: argparse.Namespace) -> int:
 
 
 def cmd_findings_summary(args: argparse.Namespace) -> int:
-    from store.history import History, Scope
+    from sandboxwatch.store.history import History, Scope
 
     since, until = _time(args.since, "from"), _time(args.until, "to")
     assert since is not None and until is not None
@@ -93,7 +93,7 @@ def cmd_findings_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from store.finding_trail import TAIL_NOTE, Head
+    from sandboxwatch.store.finding_trail import TAIL_NOTE, Head
 
     store = _store(args.clickhouse)
     expected = None
@@ -126,8 +126,8 @@ def cmd_audit_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from rules_engine.licence import LicenceError, load_licence
     from sandboxwatch.backtest import BacktestError, backtest, live_licence
+    from sandboxwatch.rules_engine.licence import LicenceError, load_licence
 
     try:
         new = load_licence(args.licence)
@@ -162,11 +162,11 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from api.app import create_app
-    from api.keys import KeyFileError, load_keys
-    from api.live_state import LiveState
-    from rules_engine.licence import LicenceError, load_licence
-    from store.history import History
+    from sandboxwatch.api.app import create_app
+    from sandboxwatch.api.keys import KeyFileError, load_keys
+    from sandboxwatch.api.live_state import LiveState
+    from sandboxwatch.rules_engine.licence import LicenceError, load_licence
+    from sandboxwatch.store.history import History
 
     try:
         keys = load_keys(Path(args.keys))
@@ -184,7 +184,7 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_api_new_key(args: argparse.Namespace) -> int:
-    from api.keys import ROLES, hash_key, new_secret
+    from sandboxwatch.api.keys import ROLES, hash_key, new_secret
 
     if args.role not in ROLES:
         raise UsageError(f"--role must be one of {', '.join(ROLES)}")

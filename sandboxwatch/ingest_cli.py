@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ingest.checkpoint import CheckpointError
-from ingest.retry import ConnectorError
-from ingest.settings import SettingsError
-from streams.topics import Topics
+from sandboxwatch.ingest.checkpoint import CheckpointError
+from sandboxwatch.ingest.retry import ConnectorError
+from sandboxwatch.ingest.settings import SettingsError
+from sandboxwatch.streams.topics import Topics
 
 EXIT_OK, EXIT_UNUSABLE = 0, 2
 
@@ -60,8 +60,8 @@ def _logging() -> None:
 
 
 def _run(build: Any, args: argparse.Namespace, kind: str) -> int:
-    from ingest.checkpoint import Checkpoint
-    from ingest.event_sink import KafkaSink
+    from sandboxwatch.ingest.checkpoint import Checkpoint
+    from sandboxwatch.ingest.event_sink import KafkaSink
 
     _logging()
     try:
@@ -73,7 +73,7 @@ def _run(build: Any, args: argparse.Namespace, kind: str) -> int:
     try:
         connector = build(sink, Checkpoint(_state_path(args, kind)))
         if args.metrics_port is not None:
-            from ingest.lag_metrics import serve
+            from sandboxwatch.ingest.lag_metrics import serve
 
             serve(connector, args.metrics_port, args.metrics_host)
         connector.run(once=args.once)
@@ -105,8 +105,8 @@ def _count(number: int, noun: str) -> str:
 def cmd_ingest_exchange(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ingest.exchange_connector import ExchangeConnector
-    from ingest.settings import load_exchange_settings
+    from sandboxwatch.ingest.exchange_connector import ExchangeConnector
+    from sandboxwatch.ingest.settings import load_exchange_settings
 
     try:
         settings = load_exchange_settings(Path(args.config))
@@ -122,8 +122,8 @@ def cmd_ingest_exchange(args: argparse.Namespace) -> int:
 def cmd_ingest_chain(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ingest.chain_follower import ChainFollower, connect
-    from ingest.settings import load_chain_settings
+    from sandboxwatch.ingest.chain_follower import ChainFollower, connect
+    from sandboxwatch.ingest.settings import load_chain_settings
 
     try:
         settings = load_chain_settings(Path(args.config))

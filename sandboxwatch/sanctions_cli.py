@@ -26,7 +26,7 @@ def add_sanctions_commands(commands: Any) -> None:
 
 
 def cmd_sanctions_import(args: argparse.Namespace) -> int:
-    from ingest.sanctions import SanctionsError, read_sanctions, write_address_file
+    from sandboxwatch.ingest.sanctions import SanctionsError, read_sanctions, write_address_file
 
     try:
         published = date.fromisoformat(args.published) if args.published else None

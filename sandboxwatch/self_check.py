@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from rules_engine.engine import Engine, EngineStats, event_order
-from rules_engine.events import Event, EventError
-from rules_engine.findings import FAILING_SEVERITIES, Finding
-from rules_engine.licence import Licence
+from sandboxwatch.rules_engine.engine import Engine, EngineStats, event_order
+from sandboxwatch.rules_engine.events import Event, EventError
+from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES, Finding
+from sandboxwatch.rules_engine.licence import Licence
 
 
 @dataclass(slots=True)

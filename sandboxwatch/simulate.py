@@ -16,11 +16,11 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
-from rules_engine.events import INVESTOR_CLASSES
-from rules_engine.licence import Licence
-from rules_engine.money import decimal_text
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules.periodic_report import due_moment, period_label
+from sandboxwatch.rules_engine.events import INVESTOR_CLASSES
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.money import decimal_text
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules.periodic_report import due_moment, period_label
 
 Row = dict[str, Any]
 _CENT = Decimal("0.01")

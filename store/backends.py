@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from store.sql_text import utc_text
+from sandboxwatch.store.sql_text import utc_text
 
 DEFAULT_DATABASE = "sandboxwatch"
 
@@ -56,7 +56,7 @@ class ServerBackend:
     def __init__(self, url: str) -> None:
         from clickhouse_driver import Client
 
-        from store.cluster import server_options  # imports this module
+        from sandboxwatch.store.cluster import server_options  # imports this module
 
         parsed = urlparse(url)
         secure = parsed.scheme == "clickhouses"

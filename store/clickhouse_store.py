@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rules_engine.event_reader import parse_json_line
-from rules_engine.events import EventError
-from rules_engine.findings import Finding
-from rules_engine.licence import Licence
-from store.backends import Backend, connect
-from store.cluster import ReplicaGate, store_cluster
-from store.finding_trail import FindingTrail
-from store.records import (
+from sandboxwatch.rules_engine.event_reader import parse_json_line
+from sandboxwatch.rules_engine.events import EventError
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.store.backends import Backend, connect
+from sandboxwatch.store.cluster import ReplicaGate, store_cluster
+from sandboxwatch.store.finding_trail import FindingTrail
+from sandboxwatch.store.records import (
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
     FINDING_COLUMNS,
@@ -32,8 +32,8 @@ from store.records import (
     finding_row,
     utf8_text,
 )
-from store.schema import MIGRATIONS, bootstrap_statements, migration_statements
-from store.sql_text import datetime_literal, in_list, quote
+from sandboxwatch.store.schema import MIGRATIONS, bootstrap_statements, migration_statements
+from sandboxwatch.store.sql_text import datetime_literal, in_list, quote
 
 T = TypeVar("T")
 # Ids per existence query: long enough to make one round trip per batch, short enough for any server.

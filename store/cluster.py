@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
-from store.backends import Backend, StoreError
-from store.sql_text import quote
+from sandboxwatch.store.backends import Backend, StoreError
+from sandboxwatch.store.sql_text import quote
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HOST_PORT = re.compile(r"[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}\Z")

@@ -30,10 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rules_engine.findings import Finding
-from store.backends import Backend
-from store.records import FINDING_COLUMNS
-from store.sql_text import in_list, quote
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.store.backends import Backend
+from sandboxwatch.store.records import FINDING_COLUMNS
+from sandboxwatch.store.sql_text import in_list, quote
 
 GENESIS = "0" * 64
 DIGEST_VERSION = 2

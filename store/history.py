@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from store.clickhouse_store import Store, _now
-from store.sql_text import datetime_literal, in_list, quote
+from sandboxwatch.store.clickhouse_store import Store, _now
+from sandboxwatch.store.sql_text import datetime_literal, in_list, quote
 
 FINDING_FIELDS = (
     "finding_id", "licence", "rule", "kind", "severity", "participant", "subject", "ts", "observed", "limit",

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rules_engine.events import Event, EventError
-from rules_engine.findings import Finding
+from sandboxwatch.rules_engine.events import Event, EventError
+from sandboxwatch.rules_engine.findings import Finding
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The last instant a ClickHouse ``DateTime`` column holds (UInt32 seconds since the epoch).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.cluster import cluster_statements, database_statement
+from sandboxwatch.store.cluster import cluster_statements, database_statement
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from store.backends import StoreError
+from sandboxwatch.store.backends import StoreError
 
 log = logging.getLogger(__name__)
 

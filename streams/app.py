@@ -24,16 +24,16 @@ from typing import Any
 
 import faust
 
-from rules_engine.engine import Engine
-from store.records import finding_json
-from store.sql_text import quote
-from streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
-from streams.fetch_wait import transport_with_fetch_wait
-from streams.inbound import InboundMessage, key_participant
-from streams.kafka_security import KafkaSecurity
-from streams.monitor import BatchOutcome, Monitor
-from streams.topics import STATE_TABLE
-from streams.worker_settings import WorkerSettings
+from sandboxwatch.rules_engine.engine import Engine
+from sandboxwatch.store.records import finding_json
+from sandboxwatch.store.sql_text import quote
+from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
+from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
+from sandboxwatch.streams.inbound import InboundMessage, key_participant
+from sandboxwatch.streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.monitor import BatchOutcome, Monitor
+from sandboxwatch.streams.topics import STATE_TABLE
+from sandboxwatch.streams.worker_settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 

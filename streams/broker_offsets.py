@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from alerts.metrics import Metrics
-from streams.kafka_security import KafkaSecurity
+from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.streams.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 

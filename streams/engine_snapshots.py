@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from rules_engine.engine import Engine
+from sandboxwatch.rules_engine.engine import Engine
 
 log = logging.getLogger(__name__)
 

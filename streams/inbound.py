@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rules_engine.event_reader import MAX_DEPTH, parse_json_line
-from rules_engine.events import EventError
-from rules_engine.json_bounds import loads_bounded
-from store.records import DeadLetter, EventRecord
+from sandboxwatch.rules_engine.event_reader import MAX_DEPTH, parse_json_line
+from sandboxwatch.rules_engine.events import EventError
+from sandboxwatch.rules_engine.json_bounds import loads_bounded
+from sandboxwatch.store.records import DeadLetter, EventRecord
 
 INGEST_ERROR_MARK = '"ingest_error"'
 

@@ -22,18 +22,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from alerts.metrics import Metrics
-from rules_engine.engine import Engine, event_order
-from rules_engine.events import EventError
-from rules_engine.findings import Finding
-from rules_engine.isolation import process_isolated
-from rules_engine.licence import Licence
-from rules_engine.reference_lists import ReferenceError, refresh
-from store.backends import StoreError
-from store.clickhouse_store import Store
-from store.records import DeadLetter, EventRecord, finding_json
-from store.write_retry import WriteRetry
-from streams.inbound import InboundMessage, dead_letter, decode, key_participant
+from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.rules_engine.engine import Engine, event_order
+from sandboxwatch.rules_engine.events import EventError
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.isolation import process_isolated
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.reference_lists import ReferenceError, refresh
+from sandboxwatch.store.backends import StoreError
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.records import DeadLetter, EventRecord, finding_json
+from sandboxwatch.store.write_retry import WriteRetry
+from sandboxwatch.streams.inbound import InboundMessage, dead_letter, decode, key_participant
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from rules_engine.event_reader import MAX_DEPTH
-from rules_engine.json_bounds import loads_bounded
-from streams.kafka_security import KafkaSecurity
+from sandboxwatch.rules_engine.event_reader import MAX_DEPTH
+from sandboxwatch.rules_engine.json_bounds import loads_bounded
+from sandboxwatch.streams.kafka_security import KafkaSecurity
 
 
 def participant_of(line: str) -> bytes | None:

@@ -6,7 +6,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.kafka_security import KafkaSecurity
 
 APP_ID = "sandboxwatch-monitor"
 STATE_TABLE = "engine-state"

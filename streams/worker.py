@@ -1,4 +1,4 @@
-"""Running a stream worker: ``sandboxwatch run`` and ``python -m streams.worker``."""
+"""Running a stream worker: ``sandboxwatch run`` and ``python -m sandboxwatch.streams.worker``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import signal
 import sys
 from pathlib import Path
 
-from alerts.health_endpoint import HealthEndpoint
-from alerts.metrics import Metrics
-from rules_engine.licence import load_licence
-from store.clickhouse_store import Store
-from streams.app import StreamWorker
-from streams.broker_offsets import BrokerOffsets
-from streams.monitor import Monitor
-from streams.topics import Topics, ensure_topics
-from streams.worker_settings import WorkerSettings
+from sandboxwatch.alerts.health_endpoint import HealthEndpoint
+from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.app import StreamWorker
+from sandboxwatch.streams.broker_offsets import BrokerOffsets
+from sandboxwatch.streams.monitor import Monitor
+from sandboxwatch.streams.topics import Topics, ensure_topics
+from sandboxwatch.streams.worker_settings import WorkerSettings
 
 
 def build(settings: WorkerSettings, metrics: Metrics | None = None) -> StreamWorker:

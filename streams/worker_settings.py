@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.topics import Topics
+from sandboxwatch.streams.topics import Topics
 
 
 @dataclass(frozen=True, slots=True)

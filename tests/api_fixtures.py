@@ -6,12 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.keys import KeyRing, Principal, hash_key
-from rules_engine.licence import Licence, load_licence
+from sandboxwatch.api.keys import KeyRing, Principal, hash_key
+from sandboxwatch.rules_engine.licence import Licence, load_licence
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
-from store.clickhouse_store import Store
-from streams.inbound import InboundMessage
-from streams.monitor import Monitor
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.inbound import InboundMessage
+from sandboxwatch.streams.monitor import Monitor
 from tests.helpers import DA_NANG, NATIONAL
 
 DA_NANG_PARTICIPANT = "alphatrue-basal-pay"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from store.backends import EmbeddedBackend
-from store.clickhouse_store import Store
+from sandboxwatch.store.backends import EmbeddedBackend
+from sandboxwatch.store.clickhouse_store import Store
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rules_engine.engine import Engine, event_order
-from rules_engine.event_parser import event_from_dict
-from rules_engine.findings import Finding
-from rules_engine.licence import Licence, load_licence, parse_licence
+from sandboxwatch.rules_engine.engine import Engine, event_order
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import Licence, load_licence, parse_licence
 
 ROOT = Path(__file__).resolve().parent.parent
 DA_NANG = ROOT / "config" / "licences" / "da-nang-pilot.yaml"

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alerts.alertmanager_config import alertmanager_config
-from alerts.render_files import rendered
-from alerts.rule_render import alert_name, licence_rules
-from alerts.runbooks import RUNBOOKS
-from rules_engine.licence import load_licence
-from rules_engine.rules import RULE_KINDS
+from sandboxwatch.alerts.alertmanager_config import alertmanager_config
+from sandboxwatch.alerts.render_files import rendered
+from sandboxwatch.alerts.rule_render import alert_name, licence_rules
+from sandboxwatch.alerts.runbooks import RUNBOOKS
+from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.rules_engine.rules import RULE_KINDS
 from tests.helpers import DA_NANG, NATIONAL, ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -107,7 +107,7 @@ def test_the_dashboard_queries_only_metrics_the_monitor_exports() -> None:
     import json
     import re
 
-    from alerts.metrics import Metrics
+    from sandboxwatch.alerts.metrics import Metrics
 
     exported = {m.name for m in Metrics().registry.collect()}
     exported |= {f"{name}_total" for name in exported}

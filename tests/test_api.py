@@ -15,12 +15,12 @@ pytest.importorskip("chdb")
 
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.keys import KeyFileError, load_keys
-from api.live_state import LiveState
-from store.backends import EmbeddedBackend
-from store.clickhouse_store import Store
-from store.history import History
+from sandboxwatch.api.app import create_app
+from sandboxwatch.api.keys import KeyFileError, load_keys
+from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.store.backends import EmbeddedBackend
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.history import History
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,

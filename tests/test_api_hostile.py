@@ -19,14 +19,14 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.app import create_app
-from api.body_limit import MAX_BODY
-from api.live_state import LiveState
-from store.backends import EmbeddedBackend, connect
-from store.clickhouse_store import Store
-from store.history import History
-from store.records import FINDING_COLUMNS
-from store.sql_text import quote
+from sandboxwatch.api.app import create_app
+from sandboxwatch.api.body_limit import MAX_BODY
+from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.store.backends import EmbeddedBackend, connect
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.history import History
+from sandboxwatch.store.records import FINDING_COLUMNS
+from sandboxwatch.store.sql_text import quote
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,

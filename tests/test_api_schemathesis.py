@@ -25,11 +25,11 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Err, Ok
 from schemathesis.generation import GenerationMode
 
-from api.app import create_app
-from api.live_state import LiveState
-from store.backends import EmbeddedBackend
-from store.clickhouse_store import Store
-from store.history import FindingFilter, History, Scope
+from sandboxwatch.api.app import create_app
+from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.store.backends import EmbeddedBackend
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.history import FindingFilter, History, Scope
 from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, key_ring, monitored_days
 
 DATABASE = "apist" + uuid.uuid4().hex[:8]

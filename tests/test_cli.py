@@ -190,7 +190,7 @@ def test_ingest_error_lines_are_shown_with_the_connectors_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A connector's ingest_error is a known type: counted as invalid, its reason shown, never 'unknown type'."""
-    from ingest.exchange_events import ingest_error
+    from sandboxwatch.ingest.exchange_events import ingest_error
 
     rejected = ingest_error("alphatrue-basal-pay", "binance deposits", None, "deposit 7698: no sender address", {})
     events = _write(tmp_path / "e.jsonl", [*_rows(), rejected])

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from rules_engine.event_reader import MAX_LINE_CHARS, detect_format, parse_json_line, read_csv, read_jsonl
-from rules_engine.events import EventError, TradeEvent
-from rules_engine.money import parse_decimal
 from sandboxwatch.cli import main
+from sandboxwatch.rules_engine.event_reader import MAX_LINE_CHARS, detect_format, parse_json_line, read_csv, read_jsonl
+from sandboxwatch.rules_engine.events import EventError, TradeEvent
+from sandboxwatch.rules_engine.money import parse_decimal
 from tests.helpers import DA_NANG, account, price, trade, ts
 
 P = "alphatrue-basal-pay"
@@ -179,7 +179,7 @@ def test_stdin_with_a_bom_through_the_console_script() -> None:
 def test_an_endless_line_is_cut_not_held(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
-    from rules_engine.event_reader import bounded_lines
+    from sandboxwatch.rules_engine.event_reader import bounded_lines
 
     text = "a\n" + "x" * (3 * MAX_LINE_CHARS) + "\nb\r\nc"
     lines = list(bounded_lines(io.StringIO(text, newline="")))
@@ -197,7 +197,7 @@ def test_an_endless_line_is_cut_not_held(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_an_event_a_rule_cannot_compute_is_contained_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the parser's bounds (a rule's own bug, say): the self-check names the line and judges the rest."""
-    from rules_engine.engine import Engine
+    from sandboxwatch.rules_engine.engine import Engine
     from sandboxwatch.self_check import run_check
 
     real = Engine._judge
@@ -218,6 +218,6 @@ def test_an_event_a_rule_cannot_compute_is_contained_with_its_line(monkeypatch: 
 
 
 def load_licence_da_nang() -> Any:
-    from rules_engine.licence import load_licence
+    from sandboxwatch.rules_engine.licence import load_licence
 
     return load_licence(DA_NANG)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from rules_engine.event_reader import read_csv, read_jsonl
-from rules_engine.events import EventError, FundsEvent, TradeEvent
+from sandboxwatch.rules_engine.event_reader import read_csv, read_jsonl
+from sandboxwatch.rules_engine.events import EventError, FundsEvent, TradeEvent
 
 GOOD = (
     '{"event_id":"t1","type":"trade","participant":"p","ts":"2025-10-01T10:00:00Z","account":"a",'
@@ -95,7 +95,7 @@ def test_recurring_names_are_shared_between_events() -> None:
 def test_timestamps_share_one_zone_per_offset_and_keep_the_instant() -> None:
     import pytest
 
-    from rules_engine.timestamps import parse_timestamp
+    from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
     a = parse_timestamp("2025-11-08T12:00:00.123456+07:00")
     b = parse_timestamp("2025-11-08T05:00:00.123456+00:00")

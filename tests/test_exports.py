@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from store.exports import csv_cell, findings_csv
-from store.history import FINDING_FIELDS
+from sandboxwatch.store.exports import csv_cell, findings_csv
+from sandboxwatch.store.history import FINDING_FIELDS
 
 
 def finding(**values: Any) -> dict[str, Any]:

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from rules_engine.event_reader import read_jsonl
-from rules_engine.findings import Finding
-from rules_engine.licence import load_licence
+from sandboxwatch.rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
-from store.clickhouse_store import Store
-from store.finding_trail import GENESIS, TRAIL_COLUMNS, entry_hash, finding_digest
-from store.records import FINDING_COLUMNS, finding_row
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.finding_trail import GENESIS, TRAIL_COLUMNS, entry_hash, finding_digest
+from sandboxwatch.store.records import FINDING_COLUMNS, finding_row
 from tests.helpers import DA_NANG
 
 pytest.importorskip("chdb")

@@ -28,12 +28,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.engine import INVALID_EVENT, Engine
-from rules_engine.event_reader import parse_json_line, read_jsonl
-from rules_engine.events import Event, EventError
-from rules_engine.findings import Finding
-from rules_engine.isolation import process_isolated
-from rules_engine.licence import LicenceError, load_licence, parse_licence
+from sandboxwatch.rules_engine.engine import INVALID_EVENT, Engine
+from sandboxwatch.rules_engine.event_reader import parse_json_line, read_jsonl
+from sandboxwatch.rules_engine.events import Event, EventError
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.isolation import process_isolated
+from sandboxwatch.rules_engine.licence import LicenceError, load_licence, parse_licence
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
 from tests.helpers import DA_NANG, NATIONAL

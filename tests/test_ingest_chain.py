@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from web3 import EthereumTesterProvider, Web3
 
-from ingest.chain_follower import ChainFollower
-from ingest.checkpoint import Checkpoint
-from ingest.event_sink import MemorySink
-from ingest.retry import ConnectorError
-from ingest.settings import ChainSettings, Token
+from sandboxwatch.ingest.chain_follower import ChainFollower
+from sandboxwatch.ingest.checkpoint import Checkpoint
+from sandboxwatch.ingest.event_sink import MemorySink
+from sandboxwatch.ingest.retry import ConnectorError
+from sandboxwatch.ingest.settings import ChainSettings, Token
 from sandboxwatch.ingest_cli import summary
 from tests.chain_helpers import deploy_token, send_tokens
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from ingest.checkpoint import Checkpoint, CheckpointError
-from ingest.event_sink import MemorySink
-from ingest.exchange_connector import ExchangeConnector
-from ingest.retry import Backoff, ConnectorError
-from ingest.settings import ExchangeSettings, Market
-from rules_engine.event_parser import event_from_dict
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.ingest.checkpoint import Checkpoint, CheckpointError
+from sandboxwatch.ingest.event_sink import MemorySink
+from sandboxwatch.ingest.exchange_connector import ExchangeConnector
+from sandboxwatch.ingest.retry import Backoff, ConnectorError
+from sandboxwatch.ingest.settings import ExchangeSettings, Market
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from tests.exchange_replay import ExchangeReplay
 
 PARTICIPANT = "alphatrue-basal-pay"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from ingest.exchange_events import RecordError, funds_event, trade_event
-from ingest.settings import ExchangeSettings
-from rules_engine.event_parser import FieldError, event_from_dict
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.ingest.exchange_events import RecordError, funds_event, trade_event
+from sandboxwatch.ingest.settings import ExchangeSettings
+from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
 SETTINGS = ExchangeSettings(
     participant="p", exchange="binance", symbols=(), account="C-1", account_field=None, site=None,

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from ingest.checkpoint import Checkpoint
-from ingest.event_sink import MemorySink
-from ingest.exchange_connector import RESCAN_MS, ExchangeConnector
-from ingest.retry import Backoff, ConnectorError
-from ingest.settings import SettingsError, load_exchange_settings
-from ingest.venue_profiles import DAY_MS
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.ingest.checkpoint import Checkpoint
+from sandboxwatch.ingest.event_sink import MemorySink
+from sandboxwatch.ingest.exchange_connector import RESCAN_MS, ExchangeConnector
+from sandboxwatch.ingest.retry import Backoff, ConnectorError
+from sandboxwatch.ingest.settings import SettingsError, load_exchange_settings
+from sandboxwatch.ingest.venue_profiles import DAY_MS
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from tests.exchange_replay import ExchangeReplay
 from tests.test_ingest_exchange import Sleeps, settings_for
 

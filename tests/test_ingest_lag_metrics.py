@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest.event_sink import MemorySink
-from ingest.lag_metrics import registry_for
-from ingest.retry import ConnectorError
+from sandboxwatch.ingest.event_sink import MemorySink
+from sandboxwatch.ingest.lag_metrics import registry_for
+from sandboxwatch.ingest.retry import ConnectorError
 from tests.exchange_replay import ExchangeReplay
 from tests.test_ingest_history_paging import Clock, make, ms, trade
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from ingest.checkpoint import Checkpoint
-from ingest.event_sink import MemorySink
-from ingest.exchange_connector import ExchangeConnector
-from ingest.retry import Backoff, ConnectorError
-from ingest.settings import ExchangeSettings, Market
-from rules_engine.event_parser import event_from_dict
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.ingest.checkpoint import Checkpoint
+from sandboxwatch.ingest.event_sink import MemorySink
+from sandboxwatch.ingest.exchange_connector import ExchangeConnector
+from sandboxwatch.ingest.retry import Backoff, ConnectorError
+from sandboxwatch.ingest.settings import ExchangeSettings, Market
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from tests.okx_replay import OkxReplay
 from tests.test_ingest_exchange import Sleeps
 from tests.test_ingest_history_paging import Clock
@@ -136,7 +136,7 @@ def test_missing_passphrase_is_named(replay: OkxReplay, tmp_path: Path, monkeypa
 
 
 def test_the_shipped_okx_config_loads(tmp_path: Path) -> None:
-    from ingest.settings import load_exchange_settings
+    from sandboxwatch.ingest.settings import load_exchange_settings
 
     settings = load_exchange_settings(Path(__file__).parent.parent / "config" / "ingest" / "exchange-okx.yaml")
     assert (settings.exchange, settings.password_env, settings.page_limit) == (

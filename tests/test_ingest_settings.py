@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.settings import SettingsError, load_chain_settings, load_exchange_settings, read_liabilities
+from sandboxwatch.ingest.settings import SettingsError, load_chain_settings, load_exchange_settings, read_liabilities
 from tests.helpers import ROOT
 
 CONFIG = ROOT / "config" / "ingest"

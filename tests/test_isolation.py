@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from rules_engine.engine import INVALID_EVENT, Engine
-from rules_engine.events import TradeEvent
-from rules_engine.isolation import process_isolated
-from rules_engine.licence import load_licence
+from sandboxwatch.rules_engine.engine import INVALID_EVENT, Engine
+from sandboxwatch.rules_engine.events import TradeEvent
+from sandboxwatch.rules_engine.isolation import process_isolated
+from sandboxwatch.rules_engine.licence import load_licence
 
 LICENCE = Path(__file__).resolve().parents[1] / "config" / "licences" / "da-nang-pilot.yaml"
 

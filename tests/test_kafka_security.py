@@ -7,7 +7,7 @@ import ssl
 import faust
 import pytest
 
-from streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.kafka_security import KafkaSecurity
 
 
 def test_plaintext_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rules_engine.licence import LicenceError, load_licence, parse_licence
-from rules_engine.rules import RULE_KINDS
+from sandboxwatch.rules_engine.licence import LicenceError, load_licence, parse_licence
+from sandboxwatch.rules_engine.rules import RULE_KINDS
 from tests.helpers import DA_NANG, HEADER, NATIONAL, licence_with
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.licence import MAX_BYTES, LicenceError, load_licence, parse_licence
 from sandboxwatch.cli import main
+from sandboxwatch.rules_engine.licence import MAX_BYTES, LicenceError, load_licence, parse_licence
 from tests.helpers import DA_NANG
 
 BASE = DA_NANG.read_text()

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.event_reader import read_jsonl
-from rules_engine.licence import load_licence
+from sandboxwatch.rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
-from store.clickhouse_store import Store
-from store.sql_text import in_list, quote
-from streams.engine_snapshots import Manifest, licence_digest, plan, restore, split
-from streams.inbound import InboundMessage
-from streams.monitor import Monitor
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.sql_text import in_list, quote
+from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, plan, restore, split
+from sandboxwatch.streams.inbound import InboundMessage
+from sandboxwatch.streams.monitor import Monitor
 from tests.helpers import DA_NANG
 
 pytest.importorskip("chdb")

@@ -10,19 +10,19 @@ from decimal import Decimal
 
 import pytest
 
-from rules_engine.engine import INVALID_EVENT
-from rules_engine.event_parser import event_from_dict
-from rules_engine.event_reader import read_jsonl
-from rules_engine.findings import Finding
-from rules_engine.licence import load_licence
+from sandboxwatch.rules_engine.engine import INVALID_EVENT
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
-from store.backends import StoreError
-from store.clickhouse_store import Store
-from store.records import EventRecord
-from store.write_retry import WriteRetry
-from streams.inbound import InboundMessage
-from streams.monitor import Monitor
+from sandboxwatch.store.backends import StoreError
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.records import EventRecord
+from sandboxwatch.store.write_retry import WriteRetry
+from sandboxwatch.streams.inbound import InboundMessage
+from sandboxwatch.streams.monitor import Monitor
 from tests.helpers import DA_NANG
 from tests.poison import comparable, interleave, poison_lines, readable_head
 
@@ -164,7 +164,7 @@ def test_a_rebuild_from_the_store_contains_an_event_that_no_longer_computes(stor
 
 def test_store_errors_tell_refused_values_from_outages(store: Store) -> None:
     from sandboxwatch.local_services import free_port
-    from store.backends import ServerBackend
+    from sandboxwatch.store.backends import ServerBackend
 
     with pytest.raises(StoreError) as refused:
         store.backend.command(

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from alerts.notification_recorder import MAX_BODY, TOKEN_ENV, NotificationRecorder, TokenError, load_token
-from store.clickhouse_store import Store
+from sandboxwatch.alerts.notification_recorder import MAX_BODY, TOKEN_ENV, NotificationRecorder, TokenError, load_token
+from sandboxwatch.store.clickhouse_store import Store
 
 pytest.importorskip("chdb")
 

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.engine import TYPE_RANK
+from sandboxwatch.rules_engine.engine import TYPE_RANK
 from tests.helpers import account, ev, funds, licence_with, onchain, price, run, trade
 
 R = "severity: breach, clause: c"

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from ingest.chain_events import retraction
-from rules_engine.engine import CONFLICTING_DUPLICATE, EVIDENCE_RETRACTED, RETRACTION_REFUSED, Engine
-from rules_engine.event_parser import event_from_dict
-from rules_engine.licence import parse_licence
 from sandboxwatch.cli import main
+from sandboxwatch.ingest.chain_events import retraction
+from sandboxwatch.rules_engine.engine import CONFLICTING_DUPLICATE, EVIDENCE_RETRACTED, RETRACTION_REFUSED, Engine
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.licence import parse_licence
 from tests.helpers import DA_NANG, HEADER, account, ev, price, run, trade, ts
 
 R = "severity: breach, clause: c"
@@ -160,7 +160,7 @@ def test_digest_survives_a_snapshot_in_another_process(tmp_path: Path) -> None:
 def test_an_old_snapshot_with_a_set_of_ids_still_loads() -> None:
     import dataclasses
 
-    from rules_engine.licence import Licence
+    from sandboxwatch.rules_engine.licence import Licence
 
     old_header = dataclasses.replace(LICENCE.header)
     object.__delattr__(old_header, "retraction_sources")  # as unpickled from before the field existed
@@ -216,8 +216,8 @@ def _changed(value: Any) -> Any:
 
 @pytest.mark.parametrize("kind", sorted(SAMPLES))
 def test_every_contract_field_is_in_the_digest(kind: str) -> None:
-    from rules_engine.event_digest import content_digest
-    from rules_engine.event_parser import KNOWN_FIELDS
+    from sandboxwatch.rules_engine.event_digest import content_digest
+    from sandboxwatch.rules_engine.event_parser import KNOWN_FIELDS
 
     row = SAMPLES[kind]
     digest = content_digest(event_from_dict(row))
@@ -235,7 +235,7 @@ def test_every_contract_field_is_in_the_digest(kind: str) -> None:
 
 
 def test_parsed_lines_compare_by_their_bytes() -> None:
-    from rules_engine.event_reader import read_jsonl
+    from sandboxwatch.rules_engine.event_reader import read_jsonl
     from sandboxwatch.self_check import run_check
 
     rows = [price(participant="p1"), account("c1", participant="p1"), trade("c1", ts(hour=3), event_id="d1")]

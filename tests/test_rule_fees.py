@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules_engine.licence import LicenceError
+from sandboxwatch.rules_engine.licence import LicenceError
 from tests.helpers import licence_with, onchain, price, rules_of, run, trade, ts
 
 R = "severity: breach, clause: c"

@@ -287,7 +287,7 @@ def test_blocked_addresses_case_insensitive_on_funds_and_transfers(tmp_path) -> 
         f"rules:\n  - {{id: bl, kind: blocked_addresses, {R}, addresses: ['0xDEAD'], file: list.txt}}\n"
     )
     (tmp_path / "lic.yaml").write_text(text)
-    from rules_engine.licence import load_licence
+    from sandboxwatch.rules_engine.licence import load_licence
 
     lic = load_licence(tmp_path / "lic.yaml")
     transfer: dict[str, Any] = dict(chain="ethereum", tx_hash="0x1", log_index=0, block=1, asset="USDT", amount="1")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.event_parser import event_from_dict
-from rules_engine.licence import parse_licence
-from rules_engine.reference_lists import refresh
 from sandboxwatch.cli import main
-from store.clickhouse_store import Store
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.licence import parse_licence
+from sandboxwatch.rules_engine.reference_lists import refresh
+from sandboxwatch.store.clickhouse_store import Store
 from tests.helpers import HEADER, onchain
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sanctions"
@@ -57,7 +57,7 @@ def test_unusable_sources_exit_two_with_the_reason(tmp_path: Path, capsys: pytes
 
 
 def test_findings_name_the_list_version_and_a_new_list_is_taken_without_restart(tmp_path: Path) -> None:
-    from rules_engine.engine import Engine
+    from sandboxwatch.rules_engine.engine import Engine
 
     listed = tmp_path / "ofac.txt"
     listed.write_text("# published: 2025-10-01\n0x1111111111111111111111111111111111111111\n")
@@ -86,8 +86,8 @@ def test_findings_name_the_list_version_and_a_new_list_is_taken_without_restart(
 
 
 def test_the_monitor_takes_a_new_list_between_batches(tmp_path: Path, store: Store) -> None:
-    from streams.inbound import InboundMessage
-    from streams.monitor import Monitor
+    from sandboxwatch.streams.inbound import InboundMessage
+    from sandboxwatch.streams.monitor import Monitor
 
     listed = tmp_path / "ofac.txt"
     listed.write_text("# published: 2025-10-01\n0x1111111111111111111111111111111111111111\n")

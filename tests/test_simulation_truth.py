@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rules_engine.event_reader import read_jsonl
-from rules_engine.findings import Finding
-from rules_engine.licence import Licence, load_licence
+from sandboxwatch.rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import Licence, load_licence
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, Violation, build_scenario, scenario_lines
 from tests.helpers import NATIONAL, da_nang

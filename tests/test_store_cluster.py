@@ -8,9 +8,9 @@ from typing import Any, cast
 
 import pytest
 
-from store.backends import Backend, EmbeddedBackend, ServerBackend, StoreError
-from store.clickhouse_store import Store
-from store.cluster import (
+from sandboxwatch.store.backends import Backend, EmbeddedBackend, ServerBackend, StoreError
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.cluster import (
     ClusterConfigError,
     ReplicaGate,
     ServerOptions,
@@ -18,8 +18,8 @@ from store.cluster import (
     server_options,
     store_cluster,
 )
-from store.schema import MIGRATIONS, MIGRATIONS_TABLE, bootstrap_statements, migration_statements
-from store.sql_text import quote
+from sandboxwatch.store.schema import MIGRATIONS, MIGRATIONS_TABLE, bootstrap_statements, migration_statements
+from sandboxwatch.store.sql_text import quote
 
 
 def test_a_single_node_url_changes_nothing() -> None:

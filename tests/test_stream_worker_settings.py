@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from alerts.metrics import Metrics
-from rules_engine.licence import load_licence
-from store.clickhouse_store import Store
-from streams.app import StreamWorker
-from streams.monitor import Monitor
-from streams.worker import parser, settings_from
-from streams.worker_settings import WorkerSettings
+from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.app import StreamWorker
+from sandboxwatch.streams.monitor import Monitor
+from sandboxwatch.streams.worker import parser, settings_from
+from sandboxwatch.streams.worker_settings import WorkerSettings
 from tests.helpers import DA_NANG
 
 

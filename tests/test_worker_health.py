@@ -8,11 +8,11 @@ from urllib.request import urlopen
 
 import pytest
 
-from alerts.health_endpoint import EndpointError, HealthEndpoint
-from alerts.metrics import Metrics
+from sandboxwatch.alerts.health_endpoint import EndpointError, HealthEndpoint
+from sandboxwatch.alerts.metrics import Metrics
 from sandboxwatch.local_services import free_port
-from store.backends import StoreError
-from store.write_retry import WriteRetry
+from sandboxwatch.store.backends import StoreError
+from sandboxwatch.store.write_retry import WriteRetry
 
 
 def get(url: str) -> tuple[int, str]:

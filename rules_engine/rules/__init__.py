@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules_engine.rules import (
+from sandboxwatch.rules_engine.rules import (
     allowed_assets,
     allowed_sites,
     blocked_addresses,
@@ -23,7 +23,7 @@ from rules_engine.rules import (
     structuring,
     travel_rule,
 )
-from rules_engine.rules.base import RuleKind
+from sandboxwatch.rules_engine.rules.base import RuleKind
 
 RULE_KINDS: dict[str, RuleKind] = {
     module.KIND.name: module.KIND

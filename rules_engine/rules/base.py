@@ -9,11 +9,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.events import Event
-from rules_engine.facts import Facts
-from rules_engine.findings import Finding
-from rules_engine.licence_params import ParamReader
-from rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.events import Event
+from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence_params import ParamReader
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
 
 Findings = Sequence[Finding] | None
 Check = Callable[[RuleSpec, Event, Facts, Any], Findings]

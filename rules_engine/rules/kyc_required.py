@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rules_engine.events import Event, FundsEvent, TradeEvent
-from rules_engine.facts import Facts
-from rules_engine.licence_params import ParamReader
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules.base import Findings, RuleKind, fixed
+from sandboxwatch.rules_engine.events import Event, FundsEvent, TradeEvent
+from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.licence_params import ParamReader
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,10 @@ valid_until."""
 
 from __future__ import annotations
 
-from rules_engine.events import EVENT_TYPES, Event, account_of
-from rules_engine.facts import Facts
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules.base import Findings, RuleKind, fixed, no_params
+from sandboxwatch.rules_engine.events import EVENT_TYPES, Event, account_of
+from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed, no_params
 
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rules_engine.events import Event, ParticipantEvent
-from rules_engine.facts import Facts
-from rules_engine.findings import Finding
-from rules_engine.licence_params import ParamError, ParamReader
-from rules_engine.money import decimal_text, rounded
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules.base import Findings, RuleKind, fixed
+from sandboxwatch.rules_engine.events import Event, ParticipantEvent
+from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
+from sandboxwatch.rules_engine.money import decimal_text, rounded
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 
 @dataclass(frozen=True, slots=True)

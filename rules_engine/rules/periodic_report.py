@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rules_engine.events import Event, ReportEvent
-from rules_engine.facts import Facts
-from rules_engine.licence_params import ParamError, ParamReader
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules.base import Findings, RuleKind, fixed
+from sandboxwatch.rules_engine.events import Event, ReportEvent
+from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 _MONTHS = {"month": 1, "quarter": 3}
 

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rules_engine.events import Event, ReserveEvent
-from rules_engine.facts import Facts
-from rules_engine.licence_params import ParamReader
-from rules_engine.money import ZERO, decimal_text, rounded
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules.base import Findings, RuleKind, fixed
+from sandboxwatch.rules_engine.events import Event, ReserveEvent
+from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.licence_params import ParamReader
+from sandboxwatch.rules_engine.money import ZERO, decimal_text, rounded
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from rules_engine.events import Event, account_of
-from rules_engine.facts import Facts
-from rules_engine.fast_pickle import fast_pickle
-from rules_engine.licence_params import ParamReader
-from rules_engine.money import ZERO, decimal_text
-from rules_engine.rule_spec import RuleSpec
-from rules_engine.rules.base import Findings, RuleKind
-from rules_engine.valuation import counted_value, fees_param
+from sandboxwatch.rules_engine.events import Event, account_of
+from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.fast_pickle import fast_pickle
+from sandboxwatch.rules_engine.licence_params import ParamReader
+from sandboxwatch.rules_engine.money import ZERO, decimal_text
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
+from sandboxwatch.rules_engine.valuation import counted_value, fees_param
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 

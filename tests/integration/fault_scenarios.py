@@ -22,8 +22,8 @@ from urllib.request import urlopen
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandboxwatch.local_services import LocalService
-from store.clickhouse_store import Store
-from streams.publish import publish_lines
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG, ROOT
 from tests.integration.pipeline import Pipeline
 from tests.poison import comparable

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sandboxwatch.local_services import free_port
-from store.clickhouse_store import Store
-from streams.topics import Topics, ensure_topics
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.topics import Topics, ensure_topics
 from tests.helpers import DA_NANG, ROOT
 
 

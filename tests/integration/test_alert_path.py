@@ -12,14 +12,14 @@ from pathlib import Path
 import yaml
 from prometheus_client import start_http_server
 
-from alerts.alertmanager_config import alertmanager_config
-from alerts.notification_recorder import NotificationRecorder
-from alerts.rule_render import licence_rules, to_yaml
-from rules_engine.licence import load_licence
+from sandboxwatch.alerts.alertmanager_config import alertmanager_config
+from sandboxwatch.alerts.notification_recorder import NotificationRecorder
+from sandboxwatch.alerts.rule_render import licence_rules, to_yaml
 from sandboxwatch.local_services import AlertmanagerServer, ClickHouseServer, PrometheusServer, free_port
-from store.clickhouse_store import Store
-from streams.inbound import InboundMessage
-from streams.monitor import Monitor
+from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.inbound import InboundMessage
+from sandboxwatch.streams.monitor import Monitor
 from tests.helpers import DA_NANG
 from tests.integration.conftest import _start
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from api.keys import hash_key
+from sandboxwatch.api.keys import hash_key
 from sandboxwatch.local_services import ClickHouseServer, free_port
-from store.clickhouse_store import Store
+from sandboxwatch.store.clickhouse_store import Store
 from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, monitored_days
 from tests.helpers import DA_NANG, NATIONAL, ROOT
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.licence import load_licence
 from sandboxwatch.local_services import ClickHouseServer, LocalService, NoidaBroker
+from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
 from tests.helpers import DA_NANG
 from tests.integration.conftest import _start
@@ -107,13 +107,13 @@ def test_kill_9_repeated_mid_stream_loses_and_doubles_nothing(
 
 AGENT_BUG = """
 import sys
-import streams.monitor
+import sandboxwatch.streams.monitor
 
 def bug(self, messages):
     raise RuntimeError("a bug in the monitor, not in the data")
 
-streams.monitor.Monitor._process_batch = bug
-from streams.worker import main
+sandboxwatch.streams.monitor.Monitor._process_batch = bug
+from sandboxwatch.streams.worker import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
@@ -124,7 +124,7 @@ def test_an_agent_that_fails_on_a_bug_exits_the_process_non_zero_for_its_supervi
     import subprocess
     import sys
 
-    from streams.publish import publish_lines
+    from sandboxwatch.streams.publish import publish_lines
     from tests.helpers import ROOT
 
     publish_lines(pipeline.kafka, pipeline.topics.events, day[:50])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from sandboxwatch.local_services import ClickHouseServer
-from store.clickhouse_store import Store
-from store.records import FINDING_COLUMNS, finding_row
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.records import FINDING_COLUMNS, finding_row
 from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
 from tests.helpers import DA_NANG, ROOT
 
@@ -70,8 +70,8 @@ def test_audit_verify_catches_an_altered_finding_and_a_rewritten_chain(
     target = str(row[0][0])
     findings = [json.loads(line) for line in cli("findings", "list", "--clickhouse", url).stdout.splitlines()]
     original = next(f for f in findings if f["finding_id"] == target)
-    from rules_engine.findings import Finding
-    from rules_engine.timestamps import parse_timestamp
+    from sandboxwatch.rules_engine.findings import Finding
+    from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
     softened = Finding(
         target, original["licence"], original["rule"], original["kind"], "info", original["participant"],

@@ -17,7 +17,7 @@ import pytest
 from web3 import Web3
 
 from sandboxwatch.local_services import AnvilNode, ClickHouseServer, LocalService
-from streams.topics import Topics, ensure_topics
+from sandboxwatch.streams.topics import Topics, ensure_topics
 from tests.chain_helpers import artifact, compile_token, deploy_token, send_tokens
 from tests.exchange_replay import ExchangeReplay
 from tests.helpers import ROOT

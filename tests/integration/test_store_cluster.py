@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from clickhouse_driver import Client
 
-from rules_engine.licence import load_licence
 from sandboxwatch.local_services import ClickHouseReplicas, ClickHouseServer, ServiceError, TansuBroker
+from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.simulate import SimulationConfig, simulate_to_files
-from store.backends import StoreError, connect
-from store.clickhouse_store import Store
-from streams.inbound import InboundMessage
-from streams.monitor import Monitor
-from streams.publish import publish_lines
+from sandboxwatch.store.backends import StoreError, connect
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.inbound import InboundMessage
+from sandboxwatch.streams.monitor import Monitor
+from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG, ROOT
 from tests.integration.pipeline import Pipeline
 

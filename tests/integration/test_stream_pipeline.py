@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rules_engine.licence import load_licence
 from sandboxwatch.local_services import ClickHouseServer, LocalService
+from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.simulate import SimulationConfig, simulate_to_files
-from streams.publish import publish_lines
+from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG
 from tests.integration.pipeline import Pipeline, expected_findings
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rules_engine.engine import LATE_EVENT, TYPE_RANK, VALUATION_UNAVAILABLE
-from rules_engine.events import (
+from sandboxwatch.rules_engine.engine import LATE_EVENT, TYPE_RANK, VALUATION_UNAVAILABLE
+from sandboxwatch.rules_engine.events import (
     AccountEvent,
     Event,
     FundsEvent,
@@ -26,10 +26,10 @@ from rules_engine.events import (
     ReserveEvent,
     TradeEvent,
 )
-from rules_engine.findings import finding_id
-from rules_engine.licence import Licence
-from rules_engine.money import rounded
-from rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.findings import finding_id
+from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.money import rounded
+from sandboxwatch.rules_engine.rule_spec import RuleSpec
 
 
 @dataclass(frozen=True, order=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from rules_engine.licence import Licence, parse_licence
+from sandboxwatch.rules_engine.licence import Licence, parse_licence
 
 PARTICIPANT = "p1"
 VALID_FROM = datetime(2025, 10, 1, tzinfo=timezone(timedelta(hours=7)))

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.engine import TYPE_RANK, Engine
-from rules_engine.event_parser import event_from_dict
-from rules_engine.event_reader import read_jsonl
-from rules_engine.events import Event
-from rules_engine.findings import Finding
+from sandboxwatch.rules_engine.engine import TYPE_RANK, Engine
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.events import Event
+from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.self_check import run_check
-from streams.engine_snapshots import Manifest, manifest_key, plan, restore
+from sandboxwatch.streams.engine_snapshots import Manifest, manifest_key, plan, restore
 from tests.oracle.reference import Expected, expected_findings, judged_order
 from tests.oracle.streams import ALLOWED_LATENESS, VALID_UNTIL, licence, streams
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from rules_engine.engine import LATE_EVENT, Engine
-from rules_engine.event_parser import event_from_dict
-from rules_engine.findings import Finding
-from rules_engine.licence import LicenceError, parse_licence
-from rules_engine.timestamps import parse_timestamp
+from sandboxwatch.rules_engine.engine import LATE_EVENT, Engine
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.licence import LicenceError, parse_licence
+from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from tests.helpers import HEADER, account, funds, trade, ts
 
 R = "severity: breach, clause: c"

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_engine.event_parser import event_from_dict
-from rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.event_parser import event_from_dict
+from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.self_check import run_check
-from store.backends import EmbeddedBackend
-from store.clickhouse_store import Store
-from streams.inbound import InboundMessage
-from streams.monitor import Monitor
+from sandboxwatch.store.backends import EmbeddedBackend
+from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.streams.inbound import InboundMessage
+from sandboxwatch.streams.monitor import Monitor
 from tests.oracle.reference import expected_findings, judged_order
 from tests.oracle.streams import licence, streams
 from tests.oracle.test_engine_vs_oracle import _arrivals
