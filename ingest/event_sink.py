@@ -2,7 +2,8 @@
 
 ``publish`` returns only once every event is acknowledged by the brokers (acks=all, flush), because the
 caller checkpoints right after it. Events are keyed by participant, like every other producer of the events
-topic, so a participant's events stay on one partition in order."""
+topic, so a participant's events stay on one partition in order; one poll's events of a participant travel
+as one batch message of JSON Lines (docs/events.md, "Stream messages")."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from sandboxwatch.streams.inbound import MAX_BATCH_BYTES
 from sandboxwatch.streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.publish import batch_messages
 
 Event = dict[str, Any]
 
@@ -52,14 +55,14 @@ class KafkaSink:
             # At-least-once with stable event ids (the monitor counts a re-sent id once): some
             # Kafka-protocol brokers (tansu) refuse idempotent producers, and none is needed.
             enable_idempotence=False,
+            batch_size=1024 * 1024,
+            max_request_size=2 * MAX_BATCH_BYTES + 64 * 1024,
             **KafkaSecurity.from_env().kafka_python(),
         )
 
     def publish(self, events: Sequence[Event]) -> None:
-        futures = [
-            self._producer.send(self.topic, key=str(event["participant"]).encode("utf-8"), value=encode(event))
-            for event in events
-        ]
+        messages = batch_messages((str(event["participant"]).encode("utf-8"), encode(event)) for event in events)
+        futures = [self._producer.send(self.topic, key=key, value=value) for key, value in messages]
         self._producer.flush(timeout=self.timeout_s)
         for future in futures:
             future.get(timeout=self.timeout_s)  # raises the broker's error instead of losing the event

@@ -161,7 +161,7 @@ class StreamWorker:
         for partition, offset in outcome.last_offsets.items():
             self._processed[partition] = max(offset, self._processed.get(partition, -1))
         self._mark_dirty(messages)
-        self.processed += len(messages)
+        self.processed += outcome.lines  # event lines, not messages: a message may carry a batch
         if self.on_batch:
             self.on_batch(outcome)
 

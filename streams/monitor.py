@@ -33,7 +33,7 @@ from sandboxwatch.store.backends import StoreError
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import DeadLetter, EventRecord, finding_json
 from sandboxwatch.store.write_retry import WriteRetry
-from sandboxwatch.streams.inbound import InboundMessage, dead_letter, decode, key_participant
+from sandboxwatch.streams.inbound import InboundMessage, LineError, decode_all, key_participant, line_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class BatchOutcome:
     accepted: list[EventRecord] = field(default_factory=list)
     events: int = 0
     duplicates: int = 0
+    # Event lines the batch's messages carried (a message holds one event or a batch of them).
+    lines: int = 0
     last_offsets: dict[int, int] = field(default_factory=dict)
 
 
@@ -147,16 +149,17 @@ class Monitor:
         self.refresh_reference_data()
         outcome = BatchOutcome()
         records: list[EventRecord] = []
-        invalid: list[tuple[EventError, InboundMessage]] = []
+        invalid: list[tuple[LineError, InboundMessage]] = []
+        last_offsets = outcome.last_offsets
         for message in messages:
-            outcome.last_offsets[message.partition] = max(
-                message.offset, outcome.last_offsets.get(message.partition, -1)
-            )
-            item = _decoded(message)
-            if isinstance(item, EventError):
-                invalid.append((item, message))
-            else:
-                records.append(item)
+            if message.offset > last_offsets.get(message.partition, -1):
+                last_offsets[message.partition] = message.offset
+            for item in _decoded(message):
+                if isinstance(item, LineError):
+                    invalid.append((item, message))
+                else:
+                    records.append(item)
+        outcome.lines = len(records) + len(invalid)
         records.sort(key=lambda r: event_order(r.event))
         accepted = outcome.accepted = self._run_engines(records, outcome)
         for error, message in invalid:
@@ -250,9 +253,9 @@ class Monitor:
                 self.metrics.duplicates.labels(participant).inc()
         return accepted
 
-    def _invalid(self, error: EventError, message: InboundMessage, outcome: BatchOutcome) -> None:
-        letter = dead_letter(error, message)
-        outcome.dead_letters.append(letter)
+    def _invalid(self, item: LineError, message: InboundMessage, outcome: BatchOutcome) -> None:
+        outcome.dead_letters.append(line_dead_letter(item, message))
+        error = item.error
         participant = error.participant or key_participant(message)
         if participant in self.licences:
             outcome.findings.append(self.engine(participant).invalid(error))
@@ -283,26 +286,29 @@ class Monitor:
 
 
 def _where(source: str) -> tuple[str, int]:
-    """``topic/partition/offset`` -> (``topic/partition``, offset): the offset stands in for a line number."""
+    """``topic/partition/offset`` (or ``topic/partition/offset:line`` inside a batch) -> (``topic/partition``,
+    offset): the message's offset stands in for a line number."""
     head, _, tail = source.rpartition("/")
-    return (head, int(tail)) if tail.isdigit() else (source, 0)
+    offset = tail.partition(":")[0]
+    return (head, int(offset)) if offset.isdigit() else (source, 0)
 
 
-def _decoded(message: InboundMessage) -> EventRecord | EventError:
-    """``decode`` already turns bad input into an error; this is the backstop for a decoder bug, so that one
-    message can never stop the partition."""
+def _decoded(message: InboundMessage) -> list[EventRecord | LineError]:
+    """``decode_all`` already turns bad input into errors; this is the backstop for a decoder bug, so that
+    one message can never stop the partition."""
     try:
-        return decode(message)
+        return decode_all(message)
     except Exception as exc:  # isolation is the point: contain whatever one message's bytes provoke
         log.warning("message %s could not be decoded", message.source, exc_info=True)
         raw = (message.value or b"").decode("utf-8", errors="replace")
-        return EventError(
+        error = EventError(
             f"{message.topic}/{message.partition}",
             message.offset,
             None,
             f"could not be decoded ({type(exc).__name__}: {exc or 'no detail'})"[:500],
             raw[:500],
         )
+        return [LineError(error, message.source, raw)]
 
 
 def _unstorable(item: object, reason: str) -> DeadLetter:
