@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+import orjson
+
 from sandboxwatch.rules_engine.event_digest import line_digest
 from sandboxwatch.rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
 from sandboxwatch.rules_engine.events import Event, EventError
@@ -40,6 +42,41 @@ def _bounded_int(text: str) -> object:
 
 # One decoder for all lines: json.loads with a keyword argument builds a new decoder on every call.
 _DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int)
+# orjson decodes a line about four times faster and gives the same objects as _DECODER for every line it
+# accepts, except numbers: _DECODER turns an integer literal of more than 19 characters into an
+# OversizeNumber (refused by digit count) where orjson gives an int, or past 2**64 a float; a float literal
+# is a float in both. So a line whose value holds any float, or an int that long, and every line orjson
+# refuses (a lone surrogate escape, NaN, 1e999, bad JSON), is decoded again by _DECODER: values and error
+# reasons stay exactly as before. (Walking the decoded value is cheaper than searching the text for digits.)
+_LOW, _HIGH = -(10 ** (_MAX_INT_DIGITS - 1)), 10**_MAX_INT_DIGITS
+
+
+def _unlike_decoder(value: Any) -> bool:
+    """Whether an orjson value may differ from _DECODER's: holds a float or an integer whose literal is
+    longer than 19 characters (below -10**18 or from 10**19 up). Depth is bounded before decoding."""
+    for item in value.values() if type(value) is dict else value:
+        kind = type(item)
+        if kind is str:
+            continue
+        if kind is int:
+            if not _LOW < item < _HIGH:
+                return True
+        elif kind is float or ((kind is dict or kind is list) and _unlike_decoder(item)):
+            return True
+    return False
+
+
+def decode_json(text: str) -> Any:
+    """One line's JSON value; raises ValueError (or RecursionError) like ``_DECODER.decode``."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _DECODER.decode(text)
+    if type(value) is dict or type(value) is list:
+        if _unlike_decoder(value):
+            return _DECODER.decode(text)
+        return value
+    return _DECODER.decode(text)  # a scalar line: rare, and never an event
 
 
 def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> EventError:
@@ -79,7 +116,7 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
         return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
     try:
-        obj = _DECODER.decode(text)
+        obj = decode_json(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
     try:
