@@ -83,7 +83,7 @@ class ServerBackend:
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             # Columnar: the driver serialises each column in one pass instead of walking every row.
-            data = [list(column) for column in zip(*rows, strict=True)]
+            data: list[Sequence[Any]] = [list(column) for column in zip(*rows, strict=True)]
             self._run(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", data, columnar=True)
 
     def _run(self, sql: str, data: list[Sequence[Any]] | None = None, columnar: bool = False) -> Any:
