@@ -1,6 +1,8 @@
 """Live pipeline throughput and latency on this machine, in one run.
 
-1. Raw consume rate: an aiokafka consumer reading the simulated day from a topic on a real broker.
+1. Raw consume rate: an aiokafka consumer reading the simulated day from a topic on a real broker, published
+   as every producer of ours sends it (batch messages of one participant's events, docs/events.md), and
+   decoding each event line with json.loads.
 2. End-to-end rate: the stream worker (faust + rules engine + ClickHouse store + metrics) on the same
    messages, from its first batch until every event is stored; printed with its ratio to (1).
 3. Event -> metric latency: events produced one at a time at a steady rate while the worker runs; the
@@ -37,10 +39,10 @@ from sandboxwatch.local_services import TansuBroker  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
-from sandboxwatch.streams.app import StreamWorker  # noqa: E402
+from sandboxwatch.streams.app import StreamWorker, event_chunks  # noqa: E402
 from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor  # noqa: E402
-from sandboxwatch.streams.publish import publish_lines  # noqa: E402
+from sandboxwatch.streams.publish import line_messages, polls, publish_lines  # noqa: E402
 from sandboxwatch.streams.topics import Topics, ensure_topics  # noqa: E402
 from sandboxwatch.streams.worker import build  # noqa: E402
 from sandboxwatch.streams.worker_settings import WorkerSettings  # noqa: E402
@@ -67,8 +69,9 @@ async def raw_consume_rate(bootstrap: str, topic: str, total: int) -> float:
                 start = time.perf_counter()
             for records in batch.values():
                 for record in records:
-                    json.loads(record.value)  # what any consumer must do at least
-                seen += sum(len(r) for r in batch.values())
+                    for line in record.value.split(b"\n"):
+                        json.loads(line)  # what any consumer must do at least
+                        seen += 1
         assert start is not None
         return seen / (time.perf_counter() - start)
     finally:
@@ -79,7 +82,7 @@ class DeliveryOnly(StreamWorker):
     """The worker's own faust app and agent, with the monitor's work taken out: faust's delivery alone."""
 
     async def _handle(self, messages: list[InboundMessage]) -> None:
-        self.processed += len(messages)
+        self.processed += sum((m.value or b"").count(b"\n") + 1 for m in messages)
 
 
 async def faust_delivery_rate(settings: WorkerSettings, store_url: str, total: int) -> float:
@@ -100,10 +103,13 @@ async def faust_delivery_rate(settings: WorkerSettings, store_url: str, total: i
 
 def monitor_rate(lines: list[str], store_url: str, batch_size: int) -> float:
     monitor = Monitor([load_licence(LICENCE)], Store.open(store_url), Metrics())
-    messages = [InboundMessage("bench", 0, i, None, line.encode()) for i, line in enumerate(lines)]
+    messages = [
+        InboundMessage("bench", 0, i, key, value)
+        for i, (key, value) in enumerate(m for poll in polls(lines) for m in line_messages(poll))
+    ]
     start = time.perf_counter()
-    for i in range(0, len(messages), batch_size):
-        monitor.process_batch(messages[i : i + batch_size])
+    for chunk in event_chunks(messages, batch_size):
+        monitor.process_batch(chunk)
     elapsed = time.perf_counter() - start
     monitor.store.close()
     return len(lines) / elapsed

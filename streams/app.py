@@ -43,6 +43,20 @@ _FAR = 10**9
 SNAPSHOT_COST_FACTOR = 20
 
 
+def event_chunks(messages: list[InboundMessage], events: int) -> list[list[InboundMessage]]:
+    """The taken messages in runs of about ``events`` event lines: batch_size counts messages for faust, and
+    a take of batch messages (up to 1,000 events each) must not become one monitor batch of millions."""
+    chunks: list[list[InboundMessage]] = [[]]
+    size = 0
+    for message in messages:
+        if size >= events:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += (message.value or b"").count(b"\n") + 1
+    return chunks
+
+
 class StreamWorker:
     """Owns the faust app and the monitor; ``on_batch`` lets the embedded runner show progress."""
 
@@ -139,7 +153,8 @@ class StreamWorker:
                 InboundMessage(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                 for e in events
             ]
-            await self._handle(messages)
+            for chunk in event_chunks(messages, self.settings.batch_size):
+                await self._handle(chunk)
             # Snapshots pause the stream for as long as pickling the engine takes: one every snapshot_seconds
             # while busy, and soon after the stream goes quiet so that a caught-up worker's committed offset is
             # current; never more often than SNAPSHOT_COST_FACTOR times their own cost, so a steady trickle of

@@ -219,15 +219,20 @@ class Monitor:
 
     def _run_engines(self, records: list[EventRecord], outcome: BatchOutcome) -> list[EventRecord]:
         accepted: list[EventRecord] = []
+        # Per event only what must be: the engine lookup, the origin, the duplicate check. Arrival times are
+        # taken once per batch (the quiet-spell flush works in seconds).
+        arrived: set[str] = set()
+        findings = outcome.findings
+        licences = self.licences
         for record in records:
             event = record.event
             participant = event.participant
-            if participant in self.licences:
-                targets = [self.engine(participant)]
+            if participant in licences:
+                targets = [self.engines.get(participant) or self.engine(participant)]
             elif event.type == "price":
                 # A reference price published under a market feed's name is market-wide: every monitored
                 # participant on this partition values against it, as the self-check does.
-                targets = [self.engine(p) for p in self.licences]
+                targets = [self.engine(p) for p in licences]
             else:
                 reason = f"no licence loaded for participant {participant!r}"
                 letter = DeadLetter(record.source, participant, "participant", reason, record.raw, UNLICENSED)
@@ -236,21 +241,27 @@ class Monitor:
             new = False
             origin = (*_where(record.source), record.raw)
             for engine in targets:
-                before = engine.stats.duplicates
-                outcome.findings.extend(engine.process(event, origin))
+                stats = engine.stats
+                before = stats.duplicates
+                found = engine.process(event, origin)
+                if found:
+                    findings.extend(found)
                 if engine.failures:
                     # Contained by the engine when its reorder buffer released the event (maybe this one, maybe
                     # an earlier arrival): dead-lettered whole with the reason, kind unprocessable.
                     self._take_failures(engine.licence.participant, engine, outcome)
-                if engine.stats.duplicates == before:
+                if stats.duplicates == before:
                     new = True
-                    self._arrived[engine.licence.participant] = time.monotonic()
+                    arrived.add(engine.licence.participant)
             if new:
                 accepted.append(record)
                 outcome.events += 1
             else:
                 outcome.duplicates += 1
                 self.metrics.duplicates.labels(participant).inc()
+        now = time.monotonic()
+        for participant in arrived:
+            self._arrived[participant] = now
         return accepted
 
     def _invalid(self, item: LineError, message: InboundMessage, outcome: BatchOutcome) -> None:

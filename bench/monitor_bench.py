@@ -1,0 +1,152 @@
+"""The monitor alone (parse, rules, store, metrics; no Kafka) on the embedded store, before and after the
+throughput work of issue 18, in one run over the same simulated day.
+
+Prints, each as events/s and as a ratio to the first line:
+1. single-event messages through the stdlib decoder and a row-by-row JSON insert (how the monitor ran before);
+2. single-event messages through orjson and the columnar insert;
+3. batch messages as the producers now send them (docs/events.md, "Stream messages"), orjson, columnar;
+and, for the parser alone, the stdlib and orjson paths of ``parse_json_line`` over the same lines.
+Target for (3): >= 100k events/s. ``--profile`` prints where (3) spends its time (cProfile).
+
+    python bench/monitor_bench.py [--events 60000] [--batch 5000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
+from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
+from sandboxwatch.rules_engine import event_reader  # noqa: E402
+from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
+from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
+from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
+from sandboxwatch.streams.app import event_chunks  # noqa: E402
+from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
+from sandboxwatch.streams.monitor import Monitor  # noqa: E402
+from sandboxwatch.streams.publish import line_messages, polls  # noqa: E402
+
+LICENCE = ROOT / "config" / "licences" / "da-nang-pilot.yaml"
+TARGET = 100_000
+
+
+@contextmanager
+def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
+    """The decoder and the insert as they were: every line through json's decoder, every row through
+    json.dumps into JSONCompactEachRow."""
+    fast_decode = event_reader.decode_json
+
+    def row_insert(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            backend._insert_rows(f"INSERT INTO {backend.database}.{table} ({', '.join(columns)})", rows)
+
+    event_reader.decode_json = event_reader._DECODER.decode  # type: ignore[assignment]
+    setattr(backend, "insert", row_insert)  # noqa: B010 - an instance attribute shadows the method
+    try:
+        yield
+    finally:
+        event_reader.decode_json = fast_decode
+        delattr(backend, "insert")
+
+
+def singles(lines: list[str]) -> list[InboundMessage]:
+    return [InboundMessage("bench", 0, i, json.loads(line)["participant"].encode(), line.encode()) for i, line in
+            enumerate(lines)]  # fmt: skip
+
+
+def batches(lines: list[str]) -> list[InboundMessage]:
+    out: list[InboundMessage] = []
+    for poll in polls(lines):
+        for key, value in line_messages(poll):
+            out.append(InboundMessage("bench", 0, len(out), key, value))
+    return out
+
+
+def monitor_rate(backend: EmbeddedBackend, messages: list[InboundMessage], events: int, batch_events: int) -> float:
+    """Consumed batches of about ``batch_events`` events (the worker's batch size counts messages: for
+    batch messages that is more events per poll, so the comparison holds events per poll equal)."""
+    backend.database = "bench_" + uuid.uuid4().hex[:8]
+    store = Store(backend)
+    store.migrate()
+    monitor = Monitor([load_licence(LICENCE)], store, Metrics())
+    groups = event_chunks(messages, batch_events)
+    start = time.perf_counter()
+    for group in groups:
+        monitor.process_batch(group)
+    monitor.flush()
+    elapsed = time.perf_counter() - start
+    assert store.count("events") > 0.99 * events, "the monitor stored the day"
+    return events / elapsed
+
+
+def parse_rate(lines: list[str]) -> float:
+    parse = event_reader.parse_json_line
+    start = time.perf_counter()
+    for number, line in enumerate(lines):
+        parse(line, "bench", number)
+    return len(lines) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--accounts", type=int, default=3_000)
+    parser.add_argument("--batch", type=int, default=5_000, help="events per consumed batch (the worker's 5000)")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    tune_for_throughput()
+    licence = load_licence(LICENCE)
+    scenario = build_scenario(licence, SimulationConfig(accounts=args.accounts, seed=7, target_events=args.events))
+    lines = [line.rstrip("\n") for line in scenario_lines(scenario)]
+    del scenario
+    single, batched = singles(lines), batches(lines)
+    with tempfile.TemporaryDirectory() as folder:
+        backend = EmbeddedBackend(str(Path(folder) / "chdb"))
+        with stdlib_path(backend):
+            parse_before = parse_rate(lines)
+            before = monitor_rate(backend, single, len(lines), args.batch)
+        parse_after = parse_rate(lines)
+        single_fast = monitor_rate(backend, single, len(lines), args.batch)
+        run: Callable[[], float] = lambda: monitor_rate(backend, batched, len(lines), args.batch)  # noqa: E731
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.enable()
+            after = run()
+            profile.disable()
+        else:
+            after = run()
+        backend.close()
+    print(f"events: {len(lines):,} in {len(batched):,} batch messages; consumed {args.batch:,} events a poll; chdb")
+    print("  parser alone (parse_json_line)")
+    print(f"    stdlib decoder                                  {parse_before:>10,.0f} events/s   ratio: 1.00")
+    print(f"    orjson fast path                                {parse_after:>10,.0f} events/s   ratio: "
+          f"{parse_after / parse_before:.2f}")  # fmt: skip
+    print("  monitor alone (parse, rules, store, metrics)")
+    for label, rate in (
+        ("single-event messages, stdlib decoder, row insert", before),
+        ("single-event messages, orjson, columnar insert", single_fast),
+        ("batch messages, orjson, columnar insert", after),
+    ):
+        print(f"    {label:<48}{rate:>10,.0f} events/s   ratio: {rate / before:.2f}")
+    print(f"  target >= {TARGET:,} events/s for the monitor alone: {'met' if after >= TARGET else 'NOT met'}")
+    if args.profile:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()
