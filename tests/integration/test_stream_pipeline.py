@@ -131,3 +131,47 @@ def test_malformed_messages_are_dead_lettered_and_counted_while_the_rest_flows(
     metrics = pipeline.metrics_text()
     assert 'sandboxwatch_dead_letters_total{reason="invalid_event"} 3.0' in metrics
     assert 'sandboxwatch_dead_letters_total{reason="unlicensed_participant"} 1.0' in metrics
+
+
+def test_batch_messages_and_single_event_messages_give_the_self_checks_findings(
+    pipeline: Pipeline, day: tuple[Path, list[str]]
+) -> None:
+    """Our producers' batch messages, another producer's single-event messages on the same partitions, and a
+    batch carrying a re-delivered event, a broken line and another participant's line: the stored findings
+    are the self-check's on the same events, each event is stored once, and only the two bad lines of the
+    batch are dead-lettered, each under its line within the message."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    path, lines = day
+    expected = expected_findings(path)
+    participant = json.loads(lines[0])["participant"]
+    half = len(lines) // 2
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[:half])
+    other = KafkaProducer(bootstrap_servers=pipeline.kafka, acks="all")
+    for line in lines[half : half + 50]:
+        other.send(pipeline.topics.events, key=json.loads(line)["participant"].encode(), value=line.encode())
+    stranger = json.dumps({**json.loads(lines[1]), "event_id": "foreign-1", "participant": "someone-else"})
+    mixed = "\n".join([lines[0], '{"event_id": "broken", "type": "trade"', stranger])
+    other.send(pipeline.topics.events, key=participant.encode(), value=mixed.encode())
+    other.flush()
+    other.close()
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[half + 50 :])
+    consumer = KafkaConsumer(bootstrap_servers=pipeline.kafka)
+    ends = consumer.end_offsets([TopicPartition(pipeline.topics.events, p) for p in range(pipeline.topics.partitions)])
+    consumer.close()
+    assert sum(ends.values()) < 51 + len(lines) // 100, "our producers send batch messages"
+    pipeline.start_worker()
+    store = pipeline.store()
+    pipeline.wait_until(
+        lambda: store.count("events") == unique_events(lines) and store.count("dead_letters") == 2,
+        "every event and both dead letters stored",
+    )
+    pipeline.wait_until(lambda: store.count("findings") >= len(expected) + 1, "the findings")
+    rows = store.backend.rows(f"SELECT finding_id, kind FROM {store.db}.findings")
+    assert {str(f) for f, kind in rows if kind != "invalid_event"} == expected
+    assert sum(kind == "invalid_event" for _, kind in rows) == 1, "the broken line's finding, once"
+    assert store.raw_count("events") == unique_events(lines), "an event was stored twice"
+    letters = {d["raw"]: d for d in store.dead_letters()}
+    assert set(letters) == {'{"event_id": "broken", "type": "trade"', stranger}
+    assert letters[stranger]["source"].endswith(":3") and letters[stranger]["field"] == "participant"
+    assert letters['{"event_id": "broken", "type": "trade"']["source"].endswith(":2")
