@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
+import orjson
+
 from sandboxwatch.rules_engine.event_reader import MAX_DEPTH
 from sandboxwatch.rules_engine.json_bounds import loads_bounded
 from sandboxwatch.streams.inbound import MAX_BATCH_BYTES, MAX_BATCH_LINES
@@ -25,11 +27,20 @@ Message = tuple[bytes | None, bytes]
 
 def participant_of(line: str) -> bytes | None:
     try:
-        obj = loads_bounded(line, MAX_DEPTH)
-    except ValueError:
-        return None
+        # orjson refuses nesting past its own limit with an error (no recursion), so it needs no depth check.
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            obj = loads_bounded(line, MAX_DEPTH)  # what orjson refuses but the monitor may accept (NaN, ...)
+        except ValueError:
+            return None
     participant = obj.get("participant") if isinstance(obj, dict) else None
-    return participant.encode() if isinstance(participant, str) else None
+    if not isinstance(participant, str):
+        return None
+    try:
+        return participant.encode()
+    except UnicodeEncodeError:  # a lone surrogate escape: sent unkeyed, the monitor refuses the line
+        return None
 
 
 def batch_messages(keyed: Iterable[tuple[bytes | None, bytes]]) -> list[Message]:

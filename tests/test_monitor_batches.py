@@ -14,6 +14,7 @@ from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import EventRecord
+from sandboxwatch.streams.app import event_chunks
 from sandboxwatch.streams.inbound import (
     MAX_BATCH_BYTES,
     MAX_BATCH_LINES,
@@ -23,7 +24,7 @@ from sandboxwatch.streams.inbound import (
     is_batch,
 )
 from sandboxwatch.streams.monitor import Monitor
-from sandboxwatch.streams.publish import batch_messages, line_messages, polls
+from sandboxwatch.streams.publish import batch_messages, line_messages, participant_of, polls
 from tests.helpers import DA_NANG
 
 pytest.importorskip("chdb")
@@ -147,3 +148,12 @@ def test_producers_batch_one_participant_per_message_within_the_bounds() -> None
     b = [m for k, m in messages if k == b"b"]
     assert b[0].startswith(b'{"first":1}\n') and sum(len(m.split(b"\n")) for m in b) == 121
     assert messages[-1] == (None, b"not json")
+
+
+def test_the_worker_hands_the_monitor_runs_of_about_batch_size_events() -> None:
+    value = b"\n".join([b"{}"] * 400)
+    taken = [InboundMessage("events", 0, i, b"p", value if i % 2 else b"{}") for i in range(10)]
+    chunks = event_chunks(taken, 1000)
+    assert [m.offset for chunk in chunks for m in chunk] == list(range(10))
+    assert [sum((m.value or b"").count(b"\n") + 1 for m in chunk) for chunk in chunks] == [1203, 802]
+    assert participant_of('{"participant": "\\ud800"}') is None and participant_of('{"participant":"p"}') == b"p"
