@@ -117,10 +117,15 @@ def main() -> None:
     single, batched = singles(lines), batches(lines)
     with tempfile.TemporaryDirectory() as folder:
         backend = EmbeddedBackend(str(Path(folder) / "chdb"))
+        # The parser alone: best of three, the two paths alternating, so a busy moment of a shared machine
+        # does not decide the ratio.
+        parse_before = parse_after = 0.0
+        for _ in range(3):
+            with stdlib_path(backend):
+                parse_before = max(parse_before, parse_rate(lines))
+            parse_after = max(parse_after, parse_rate(lines))
         with stdlib_path(backend):
-            parse_before = parse_rate(lines)
             before = monitor_rate(backend, single, len(lines), args.batch)
-        parse_after = parse_rate(lines)
         single_fast = monitor_rate(backend, single, len(lines), args.batch)
         run: Callable[[], float] = lambda: monitor_rate(backend, batched, len(lines), args.batch)  # noqa: E731
         if args.profile:
@@ -132,7 +137,7 @@ def main() -> None:
             after = run()
         backend.close()
     print(f"events: {len(lines):,} in {len(batched):,} batch messages; consumed {args.batch:,} events a poll; chdb")
-    print("  parser alone (parse_json_line)")
+    print("  parser alone (parse_json_line), best of 3")
     print(f"    stdlib decoder                                  {parse_before:>10,.0f} events/s   ratio: 1.00")
     print(f"    orjson fast path                                {parse_after:>10,.0f} events/s   ratio: "
           f"{parse_after / parse_before:.2f}")  # fmt: skip
