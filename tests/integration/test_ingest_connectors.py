@@ -27,7 +27,8 @@ PARTICIPANT = "alphatrue-basal-pay"
 
 
 def read_topic(bootstrap: str, topic: str, settle_s: float = 3.0) -> list[dict[str, Any]]:
-    """Every message on the topic, read from the start without a consumer group."""
+    """Every event on the topic, read from the start without a consumer group: a message carries one event
+    or a batch of them as JSON Lines (docs/events.md, "Stream messages")."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1000)
@@ -40,7 +41,7 @@ def read_topic(bootstrap: str, topic: str, settle_s: float = 3.0) -> list[dict[s
         while time.monotonic() - quiet_since < settle_s:
             batch = consumer.poll(timeout_ms=500)
             for records in batch.values():
-                messages.extend(json.loads(r.value) for r in records)
+                messages.extend(json.loads(line) for r in records for line in r.value.split(b"\n") if line.strip())
                 quiet_since = time.monotonic()
         return messages
     finally:
