@@ -317,6 +317,8 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
     if not isinstance(document, dict):
         raise LicenceError(source, ["a licence must be a mapping with 'licence' and 'rules'"])
     problems: list[str] = []
+    for name in sorted(str(k) for k in document if k not in ("licence", "rules", _LINE)):
+        problems.append(f"the licence file: field '{name[:60]}': not a top-level field (licence, rules)")
     header = _header(document.get("licence"), problems)
     raw_rules = document.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:

@@ -40,6 +40,7 @@ def _problems(text: str) -> list[str]:
         ("reporting_currency: VND", "reporting_currency: [VND]", "field 'reporting_currency': must be text"),
         ("reporting_currency: VND", "reporting_currency: VND\n  retraction_source: [x]", "'retraction_source'"),
         ('clause: "market abuse"}', 'clause: "market abuse", 7: x}', "rule 'wash' (line 29): field '7': not a param"),
+        ("rules:\n", "rule:\n  - {id: x}\nrules:\n", "the licence file: field 'rule': not a top-level field"),
         ("id: tx-cap", "id: 12", "rule #8 (line 22): field 'id': must be a name of 1 to 64 characters a-z, 0-9"),
         ("id: tx-cap", "id: " + "a" * 300, "rule #8 (line 22): field 'id': must be a name of 1 to 64 characters"),
         ("id: tx-cap", "id: Tx Cap", "rule #8 (line 22): field 'id': must be a name of 1 to 64 characters"),
