@@ -6,7 +6,7 @@ import codecs
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from sandboxwatch.rules_engine.event_digest import line_digest
@@ -149,11 +149,32 @@ def _without_bom(lines: Iterable[str]) -> Iterator[str]:
     yield from iterator
 
 
+class _CsvReader(csv.DictReader):  # type: ignore[type-arg]
+    """A DictReader whose header is the first row with content: the csv module takes a leading blank line
+    for a header of no columns, and then reads every row as "more cells than header columns". Blank lines
+    are still counted, so line numbers stay those of the file."""
+
+    _header: Sequence[str] | None = None
+    _header_read = False
+
+    @property
+    def fieldnames(self) -> Sequence[str] | None:
+        if not self._header_read:
+            self._header_read = True
+            self._header = next((row for row in self.reader if any(c.strip(BOM + " \t") for c in row)), None)
+        self.line_num = self.reader.line_num
+        return self._header
+
+    @fieldnames.setter
+    def fieldnames(self, value: Sequence[str] | None) -> None:
+        self._header, self._header_read = value, value is not None
+
+
 def read_csv(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
     """CSV with the contract's column names; lists are ';'-separated, nested objects are JSON cells.
 
     A row the csv module cannot read (a cell over its size limit, a broken quote) is a bad line too."""
-    reader = csv.DictReader(_without_bom(lines))
+    reader = _CsvReader(_without_bom(lines))
     while True:
         try:
             row = next(reader)
@@ -197,6 +218,22 @@ def detect_format(name: str, first_line: str | None = None) -> str:
         if {"event_id", "type"} <= header:
             return "csv"
     return "csv" if name.lower().endswith(".csv") and not text else "jsonl"
+
+
+MAX_LEADING_BLANK_LINES = 10_000
+
+
+def leading_lines(lines: Iterator[str]) -> tuple[list[str], str]:
+    """The lines up to the first with content, and that line ("" if none within MAX_LEADING_BLANK_LINES):
+    the format is detected from the first line with content, not from a blank line before it."""
+    head: list[str] = []
+    for line in lines:
+        head.append(line)
+        if line.strip(BOM + " \t\r\n"):
+            return head, line
+        if len(head) >= MAX_LEADING_BLANK_LINES:
+            break
+    return head, ""
 
 
 def read_events(lines: Iterable[str], source: str, fmt: str) -> Iterator[tuple[int, Event | EventError]]:

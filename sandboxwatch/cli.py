@@ -16,7 +16,13 @@ from typing import TextIO
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
 from sandboxwatch.history_cli import UsageError
-from sandboxwatch.rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
+from sandboxwatch.rules_engine.event_reader import (
+    bounded_lines,
+    decode_events,
+    detect_format,
+    leading_lines,
+    read_events,
+)
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
@@ -53,9 +59,9 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
         source = path
     try:
         lines = bounded_lines(stream)
-        first = next(lines, "")
+        head, first = leading_lines(lines)
         chosen = fmt or detect_format(source if path != "-" else "", first)
-        yield itertools.chain((first,) if first else (), lines), source, chosen
+        yield itertools.chain(head, lines), source, chosen
     finally:
         if path != "-":
             stream.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sandboxwatch.rules_engine.event_parser import connector_reason
 from sandboxwatch.rules_engine.event_reader import MAX_DEPTH, parse_json_line
 from sandboxwatch.rules_engine.events import EventError
 from sandboxwatch.rules_engine.json_bounds import loads_bounded
@@ -63,7 +64,7 @@ def _ingest_error(text: str, source: str, offset: int) -> EventError | None:
         source,
         offset,
         field if isinstance(field, str) else None,
-        f"{obj.get('origin', 'connector')}: {obj.get('reason', 'rejected by the connector')}",
+        connector_reason(obj),
         text.strip(),
         participant=participant if isinstance(participant, str) else None,
     )
