@@ -251,11 +251,19 @@ class Monitor:
         return accepted
 
     def _invalid(self, error: EventError, message: InboundMessage, outcome: BatchOutcome) -> None:
+        """A dead letter always; an invalid_event finding for the participant it names (or its key names).
+        One whose participant cannot be read at all is the only licence's when one is loaded (as ``check``
+        reports every bad line of a file); with several it cannot be attributed to any of them: it is counted
+        in ``sandboxwatch_unattributed_invalid_events_total`` instead (docs/events.md)."""
         letter = dead_letter(error, message)
         outcome.dead_letters.append(letter)
         participant = error.participant or key_participant(message)
+        if participant is None and len(self.licences) == 1:
+            participant = next(iter(self.licences))
         if participant in self.licences:
             outcome.findings.append(self.engine(participant).invalid(error))
+        else:
+            self.metrics.unattributed_invalid.labels("unlicensed" if participant else "no_participant").inc()
 
     def _observe(self, accepted: list[EventRecord], outcome: BatchOutcome, letters: list[DeadLetter]) -> None:
         metrics = self.metrics
@@ -302,6 +310,7 @@ def _decoded(message: InboundMessage) -> EventRecord | EventError:
             None,
             f"could not be decoded ({type(exc).__name__}: {exc or 'no detail'})"[:500],
             raw[:500],
+            partition=message.partition,
         )
 
 
