@@ -94,7 +94,7 @@ def cmd_licence_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+    from sandboxwatch.simulate import SimulationConfig, SimulationTooSmall, simulate_to_files
 
     licence = _licence(args.licence)
     config = SimulationConfig(
@@ -104,7 +104,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         target_events=args.events,
         violations=not args.clean,
     )
-    summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
+    try:
+        summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
+    except SimulationTooSmall as exc:
+        raise Unusable(str(exc)) from None
     print(summary, file=sys.stderr)
     return EXIT_OK
 
@@ -223,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True, help="events JSONL file to write")
     simulate.add_argument("--truth", help="ground-truth JSON file of injected violations")
     simulate.add_argument("--accounts", type=int, default=3000)
-    simulate.add_argument("--events", type=int, default=0, help="approximate event count (0: natural day)")
+    simulate.add_argument(
+        "--events",
+        type=int,
+        default=0,
+        help="exactly this many events, injected violations included (0: a natural day for --accounts)",
+    )
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--day", help="local date of the simulated day (default: inside the licence term)")
     simulate.add_argument("--clean", action="store_true", help="inject no violations")

@@ -216,7 +216,8 @@ def _up_locked(options: UpOptions) -> int:
                 rows = worker.monitor.store.findings_summary()
                 failing = sum(n for _, _, severity, n in rows if severity in FAILING_SEVERITIES)
                 _summary(rows, worker.monitor.store.count("dead_letters"), url)
-                if not options.once:
+                # An events file with nothing usable ends the run after its replay (exit 2), served or not.
+                if not options.once and replay.usable:
                     print("serving metrics until Ctrl-C", file=sys.stderr)
                     if chain is not None:
                         follow = threading.Thread(target=chain.run, kwargs={"stop": stop.is_set}, daemon=True)
