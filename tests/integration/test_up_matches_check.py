@@ -76,8 +76,11 @@ def hostile_lines(day: list[dict[str, object]]) -> list[bytes]:
     lines = [_line(e) for e in day]
     big = {**trade, "event_id": "big-1", "note": ""}
     big["note"] = "x" * ((1 << 20) - len(_line(big)) - 4)  # valid, 4 characters under the line limit
+    wide = {**trade, "event_id": "big-2", "note": ""}
+    wide["note"] = "€" * ((1 << 20) - len(_line(wide)) - 4)  # the same in characters, 3 MiB in UTF-8
     hostile = [
         _line(big),
+        _line(wide),
         _line({**account, "event_id": "sep-1", "account": "acc-\u2028-name"}),  # a line separator in a name
         _line({**account, "event_id": "sep-2", "account": "acc-\u0085-name"}),  # NEL, also a separator
         b'{"event_id":"bad-utf8","type":"trade","participant":"alphatrue-basal-pay","site":"\xff\xfe"}',
