@@ -68,6 +68,8 @@ class Monitor:
         self._caught_up: set[str] = set()
         # When (monotonic seconds) each engine last accepted an event: how long its reorder buffer has waited.
         self._arrived: dict[str, float] = {}
+        # Dead letters of this batch with no invalid_event finding (letter id -> why), counted once stored.
+        self._unattributed: dict[str, str] = {}
 
     def engine(self, participant: str) -> Engine:
         engine = self.engines.get(participant)
@@ -263,7 +265,7 @@ class Monitor:
         if participant in self.licences:
             outcome.findings.append(self.engine(participant).invalid(error))
         else:
-            self.metrics.unattributed_invalid.labels("unlicensed" if participant else "no_participant").inc()
+            self._unattributed[letter.letter_id] = "unlicensed" if participant else "no_participant"
 
     def _observe(self, accepted: list[EventRecord], outcome: BatchOutcome, letters: list[DeadLetter]) -> None:
         metrics = self.metrics
@@ -281,8 +283,12 @@ class Monitor:
                 latest[event.participant] = max(latest.get(event.participant, ts), ts)
         for participant, ts in latest.items():
             metrics.last_event.labels(participant).set(ts)
+        unattributed, self._unattributed = self._unattributed, {}
         for letter in letters:
             metrics.dead_letters.labels(letter.kind).inc()
+            why = unattributed.get(letter.letter_id)
+            if why is not None:
+                metrics.unattributed_invalid.labels(why).inc()
         for participant, engine in self.engines.items():
             try:
                 metrics.set_utilisation(participant, engine.utilisation())

@@ -170,6 +170,8 @@ def test_with_several_licences_an_unattributable_message_is_counted_where_no_fin
     sample = monitor.metrics.registry.get_sample_value
     assert sample("sandboxwatch_unattributed_invalid_events_total", {"reason": "no_participant"}) == 1.0
     assert sample("sandboxwatch_unattributed_invalid_events_total", {"reason": "unlicensed"}) == 1.0
+    monitor.process_batch([InboundMessage("events", 0, 1, None, b"not json")])  # re-delivered: stored once
+    assert sample("sandboxwatch_unattributed_invalid_events_total", {"reason": "no_participant"}) == 1.0
 
 
 def test_a_file_line_reported_by_up_gives_the_finding_check_gives(store: Store, tmp_path: Path) -> None:
