@@ -6,7 +6,7 @@ function to change (count cases not resolved, aged from when they opened); the o
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sandboxwatch.store.history import History, Scope
 from sandboxwatch.store.overview_queries import LOCAL_OFFSET, findings_per_day
@@ -29,7 +29,7 @@ Ages = dict[str, dict[str, dict[str, int]]]
 
 def open_by_age(history: History, scope: Scope, participants: list[str], as_of: datetime) -> Ages:
     """participant -> age bucket -> severity -> open items, for items up to ``as_of``."""
-    today = (as_of + LOCAL_OFFSET).date()
+    today = (as_of.astimezone(UTC) + LOCAL_OFFSET).date()
     out: Ages = {p: {name: dict.fromkeys(OPEN_SEVERITIES, 0) for name, _, _ in BUCKETS} for p in participants}
     for participant, day, severity, count in findings_per_day(
         history, scope, participants, STORE_MIN, as_of, OPEN_SEVERITIES

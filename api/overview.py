@@ -7,7 +7,7 @@ in the caller's language (``lang`` query parameter, else ``Accept-Language``).""
 
 # No "from __future__ import annotations": FastAPI reads these annotations at run time.
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -17,7 +17,7 @@ from sandboxwatch.api import i18n
 from sandboxwatch.api.keys import Principal
 from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.api.open_cases import BASIS, BUCKETS, OPEN_SEVERITIES, open_by_age
-from sandboxwatch.api.plain_limits import read, readings
+from sandboxwatch.api.plain_limits import read, readings, six_places
 from sandboxwatch.api.utilisation_history import daily_use, local_day
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
@@ -89,7 +89,9 @@ def add_overview_routes(
         scope = who.scope
         visible = history.participants(scope)
         shown = [p for p in visible if participant is None or p == participant]
-        end = _instant(until, "to") or latest_event_time(history, scope, participant) or datetime.now().astimezone()
+        # Default: the 30 days up to the latest event (not one dated in the future), else up to now.
+        now = datetime.now(UTC)
+        end = _instant(until, "to") or latest_event_time(history, scope, participant, now) or now
         start = _instant(since, "from") or end - timedelta(days=DEFAULT_DAYS - 1)
         if start > end:
             raise HTTPException(422, "from: after to")
@@ -139,7 +141,7 @@ def add_overview_routes(
                     {
                         "day": sample.day.isoformat(),
                         "share": format(sample.share, "f"),
-                        "level": None if level is None else format(level, "f"),
+                        "level": None if level is None else format(six_places(level), "f"),
                         "band": reading.band,
                     }
                 )

@@ -54,7 +54,7 @@ class LimitReading:
 
     def text(self, language: str) -> str:
         level = self.level
-        shown = i18n.percent(level, language) if level is not None else "-"
+        shown = _level_text(level, language) if level is not None else "-"
         if self.observed is None or self.required is None:
             key = "limit.generic_min" if self.direction == "minimum" else "limit.generic_max"
             return i18n.text(language, key, limit=f"{self.rule} {self.limit}", level=shown)
@@ -82,13 +82,20 @@ class LimitReading:
             "clause": self.clause,
             "direction": self.direction,
             "share": format(self.share, "f"),
-            "observed": None if self.observed is None else format(self.observed, "f"),
+            "observed": None if self.observed is None else format(six_places(self.observed), "f"),
             "required": None if self.required is None else format(self.required, "f"),
-            "level": None if level is None else format(level, "f"),
+            "level": None if level is None else format(six_places(level), "f"),
             "band": self.band,
             "band_text": i18n.text(language, f"band.{self.band}"),
             "text": self.text(language),
         }
+
+
+def six_places(value: Decimal) -> Decimal:
+    """At most six decimal places (a derived value such as 1 / 0.952381 has twenty-eight)."""
+    if not value.is_finite() or value == value.to_integral_value():
+        return value
+    return value.quantize(Decimal("0.000001")).normalize()
 
 
 def band(share: Decimal) -> Band:
@@ -96,6 +103,16 @@ def band(share: Decimal) -> Band:
     if not share.is_finite() or share > _ONE:
         return "breach"
     return "near" if share >= NEAR else "ok"
+
+
+def _level_text(level: Decimal, language: str) -> str:
+    """A percentage with as many places as it takes not to round a value past the threshold onto it
+    (10,001 of a 10,000 cap is 100.01%, not 100%)."""
+    for places in range(1, 5):
+        shown = (level * 100).quantize(Decimal(1).scaleb(-places))
+        if (shown == 100) == (level == _ONE):
+            break
+    return i18n.percent(level, language, places)
 
 
 def _plain(value: Decimal, language: str) -> str:

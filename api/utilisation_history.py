@@ -10,7 +10,7 @@ every event of that day. Cost: one pass over the participant's stored events per
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sandboxwatch.rules_engine.engine import Engine, event_order
@@ -29,7 +29,7 @@ class Sample:
 
 
 def local_day(ts: datetime) -> date:
-    return (ts + LOCAL_OFFSET).date()
+    return (ts.astimezone(UTC) + LOCAL_OFFSET).date()
 
 
 def daily_use(store: Store, licence: Licence, since: date, until: date) -> list[Sample]:

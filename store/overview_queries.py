@@ -38,9 +38,14 @@ def findings_per_day(
     return [(str(p), _as_date(d), str(s), int(n)) for p, d, s, n in rows]
 
 
-def latest_event_time(history: History, scope: Scope, participant: str | None = None) -> datetime | None:
-    """The latest event time stored for the visible participants (or one of them), if any."""
+def latest_event_time(
+    history: History, scope: Scope, participant: str | None = None, not_after: datetime | None = None
+) -> datetime | None:
+    """The latest event time stored for the visible participants (or one of them), if any; ``not_after``
+    leaves out events dated later (a mistyped year must not move a default window decades ahead)."""
     where = scope.condition() + (f" AND participant = {quote(participant)}" if participant else "")
+    if not_after is not None:
+        where += f" AND ts <= {datetime_literal(not_after)}"
     rows = history.store.backend.rows(f"SELECT count(), toString(max(ts)) FROM {history.db}.events WHERE {where}")
     if not rows or not int(rows[0][0]):
         return None
