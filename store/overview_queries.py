@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import History, Scope
 from sandboxwatch.store.sql_text import datetime_literal, in_list, quote
 
@@ -58,3 +59,12 @@ def _as_date(value: object) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+def events_version(store: Store, participant: str) -> tuple[int, str]:
+    """What changes whenever a participant's stored events do: their number and the latest write."""
+    rows = store.backend.rows(
+        f"SELECT uniqExact(event_id), toString(max(recorded)) FROM {store.db}.events "
+        f"WHERE participant = {quote(participant)}"
+    )
+    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
