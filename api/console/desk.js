@@ -24,7 +24,7 @@ function chart(target, days, series, { percent = false, threshold = null } = {})
     stroke: s.colour,
     width: 2,
     spanGaps: true,
-    points: { show: true, size: 6, fill: s.colour },
+    points: { show: days.length <= 31 || s.sparse === true, size: 6, fill: s.colour },
     value: (u, v) => (v == null ? "-" : percent ? `${formatNumber(v * 100, 1)}%` : formatNumber(v)),
   }));
   if (threshold !== null) {
@@ -37,7 +37,11 @@ function chart(target, days, series, { percent = false, threshold = null } = {})
     height: 180,
     scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max, threshold ?? 0, 1) * 1.1] } },
     axes: [
-      { values: (u, values) => values.map((v) => formatDay(new Date(v * 1000).toISOString().slice(0, 10))) },
+      {
+        space: 90, // a dd/mm/yyyy label is ~75px wide: ticks a day, a week or a month apart, never overlapping
+        incrs: [1, 2, 7, 14, 28, 56, 91, 182].map((d) => d * 86400),
+        values: (u, values) => values.map((v) => formatDay(new Date(v * 1000).toISOString().slice(0, 10))),
+      },
       {
         values: (u, values) => values.map((v) => (percent ? `${formatNumber(v * 100)}%` : formatNumber(v))),
         incrs: percent ? [0.1, 0.25, 0.5, 1, 2, 5, 10] : [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000],
@@ -136,7 +140,7 @@ function participantCard(overview, item) {
     card.appendChild(block);
     const byDay = Object.fromEntries(reading.series.map((s) => [s.day, s.level === null ? null : Number(s.level)]));
     card._charts.push([plot, overview.days, [{
-      label: `${reading.rule} ${reading.limit}`, colour: BAND_COLOURS[reading.band],
+      label: `${reading.rule} ${reading.limit}`, colour: BAND_COLOURS[reading.band], sparse: true,
       values: overview.days.map((d) => byDay[d] ?? null),
     }], { percent: true, threshold: 1 }]);
   }

@@ -60,12 +60,16 @@ def tab(driver: Any, name: str) -> None:
     by_css(driver, f"nav button[data-tab='{name}']")[0].click()
 
 
-def show_overview(driver: Any, period: str = "2025-11-01 to 2025-11-14") -> None:
+def show_overview(
+    driver: Any, period: str = "2025-11-01 to 2025-11-14", first: str = "2025-11-01", last: str = "2025-11-14"
+) -> None:
     tab(driver, "overview")
     wait(driver, lambda d: d.find_element("id", "overview").get_attribute("data-state") in ("loaded", "failed"), 90)
     driver.execute_script(
-        "document.getElementById('overview-from').value = '2025-11-01';"
-        "document.getElementById('overview-to').value = '2025-11-14';"
+        "document.getElementById('overview-from').value = arguments[0];"
+        "document.getElementById('overview-to').value = arguments[1];",
+        first,
+        last,
     )
     by_css(driver, "#overview-button")[0].click()
     wait(driver, lambda d: d.find_element("id", "overview-period").text == period
@@ -74,7 +78,8 @@ def show_overview(driver: Any, period: str = "2025-11-01 to 2025-11-14") -> None
 
 def test_overview_side_by_side_with_charts(console: str, browser: Any) -> None:  # noqa: F811
     signed_in(browser, console, "regulator")
-    show_overview(browser)
+    # Both simulated pilot days: Da Nang's in November 2025, the national pilot's in January 2026.
+    show_overview(browser, "2025-11-01 to 2026-01-20", "2025-11-01", "2026-01-20")
     cards = by_css(browser, ".overview-participant")
     assert [c.get_attribute("data-participant") for c in cards] == [DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT]
     for card in cards:
@@ -90,8 +95,10 @@ def test_overview_side_by_side_with_charts(console: str, browser: Any) -> None: 
     assert "customer cap" in clause.text
     open_rows = {r.get_attribute("data-bucket"): r.text for r in
                  da_nang.find_elements("css selector", "table.open-by-age tbody tr")}  # fmt: skip
-    assert open_rows["d1_7"].split()[-3:] == ["2", "15", "2"]  # warning, breach, critical
-    assert browser.find_element("id", "overview-period").text == "2025-11-01 to 2025-11-14"
+    # Aged at the end of the period: Da Nang's findings are over 30 days old by 2026-01-20.
+    assert open_rows["d30_plus"].split()[-3:] == ["2", "15", "2"]  # warning, breach, critical
+    national = cards[1].find_element("css selector", ".overview-limit[data-limit='charter_capital_vnd']")
+    assert "holds 5,000bn of the 10,000bn VND required charter capital (50%)" in national.text
     screenshot(browser, "overview-regulator")
 
 
