@@ -316,3 +316,15 @@ def test_upload_stores_only_when_asked_and_only_a_clean_jsonl_file(store: Store)
         reserves = next(item for item in limits if item["rule"] == "reserves")
         assert reserves["text"] == "USDT reserves cover 90% of client liabilities; licence requires 100%"
         assert reserves["band"] == "breach"
+
+
+def test_the_chart_library_is_served_from_the_package_with_its_licence(client: TestClient) -> None:
+    script = client.get("/console/vendor/uplot/uPlot.iife.min.js")
+    assert script.status_code == 200 and b"uPlot" in script.content
+    assert client.get("/console/vendor/uplot/uPlot.min.css").status_code == 200
+    assert "MIT License" in client.get("/console/vendor/uplot/LICENSE").text
+    page = client.get("/").text
+    assert "/console/vendor/uplot/uPlot.iife.min.js" in page
+    assert "http://" not in page and "https://" not in page  # nothing fetched from a CDN at run time
+    for language in ("en", "vi"):
+        assert client.get(f"/console/i18n/{language}.json").json()["ui.tab.overview"]
