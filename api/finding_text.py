@@ -38,6 +38,8 @@ def _value(text: Any, kind: str, language: str) -> str | None:
         return str(text)
     if kind in _RATIO_KINDS:
         return i18n.percent(value, language)
+    if kind == "participant_limits" and abs(value) >= 1_000_000:
+        return i18n.amount(value, language)  # charter capital, as the licence states it (VND 10,000bn)
     if kind in _PERCENT_KINDS:
         return i18n.number(value.quantize(Decimal("0.01")).normalize(), language)
     return i18n.number(value, language)

@@ -99,6 +99,9 @@ def test_finding_text_is_rendered_from_the_fields_in_each_language() -> None:
     )
     big = {"kind": "max_transaction_value", "subject": "acc-7", "observed": "1250000000", "limit": "1000000000"}
     assert finding_text.render(big, "vi") == "giao dịch của acc-7 trị giá 1.250.000.000, vượt mức tối đa 1.000.000.000"
+    capital = {"kind": "participant_limits", "observed": "5000000000000", "limit": "10000000000000"}
+    assert finding_text.render(capital, "vi") == "chưa đáp ứng điều kiện thành viên: 5.000 tỷ so với hạn mức 10.000 tỷ"
+    assert finding_text.render(capital, "en") == "participant condition not met: 5,000bn against a limit of 10,000bn"
     # A sentence needing a value the finding lacks, or an unknown kind, falls back to the generic one.
     assert finding_text.render({"kind": "max_transaction_value", "rule": "cap", "subject": "a"}, "en") == (
         "cap: finding about a"
