@@ -30,8 +30,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from sandboxwatch.api.body_limit import BodyLimit
+from sandboxwatch.api.finding_text import localise
 from sandboxwatch.api.keys import KeyRing, Principal
 from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.api.overview import Lang, add_overview_routes
+from sandboxwatch.api.self_check_upload import MAX_UPLOAD, UPLOAD_PATH, add_self_check_routes
 from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
@@ -105,6 +108,9 @@ def _time(value: str | None, name: str) -> datetime | None:
         return None
     if len(value) > TIME_MAX:
         raise HTTPException(422, f"{name}: not an RFC 3339 timestamp (longer than {TIME_MAX} characters)")
+    if not (value.isascii() and value.isprintable()):
+        # Python's ISO parser stops at a NUL and ignores what follows: refused here, whatever it would say.
+        raise HTTPException(422, f"{name}: not an RFC 3339 timestamp (it holds a control or non-ASCII character)")
     try:
         return parse_timestamp(value)
     except (ValueError, OverflowError) as exc:
@@ -127,7 +133,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         description="Licence-compliance history, evidence and pre-checks for regulatory sandbox participants.",
         default_response_class=SafeJSONResponse,
     )
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, larger=[(UPLOAD_PATH, MAX_UPLOAD)])
 
     def deny(request: Request, principal: Principal | None, status: int, reason: str) -> Denied:
         name = principal.name if principal else "-"
@@ -209,6 +215,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         format: Literal["json", "csv", "parquet"] = "json",
+        lang: Lang = None,
     ) -> Any:
         own(request, who, participant)
         filt = FindingFilter(
@@ -221,16 +228,16 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         if format == "parquet":
             return Response(findings_parquet(rows), media_type="application/vnd.apache.parquet",
                             headers={"Content-Disposition": 'attachment; filename="findings.parquet"'})  # fmt: skip
-        return rows
+        return localise(rows, lang) if lang else rows
 
     @app.get("/api/v1/findings/{finding_id}", summary="One finding with its evidence events and notes")
-    def finding(request: Request, who: Caller, finding_id: Id) -> dict[str, Any]:
+    def finding(request: Request, who: Caller, finding_id: Id, lang: Lang = None) -> dict[str, Any]:
         item = history.finding(who.scope, finding_id)
         if item is None:
             if who.participant is not None and history.finding(Scope(), finding_id) is not None:
                 deny(request, who, 404, f"finding {finding_id} belongs to another participant")
             raise HTTPException(404, f"no finding {finding_id}")
-        return item
+        return localise([item], lang)[0] if lang else item
 
     @app.post("/api/v1/findings/{finding_id}/notes", summary="Regulators: acknowledge or annotate a finding")
     def add_note(
@@ -277,7 +284,13 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         event: Annotated[dict[str, Any], Body(description="a canonical event (events contract, version 1)")],
     ) -> dict[str, Any]:
         own(request, who, participant)
-        if event.get("participant") != participant:
+        # A malformed event (no participant field at all, or one that is not text) is the client's mistake:
+        # 422 with the reason. Only a well-formed event naming another participant is an access question.
+        named = event.get("participant")
+        if not isinstance(named, str) or not named:
+            reason = "required field is missing" if named in (None, "") else "must be a string"
+            raise HTTPException(422, {"field": "participant", "reason": reason})
+        if named != participant:
             raise deny(request, who, 403, "the event's participant is not the one in the path")
         if not live.licensed(participant):
             raise HTTPException(404, f"no licence loaded for {participant}")
@@ -332,6 +345,9 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         participant: OptionalId = None,
     ) -> dict[str, Any]:
         return verified(participant, heads)
+
+    add_overview_routes(app, history, live, principal, own)
+    add_self_check_routes(app, history, live, principal, own, deny)
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

@@ -482,7 +482,7 @@ class Engine:
         self.stats.invalid += 1
         self.stats.findings["warning"] += 1
         header = self.header
-        where = f"line {error.line}"
+        where = error.where
         return new_finding(
             licence=header.id,
             rule=INVALID_EVENT,

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
 
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
 from sandboxwatch.history_cli import UsageError
-from sandboxwatch.rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
+from sandboxwatch.rules_engine.event_reader import open_events, read_events
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
@@ -39,26 +37,13 @@ def _licence(path: str) -> Licence:
 
 @contextlib.contextmanager
 def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str]]:
-    """Yield (lines, source name, format); undecodable bytes become bad lines, not a crash. The format is
-    the one asked for, else what the content is (docs/cli.md), the same for a file and for stdin."""
-    if path == "-":
-        binary = getattr(sys.stdin, "buffer", None)
-        stream: TextIO = decode_events(binary) if binary is not None else sys.stdin
-        source = "<stdin>"
-    else:
+    """``open_events`` (shared with ``up``); a file that cannot be opened is unusable input (exit 2)."""
+    with contextlib.ExitStack() as stack:
         try:
-            stream = decode_events(open(path, "rb"))  # noqa: SIM115
+            opened = stack.enter_context(open_events(path, fmt))
         except OSError as exc:
             raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
-        source = path
-    try:
-        lines = bounded_lines(stream)
-        first = next(lines, "")
-        chosen = fmt or detect_format(source if path != "-" else "", first)
-        yield itertools.chain((first,) if first else (), lines), source, chosen
-    finally:
-        if path != "-":
-            stream.close()
+        yield opened
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -109,7 +94,7 @@ def cmd_licence_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+    from sandboxwatch.simulate import SimulationConfig, SimulationTooSmall, simulate_to_files
 
     licence = _licence(args.licence)
     config = SimulationConfig(
@@ -119,14 +104,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         target_events=args.events,
         violations=not args.clean,
     )
-    summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
+    try:
+        summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
+    except SimulationTooSmall as exc:
+        raise Unusable(str(exc)) from None
     print(summary, file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from sandboxwatch.alerts.health_endpoint import EndpointError
-    from sandboxwatch.embedded import DataDirBusy
+    from sandboxwatch.embedded import DataDirBusy, UnusableEvents
     from sandboxwatch.ingest.retry import ConnectorError
     from sandboxwatch.ingest.settings import SettingsError, load_chain_settings
 
@@ -137,7 +125,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.chain_config:
             load_chain_settings(Path(args.chain_config))
         return _up(args)
-    except (SettingsError, ConnectorError, DataDirBusy, EndpointError) as exc:
+    except (SettingsError, ConnectorError, DataDirBusy, EndpointError, UnusableEvents) as exc:
         raise Unusable(str(exc)) from None
 
 
@@ -155,6 +143,8 @@ def _up(args: argparse.Namespace) -> int:
             once=args.once,
             chain_config=Path(args.chain_config) if args.chain_config else None,
             rpc=args.rpc,
+            input_format=args.events_format,
+            batch_size=args.batch_size,
         )
     )
 
@@ -196,6 +186,16 @@ def cmd_alerts_recorder(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 < value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 1000000, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sandboxwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -226,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True, help="events JSONL file to write")
     simulate.add_argument("--truth", help="ground-truth JSON file of injected violations")
     simulate.add_argument("--accounts", type=int, default=3000)
-    simulate.add_argument("--events", type=int, default=0, help="approximate event count (0: natural day)")
+    simulate.add_argument(
+        "--events",
+        type=int,
+        default=0,
+        help="exactly this many events, injected violations included (0: a natural day for --accounts)",
+    )
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--day", help="local date of the simulated day (default: inside the licence term)")
     simulate.add_argument("--clean", action="store_true", help="inject no violations")
@@ -234,7 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="embedded live monitor: local broker + chdb, replaying a simulated day")
     up.add_argument("--licence", default="config/licences/da-nang-pilot.yaml")
-    up.add_argument("--events", help="replay this JSONL file instead of a simulated day")
+    up.add_argument("--events", help="replay this events file (read as check reads it) instead of a simulated day")
+    up.add_argument(
+        "--input-format",
+        "--events-format",
+        dest="events_format",
+        choices=("jsonl", "csv"),
+        help="events format (default: from the content, as check)",
+    )
+    up.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=5000,
+        help="messages the monitor takes per batch (the findings do not depend on it)",
+    )
     up.add_argument("--data-dir", default=".sandboxwatch", help="where the embedded store and broker live")
     up.add_argument("--accounts", type=int, default=3000)
     up.add_argument("--seed", type=int, default=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
+from typing import Any
 
 import orjson
 
@@ -17,6 +18,7 @@ from sandboxwatch.rules_engine.event_reader import MAX_DEPTH
 from sandboxwatch.rules_engine.json_bounds import loads_bounded
 from sandboxwatch.streams.inbound import MAX_BATCH_BYTES, MAX_BATCH_LINES
 from sandboxwatch.streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES
 
 # Lines read per poll of a file: a participant's lines within one poll travel together, so this is also
 # how far apart (in input lines) two participants' events can be reordered by batching.
@@ -69,6 +71,35 @@ def batch_messages(keyed: Iterable[tuple[bytes | None, bytes]]) -> list[Message]
     return messages + alone
 
 
+def consecutive_batches(messages: Sequence[Message]) -> list[tuple[Message, list[int]]]:
+    """Runs of consecutive messages under the same key as batch messages (each with the indices of the
+    messages it carries), within the same bounds as ``batch_messages``: for a publisher whose order is the
+    judging order (``up`` replays a file in check's order), so batching reorders nothing."""
+    out: list[tuple[Message, list[int]]] = []
+    run: list[int] = []
+    size = 0
+
+    def close() -> None:
+        if run:
+            key = messages[run[0]][0]
+            out.append(((key, b"\n".join(messages[i][1] for i in run)), list(run)))
+            run.clear()
+
+    for index, (key, value) in enumerate(messages):
+        alone = key is None or b"\n" in value or len(value) >= MAX_BATCH_BYTES
+        if run and (alone or key != messages[run[0]][0] or len(run) >= MAX_BATCH_LINES or
+                    size + len(value) + 1 > MAX_BATCH_BYTES):  # fmt: skip
+            close()
+            size = 0
+        if alone:
+            out.append(((key, value), [index]))
+            continue
+        run.append(index)
+        size += len(value) + 1
+    close()
+    return out
+
+
 def polls(lines: Iterable[str], size: int = POLL_LINES) -> Iterator[list[str]]:
     iterator = iter(lines)
     while chunk := list(islice(iterator, size)):
@@ -90,29 +121,66 @@ def publish_lines(
     lines: Iterable[str],
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Returns the number of event lines sent (not messages)."""
-    from kafka import KafkaProducer
+    """Returns the number of event lines sent (not messages): each poll's lines go as batch messages."""
+    count = 0
 
+    def batched() -> Iterator[Message]:
+        nonlocal count
+        for poll in polls(lines):
+            for key, value in line_messages(poll):
+                count += value.count(b"\n") + 1
+                yield key, value
+
+    _, refused = publish_messages(bootstrap, topic, batched(), progress)
+    for _, exc in refused:
+        raise exc
+    return count
+
+
+def publish_messages(
+    bootstrap: str,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    progress: Callable[[int], None] | None = None,
+    max_request_size: int = MAX_EVENT_MESSAGE_BYTES,
+) -> tuple[int, list[tuple[int, Exception]]]:
+    """Send (key, value) pairs in order; returns how many were stored and, for each message the client or
+    the broker refused for its size, its index and the error, so the caller can dead-letter it with the
+    reason. Any other failure (the broker unreachable) raises: that is an outage, not bad data."""
+    from kafka import KafkaProducer
+    from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
+    too_large = (MessageSizeTooLargeError, RecordListTooLargeError)
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         linger_ms=20,
         batch_size=1024 * 1024,
-        max_request_size=2 * MAX_BATCH_BYTES + 64 * 1024,
+        max_request_size=max_request_size,
         **KafkaSecurity.from_env().kafka_python(),
     )
-    sent = reported = 0
+    futures: list[tuple[int, Any]] = []
+    refused: list[tuple[int, Exception]] = []
     try:
-        for poll in polls(lines):
-            for key, value in line_messages(poll):
-                producer.send(topic, key=key, value=value)
-                sent += value.count(b"\n") + 1
-            if progress and sent - reported >= 5000:
-                progress(sent)
-                reported = sent
+        for index, (key, value) in enumerate(messages):
+            try:
+                futures.append((index, producer.send(topic, key=key, value=value)))
+            except too_large as exc:
+                refused.append((index, exc))
+            if progress and (index + 1) % 5000 == 0:
+                progress(index + 1)
         producer.flush()
     finally:
         producer.close()
+    sent = 0
+    for index, future in futures:
+        error = future.exception if future.failed() else None
+        if error is None:
+            sent += 1
+        elif isinstance(error, too_large):
+            refused.append((index, error))
+        else:
+            raise error
     if progress:
         progress(sent)
-    return sent
+    return sent, sorted(refused, key=lambda item: item[0])
