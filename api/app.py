@@ -30,6 +30,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from sandboxwatch.api.body_limit import BodyLimit
+from sandboxwatch.api.case_workflow import DueTimes
+from sandboxwatch.api.cases import include_cases
 from sandboxwatch.api.keys import KeyRing, Principal
 from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
@@ -120,7 +122,7 @@ def _time(value: str | None, name: str) -> datetime | None:
     return STORE_MIN if parsed.year < MIN_YEAR else STORE_MAX
 
 
-def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
+def create_app(history: History, keys: KeyRing, live: LiveState, case_due: DueTimes | None = None) -> FastAPI:
     app = FastAPI(
         title="sandboxwatch",
         version="1",
@@ -332,6 +334,8 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         participant: OptionalId = None,
     ) -> dict[str, Any]:
         return verified(participant, heads)
+
+    include_cases(app, history, principal, deny, case_due)  # the case workflow (api/cases.py)
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 
