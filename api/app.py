@@ -34,6 +34,7 @@ from sandboxwatch.api.case_workflow import DueTimes
 from sandboxwatch.api.cases import include_cases
 from sandboxwatch.api.keys import KeyRing, Principal
 from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.api.reports import include_reports
 from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
@@ -336,6 +337,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState, case_due: DueTi
         return verified(participant, heads)
 
     include_cases(app, history, principal, deny, case_due)  # the case workflow (api/cases.py)
+    include_reports(app, history, principal, deny, case_due)  # the monthly report (api/reports.py)
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

@@ -58,8 +58,8 @@ class CaseFilter:
     severity: str | None = None
     rule: str | None = None
     overdue: bool | None = None
-    opened_from: datetime | None = None
-    opened_to: datetime | None = None
+    since: datetime | None = None  # the finding's event time, inclusive bounds
+    until: datetime | None = None
     limit: int = 500
     offset: int = 0
 
@@ -123,10 +123,10 @@ class CaseTrail:
         late = f"(c_state != 'resolved' AND due < {datetime_literal(now)})"
         if filt.overdue is not None:
             outer.append(late if filt.overdue else f"NOT {late}")
-        if filt.opened_from is not None:
-            outer.append(f"opened >= {datetime_literal(filt.opened_from)}")
-        if filt.opened_to is not None:
-            outer.append(f"opened <= {datetime_literal(filt.opened_to)}")
+        if filt.since is not None:
+            found.append(f"ts >= {datetime_literal(filt.since)}")
+        if filt.until is not None:
+            found.append(f"ts <= {datetime_literal(filt.until)}")
         limit = max(1, min(filt.limit, 100_000))
         offset = max(0, min(filt.offset, 10_000_000))
         # Inner aliases differ from the column names: ClickHouse would resolve a WHERE on a column to its alias.
