@@ -30,11 +30,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from sandboxwatch.api.body_limit import BodyLimit
-from sandboxwatch.api.case_workflow import DueTimes
-from sandboxwatch.api.cases import include_cases
 from sandboxwatch.api.keys import KeyRing, Principal
 from sandboxwatch.api.live_state import LiveState
-from sandboxwatch.api.reports import include_reports
 from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
@@ -123,7 +120,8 @@ def _time(value: str | None, name: str) -> datetime | None:
     return STORE_MIN if parsed.year < MIN_YEAR else STORE_MAX
 
 
-def create_app(history: History, keys: KeyRing, live: LiveState, case_due: DueTimes | None = None) -> FastAPI:
+def create_app(history: History, keys: KeyRing, live: LiveState, case_due: str = "") -> FastAPI:
+    """``case_due``: when cases fall due by severity, as ``api serve --case-due`` takes it (api/case_workflow.py)."""
     app = FastAPI(
         title="sandboxwatch",
         version="1",
@@ -179,6 +177,10 @@ def create_app(history: History, keys: KeyRing, live: LiveState, case_due: DueTi
     def own(request: Request, who: Principal, participant: str | None) -> None:
         if participant is not None and not who.scope.allows(participant):
             raise deny(request, who, 403, f"no access to participant {participant!r}")
+
+    from sandboxwatch.api.case_desk import include_case_desk  # imported here: its routes use the helpers above
+
+    include_case_desk(app, history, principal, deny, case_due)  # case workflow, monthly report (api/case_desk.py)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -335,9 +337,6 @@ def create_app(history: History, keys: KeyRing, live: LiveState, case_due: DueTi
         participant: OptionalId = None,
     ) -> dict[str, Any]:
         return verified(participant, heads)
-
-    include_cases(app, history, principal, deny, case_due)  # the case workflow (api/cases.py)
-    include_reports(app, history, principal, deny, case_due)  # the monthly report (api/reports.py)
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

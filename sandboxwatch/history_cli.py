@@ -165,9 +165,11 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
     from sandboxwatch.api.app import create_app
     from sandboxwatch.api.keys import KeyFileError, load_keys
     from sandboxwatch.api.live_state import LiveState
+    from sandboxwatch.cases_cli import due_times
     from sandboxwatch.rules_engine.licence import LicenceError, load_licence
     from sandboxwatch.store.history import History
 
+    due_times(args.case_due)  # a malformed --case-due stops here, before the store is opened
     try:
         keys = load_keys(Path(args.keys))
         licences = [load_licence(path) for path in args.licence or ()]
@@ -177,10 +179,8 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
     for licence, path in zip(licences, args.licence or (), strict=True):
         store.record_licence(licence, Path(path))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from sandboxwatch.cases_cli import due_times
-
     live = LiveState(store, {lic.participant: lic for lic in licences})
-    app = create_app(History(store), keys, live, due_times(args.case_due))
+    app = create_app(History(store), keys, live, args.case_due or "")
     print(f"sandboxwatch API and console on http://{args.host}:{args.port}/ ({len(keys)} keys)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
