@@ -70,6 +70,9 @@ class _OneQueryAtATime:
         with self._lock:
             self._client.disconnect()
 
+    def __getattr__(self, name: str) -> Any:  # settings, connection: read as the client's own
+        return getattr(self._client, name)
+
 
 class ServerBackend:
     def __init__(self, url: str) -> None:

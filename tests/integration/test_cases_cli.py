@@ -108,3 +108,15 @@ def test_report_monthly_writes_pdf_and_csv(monitored: tuple[str, Monitored], tmp
     bad = cli("report", "monthly", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT, "--month", "2025-13",
               "--out", str(table))  # fmt: skip
     assert bad.returncode == 2 and "--month" in bad.stderr
+
+
+def test_the_server_store_answers_threads_at_once(monitored: tuple[str, Monitored]) -> None:
+    """The API serves requests from a thread pool over one store: concurrent queries must all be answered
+    (clickhouse-driver refuses a second query on a busy connection, which reached callers as a 503)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, days = monitored
+    sql = f"SELECT count(), sleep(0.05) FROM {days.store.db}.findings"
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(lambda _: days.store.backend.rows(sql)[0][0], range(32)))
+    assert counts == [counts[0]] * 32 and counts[0] > 0
