@@ -24,6 +24,7 @@ from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.store.case_trail import CaseFilter, CaseTrail
 from sandboxwatch.store.clickhouse_store import Store, _now
+from sandboxwatch.store.exports import csv_cell
 from sandboxwatch.store.history import SEVERITY_ORDER, Scope
 from sandboxwatch.store.report_queries import findings_by_rule
 
@@ -139,10 +140,19 @@ def build_report(store: Store, participant: str, month: str, due: DueTimes | Non
                          notes)  # fmt: skip
 
 
+class _SafeWriter(csv.DictWriter):  # type: ignore[type-arg]
+    def __init__(self, out: io.StringIO) -> None:
+        super().__init__(out, CSV_COLUMNS, lineterminator="\r\n")
+
+    def writerow(self, rowdict: Any) -> Any:
+        return super().writerow({k: csv_cell(v) for k, v in rowdict.items()})
+
+
 def report_csv(report: MonthlyReport) -> bytes:
-    """One table, a ``section`` column saying what each row is: ``rule``, ``case`` or ``peak``."""
+    """One table, a ``section`` column saying what each row is: ``rule``, ``case`` or ``peak``; RFC 4180 rows,
+    and a text cell a spreadsheet would run as a formula is quoted as the findings export does."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer = _SafeWriter(out)
     writer.writeheader()
     base = {"participant": report.participant, "month": report.month}
     for row in report.rules:

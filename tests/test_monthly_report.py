@@ -147,3 +147,18 @@ def test_api_report_is_participant_scoped(client: TestClient, monitored: Monitor
     assert get(client, "casp", DA_NANG_PARTICIPANT, month=month, format="csv").status_code == 403
     assert get(client, "regulator", DA_NANG_PARTICIPANT, month="2025-13").status_code == 422
     assert get(client, "regulator", DA_NANG_PARTICIPANT, month=month, format="docx").status_code == 422
+
+
+def test_csv_report_never_hands_a_spreadsheet_a_formula() -> None:
+    from sandboxwatch.monthly_report import MonthlyReport
+
+    start, end = month_bounds("2025-11")
+    rule = {"rule": "tx-cap", "kind": "max_transaction_value", "severity": "breach",
+            "clause": '=HYPERLINK("http://x")', "findings": 2}  # fmt: skip
+    report = MonthlyReport("p1", "2025-11", start, end, start, "L1", [rule], [], [])
+    body = report_csv(report).decode()
+    assert (
+        body.splitlines()[1]
+        == 'rule,p1,2025-11,tx-cap,max_transaction_value,breach,"\'=HYPERLINK(""http://x"")",2,,,,,,,'
+    )
+    assert body.endswith("\r\n")
