@@ -22,6 +22,7 @@ from sandboxwatch.backtest import BacktestError, live_licence
 from sandboxwatch.rules_engine.engine import Engine, event_order
 from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR
 from sandboxwatch.store.case_trail import CaseFilter, CaseTrail
 from sandboxwatch.store.clickhouse_store import Store, _now
 from sandboxwatch.store.exports import csv_cell
@@ -46,6 +47,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     if not match:
         raise ReportError(f"month {month!r}: expected YYYY-MM")
     year, number = int(match.group(1)), int(match.group(2))
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ReportError(f"month {month!r}: events are dated {MIN_YEAR} to {MAX_YEAR}")
     start = datetime(year, number, 1, tzinfo=VIETNAM)
     following = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=VIETNAM)
     return start, following - timedelta(seconds=1)

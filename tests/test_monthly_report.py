@@ -73,7 +73,7 @@ def test_month_bounds_are_vietnam_calendar_months() -> None:
     start, end = month_bounds("2025-12")
     assert start.isoformat() == "2025-12-01T00:00:00+07:00" and end.isoformat() == "2025-12-31T23:59:59+07:00"
     assert month_bounds("2026-02")[1].day == 28
-    for bad in ("2025-13", "2025-1", "25-01", "2025-01-01"):
+    for bad in ("2025-13", "2025-1", "25-01", "2025-01-01", "0000-01", "9999-12", "1969-12"):
         with pytest.raises(ReportError):
             month_bounds(bad)
     assert _fold("Điều 7 khoản 2: bảo đảm") == "Dieu 7 khoan 2: bao dam"
