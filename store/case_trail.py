@@ -19,14 +19,14 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sandboxwatch.store.backends import Backend
 from sandboxwatch.store.finding_trail import GENESIS, Head, Problem
 from sandboxwatch.store.history import Scope
 from sandboxwatch.store.records import utf8_text
-from sandboxwatch.store.sql_text import datetime_literal, quote, utc_text
+from sandboxwatch.store.sql_text import datetime_literal, in_list, quote, utc_text
 
 TRANSITION_COLUMNS = (
     "participant", "seq", "finding_id", "action", "from_state", "to_state", "resolution", "reason", "assignee",
@@ -151,6 +151,27 @@ class CaseTrail:
             item["overdue"] = bool(int(item["overdue"]))
             out.append({k: v if isinstance(v, int | bool) else str(v) for k, v in item.items()})
         return out
+
+    def unresolved_per_day(
+        self, scope: Scope, participants: Sequence[str], since: datetime, until: datetime,
+        severities: Sequence[str] | None = None,
+    ) -> list[tuple[str, date, str, int]]:  # fmt: skip
+        """(participant, local day in Vietnam time, severity, cases not resolved) for findings with event time
+        in [since, until]: the overview's open items once cases exist (the shape of its findings-per-day)."""
+        if not participants:
+            return []
+        where = [scope.condition(), f"participant IN {in_list(participants)}", f"ts >= {datetime_literal(since)}",
+                 f"ts <= {datetime_literal(until)}"]  # fmt: skip
+        if severities is not None:
+            where.append(f"severity IN {in_list(severities)}")
+        rows = self.backend.rows(
+            "SELECT participant, toString(toDate(ts + INTERVAL 7 HOUR)) AS day, severity, uniqExact(finding_id) "
+            f"FROM {self.db}.findings WHERE {' AND '.join(where)} AND finding_id NOT IN (SELECT finding_id FROM "
+            f"{self.db}.case_transitions WHERE participant IN {in_list(participants)} GROUP BY finding_id "
+            "HAVING argMax(to_state, seq) = 'resolved') GROUP BY participant, day, severity "
+            "ORDER BY participant, day, severity"
+        )
+        return [(str(p), date.fromisoformat(str(d)), str(s), int(n)) for p, d, s, n in rows]
 
     # writes -----------------------------------------------------------------------------------------------
     def append(

@@ -211,3 +211,21 @@ def test_an_altered_or_removed_transition_is_detected(store: Store) -> None:
     assert "p1 seq 3: case transition missing (a row was removed)" in found
     store.backend.command(f"ALTER TABLE {store.db}.case_transitions DELETE WHERE seq = 4 SETTINGS mutations_sync = 2")
     assert any("newest removed" in p for p in (q.describe() for q in trail.verify()))
+
+
+def test_unresolved_per_day_leaves_out_resolved_cases(monitored: Monitored) -> None:
+    trail = CaseTrail(monitored.store.backend, monitored.store.db)
+    since, until = datetime(2020, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)
+    before = trail.unresolved_per_day(Scope(), [NATIONAL_PARTICIPANT], since, until, ("critical",))
+    listed = trail.cases(Scope(), CaseFilter(participant=NATIONAL_PARTICIPANT, severity="critical"),
+                         DueTimes().seconds, LATER)  # fmt: skip
+    found = [c for c in listed if c["state"] != "resolved"]
+    assert sum(n for *_, n in before) == len(found) > 0
+    target = next(c["finding_id"] for c in found if c["state"] == "open")
+    trail.append(NATIONAL_PARTICIPANT, target, lambda _: {"action": "resolve", "from_state": "open",
+                 "to_state": "resolved", "resolution": "remedied", "reason": "fixed"}, "sbv-desk", "regulator",
+                 LATER)  # fmt: skip
+    after = trail.unresolved_per_day(Scope(), [NATIONAL_PARTICIPANT], since, until, ("critical",))
+    assert sum(n for *_, n in after) == len(found) - 1
+    assert {(p, s) for p, _, s, _ in after} <= {(NATIONAL_PARTICIPANT, "critical")}
+    assert trail.unresolved_per_day(Scope(frozenset({DA_NANG_PARTICIPANT})), [NATIONAL_PARTICIPANT], since, until) == []
