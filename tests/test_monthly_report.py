@@ -162,3 +162,18 @@ def test_csv_report_never_hands_a_spreadsheet_a_formula() -> None:
         == 'rule,p1,2025-11,tx-cap,max_transaction_value,breach,"\'=HYPERLINK(""http://x"")",2,,,,,,,'
     )
     assert body.endswith("\r\n")
+
+
+def test_vietnamese_text_prints_as_written_with_a_unicode_font() -> None:
+    from sandboxwatch.monthly_report import MonthlyReport
+    from sandboxwatch.report_pdf import _unicode_font
+
+    start, end = month_bounds("2025-11")
+    clause = "Nghị quyết 05/2025/NQ-CP, Điều 7: bảo đảm tài sản"
+    rule = {"rule": "reserves", "kind": "reserve_coverage", "severity": "critical", "clause": clause, "findings": 1}
+    report = MonthlyReport("p1", "2025-11", start, end, start, "L1", [rule], [], [])
+    flat = " ".join(pdf_text(report_pdf(report))[1].split())
+    if _unicode_font() is not None:  # Debian's fonts-dejavu-core, installed with chromium
+        assert clause in flat and "accents" not in flat
+    else:
+        assert "Nghi quyet 05/2025/NQ-CP, Dieu 7: bao dam tai san" in flat and "without their accents" in flat
