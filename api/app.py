@@ -126,7 +126,8 @@ def _time(value: str | None, name: str) -> datetime | None:
     return STORE_MIN if parsed.year < MIN_YEAR else STORE_MAX
 
 
-def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
+def create_app(history: History, keys: KeyRing, live: LiveState, case_due: str = "") -> FastAPI:
+    """``case_due``: when cases fall due by severity, as ``api serve --case-due`` takes it (api/case_workflow.py)."""
     app = FastAPI(
         title="sandboxwatch",
         version="1",
@@ -182,6 +183,10 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
     def own(request: Request, who: Principal, participant: str | None) -> None:
         if participant is not None and not who.scope.allows(participant):
             raise deny(request, who, 403, f"no access to participant {participant!r}")
+
+    from sandboxwatch.api.case_desk import include_case_desk  # imported here: its routes use the helpers above
+
+    include_case_desk(app, history, principal, deny, case_due)  # case workflow, monthly report (api/case_desk.py)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -1,20 +1,20 @@
-"""Open items by age, for the overview.
+"""Open cases by age, for the overview.
 
-Until the case workflow is in the store, a finding with no case is an open item: every warning, breach or
-critical finding counts, aged from its event time to the reference time. When cases exist, this is the one
-function to change (count cases not resolved, aged from when they opened); the overview only calls it."""
+Every finding is a case, open until a regulator resolves it (api/case_workflow.py): a warning, breach or
+critical finding whose case is not resolved counts, aged from its event time to the reference time."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from sandboxwatch.store.case_trail import CaseTrail
 from sandboxwatch.store.history import History, Scope
-from sandboxwatch.store.overview_queries import LOCAL_OFFSET, findings_per_day
+from sandboxwatch.store.overview_queries import LOCAL_OFFSET
 from sandboxwatch.store.sql_text import STORE_MIN
 
 OPEN_SEVERITIES = ("warning", "breach", "critical")
 BUCKETS = (("d0_1", 0, 1), ("d1_7", 1, 7), ("d7_30", 7, 30), ("d30_plus", 30, None))
-BASIS = "findings without a case"
+BASIS = "cases not resolved"
 
 
 def bucket(age_days: int) -> str:
@@ -31,8 +31,9 @@ def open_by_age(history: History, scope: Scope, participants: list[str], as_of: 
     """participant -> age bucket -> severity -> open items, for items up to ``as_of``."""
     today = (as_of.astimezone(UTC) + LOCAL_OFFSET).date()
     out: Ages = {p: {name: dict.fromkeys(OPEN_SEVERITIES, 0) for name, _, _ in BUCKETS} for p in participants}
-    for participant, day, severity, count in findings_per_day(
-        history, scope, participants, STORE_MIN, as_of, OPEN_SEVERITIES
+    cases = CaseTrail(history.store.backend, history.db)
+    for participant, day, severity, count in cases.unresolved_per_day(
+        scope, participants, STORE_MIN, as_of, OPEN_SEVERITIES
     ):
         out[participant][bucket(_age(today, day))][severity] += count
     return out

@@ -132,7 +132,7 @@ def test_overview_side_by_side_for_a_regulator(client: TestClient) -> None:
     assert ages["d1_7"] | {} == {"bucket": "d1_7", "label": "1 to 7 days", "warning": 2, "breach": 15,
                                   "critical": 2, "total": 19}  # fmt: skip
     assert ages["d0_1"]["total"] == ages["d7_30"]["total"] == ages["d30_plus"]["total"] == 0
-    assert body["open_basis"] == "findings without a case"
+    assert body["open_basis"] == "cases not resolved"
     limits = {(item["rule"], item["limit"]): item for item in da_nang["limits"]}
     users = limits[("users", "max")]
     assert users["clause"] == "customer cap"
@@ -143,6 +143,26 @@ def test_overview_side_by_side_for_a_regulator(client: TestClient) -> None:
         ("2025-11-11", "1.0001", "breach"),
     ]
     assert limits[("reserves", "min_ratio:USDT")]["clause"] == "custody of client assets"
+
+
+def test_a_resolved_case_leaves_the_open_items_and_a_reopened_one_returns(client: TestClient) -> None:
+    def open_breaches() -> int:
+        body = get(client, "/api/v1/overview", "regulator", **WINDOW).json()
+        return sum(item["breach"] for item in body["participants"][0]["open_by_age"])
+
+    before = open_breaches()
+    finding = next(
+        f
+        for f in get(client, "/api/v1/findings", "regulator", participant=DA_NANG_PARTICIPANT, **WINDOW).json()
+        if f["severity"] == "breach"
+    )
+    path = f"/api/v1/cases/{finding['finding_id']}/transitions"
+    resolve = {"action": "resolve", "resolution": "remedied", "reason": "capital topped up"}
+    assert client.post(path, json=resolve, headers=auth("regulator")).status_code == 200
+    assert open_breaches() == before - 1
+    reopen = {"action": "reopen", "reason": "resolved by mistake"}
+    assert client.post(path, json=reopen, headers=auth("regulator")).status_code == 200
+    assert open_breaches() == before
 
 
 def test_overview_in_vietnamese_has_vietnamese_dates_and_labels(client: TestClient) -> None:
