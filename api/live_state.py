@@ -18,7 +18,7 @@ from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import Licence
-from sandboxwatch.store.clickhouse_store import Store, _now
+from sandboxwatch.store.clickhouse_store import Store, recorded_now
 
 OVERLAP = timedelta(seconds=5)
 
@@ -46,7 +46,7 @@ class LiveState:
             cached = self._cache.get(participant)
             if cached is not None and time.monotonic() - cached.checked < self.refresh_s:
                 return cached.engine
-            started = _now()
+            started = recorded_now()
             if cached is None:
                 engine = Engine(self.licences[participant])
                 records = self.store.stored_events(participant)
