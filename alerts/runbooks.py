@@ -44,10 +44,6 @@ RUNBOOKS: dict[str, str] = {
     "late filing.",
     "participant_limits": "A participant-level condition (capital or ownership) is no longer met: escalate to "
     "the licensing team for a formal review.",
-    "invalid_event": "Events from the participant could not be read: check the dead-letter table for the reason "
-    "and ask the participant to fix its feed.",
-    "valuation_unavailable": "Events could not be valued for lack of a reference price: check the price feed, "
-    "since value-based rules skipped these events.",
 }
 
 

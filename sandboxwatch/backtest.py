@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT
+from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence, parse_licence
 from sandboxwatch.self_check import run_check

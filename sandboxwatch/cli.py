@@ -13,21 +13,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
-from sandboxwatch.history_cli import UsageError
 from sandboxwatch.rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from sandboxwatch.self_check import run_check
 from sandboxwatch.store.backends import StoreError
-
-EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-class Unusable(Exception):
-    """Input that cannot be used at all (exit 2), as opposed to bad lines inside it."""
 
 
 def _licence(path: str) -> Licence:
@@ -284,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_for_throughput()
     try:
         code: int = args.run(args)
-    except (Unusable, UsageError, StoreError) as exc:
+    except (Unusable, StoreError) as exc:
         print(f"sandboxwatch: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except BrokenPipeError:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, TextIO
 
 from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_FINDINGS, EXIT_OK
 from sandboxwatch.local_services import TansuBroker
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.licence import load_licence
@@ -32,7 +33,6 @@ from sandboxwatch.streams.monitor import BatchOutcome
 from sandboxwatch.streams.publish import publish_lines
 from sandboxwatch.streams.topics import ensure_topics
 from sandboxwatch.streams.worker import (
-    EXIT_AGENT_FAILED,
     STOP_GRACE_SECONDS,
     build,
     exit_hard_after,
@@ -218,7 +218,7 @@ def _up_locked(options: UpOptions) -> int:
     if worker.failed is not None:
         print(f"sandboxwatch up: the monitor agent failed ({worker.failed!r}); see the log above", file=sys.stderr)
         return EXIT_AGENT_FAILED
-    return 1 if failing else 0
+    return EXIT_FINDINGS if failing else EXIT_OK
 
 
 def _chain_follower(options: UpOptions, bootstrap: str, topic: str) -> ChainFollower | None:

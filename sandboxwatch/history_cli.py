@@ -12,11 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FOUND, EXIT_UNUSABLE = 0, 1, 2
-
-
-class UsageError(Exception):
-    pass
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_OK, Unusable
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -27,7 +23,7 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         return parse_timestamp(value)
     except ValueError as exc:
-        raise UsageError(f"--{name}: {exc}") from None
+        raise Unusable(f"--{name}: {exc}") from None
 
 
 def _store(url: str) -> Any:
@@ -56,7 +52,7 @@ def cmd_findings_list(args: argparse.Namespace) -> int:
     rows = History(_store(args.clickhouse)).findings(Scope(), filt)
     if args.format == "parquet":
         if not args.out:
-            raise UsageError("--format parquet needs --out FILE")
+            raise Unusable("--format parquet needs --out FILE")
         _write(findings_parquet(rows), args.out)
     elif args.format == "csv":
         _write(findings_csv(rows), args.out)
@@ -77,7 +73,7 @@ def cmd_findings_show(args: argparse.Namespace) -> int:
 
     item = History(_store(args.clickhouse)).finding(Scope(), args.finding_id)
     if item is None:
-        raise UsageError(f"no finding {args.finding_id}")
+        raise Unusable(f"no finding {args.finding_id}")
     print(json.dumps(item, indent=2, ensure_ascii=False))
     return EXIT_OK
 
@@ -89,7 +85,7 @@ def cmd_findings_summary(args: argparse.Namespace) -> int:
     assert since is not None and until is not None
     result = History(_store(args.clickhouse)).summary(Scope(), args.participant, since, until)
     print(json.dumps(result, indent=2, ensure_ascii=False))
-    return EXIT_OK if result and result["compliant"] else EXIT_FOUND
+    return EXIT_OK if result and result["compliant"] else EXIT_FINDINGS
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -102,7 +98,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             raw = json.loads(Path(args.heads).read_text(encoding="utf-8"))
             expected = {p: Head(int(h["seq"]), str(h["entry_hash"])) for p, h in raw.items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"--heads {args.heads}: not a heads file written by 'audit heads': {exc}") from None
+            raise Unusable(f"--heads {args.heads}: not a heads file written by 'audit heads': {exc}") from None
     problems = store.trail.verify(args.participant, expected)
     for problem in problems:
         print(problem.describe())
@@ -110,7 +106,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     scope = f" for {args.participant}" if args.participant else ""
     if problems:
         print(f"findings trail{scope}: {len(problems)} problem(s): the trail was tampered with", file=sys.stderr)
-        return EXIT_FOUND
+        return EXIT_FINDINGS
     chained = sum(h.seq for p, h in heads.items() if not args.participant or p == args.participant)
     print(f"findings trail{scope}: intact ({chained} chained findings)", file=sys.stderr)
     if expected is None:
@@ -134,7 +130,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         store = _store(args.clickhouse)
         live = load_licence(args.live) if args.live else live_licence(store, new.participant, _sha(args.licence))
     except (LicenceError, BacktestError) as exc:
-        raise UsageError(str(exc)) from None
+        raise Unusable(str(exc)) from None
     since, until = _time(args.since, "from"), _time(args.until, "to")
     assert since is not None and until is not None
     result = backtest(store, new, live, since, until)
@@ -172,7 +168,7 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
         keys = load_keys(Path(args.keys))
         licences = [load_licence(path) for path in args.licence or ()]
     except (KeyFileError, LicenceError) as exc:
-        raise UsageError(str(exc)) from None
+        raise Unusable(str(exc)) from None
     store = _store(args.clickhouse)
     for licence, path in zip(licences, args.licence or (), strict=True):
         store.record_licence(licence, Path(path))
@@ -187,9 +183,9 @@ def cmd_api_new_key(args: argparse.Namespace) -> int:
     from sandboxwatch.api.keys import ROLES, hash_key, new_secret
 
     if args.role not in ROLES:
-        raise UsageError(f"--role must be one of {', '.join(ROLES)}")
+        raise Unusable(f"--role must be one of {', '.join(ROLES)}")
     if (args.role == "participant") != bool(args.participant):
-        raise UsageError("--participant is required for, and only for, the participant role")
+        raise Unusable("--participant is required for, and only for, the participant role")
     secret = new_secret()
     entry: dict[str, str] = {"name": args.name, "role": args.role}
     if args.participant:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sandboxwatch.alerts.health_endpoint import HealthEndpoint
 from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.app import StreamWorker
@@ -29,8 +30,6 @@ def build(settings: WorkerSettings, metrics: Metrics | None = None) -> StreamWor
     return StreamWorker(settings, Monitor(licences, store, metrics))
 
 
-# Exit status of a worker whose agent failed on something it could not contain (EX_SOFTWARE).
-EXIT_AGENT_FAILED = 70
 # How long a stopping worker may take before it is ended hard: a supervisor must get its exit status.
 STOP_GRACE_SECONDS = 30.0
 
@@ -101,7 +100,7 @@ def run(settings: WorkerSettings) -> int:
     if worker.failed is not None:
         print(f"sandboxwatch worker: the monitor agent failed ({worker.failed!r}); exiting", file=sys.stderr)
         return EXIT_AGENT_FAILED
-    return 0
+    return EXIT_OK
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:

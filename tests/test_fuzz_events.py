@@ -28,7 +28,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT, Engine
+from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.event_reader import parse_json_line, read_jsonl
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.findings import Finding

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT
+from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
 from sandboxwatch.rules_engine.event_parser import event_from_dict
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.findings import Finding

@@ -11,7 +11,8 @@ import pytest
 
 from sandboxwatch.cli import main
 from sandboxwatch.ingest.chain_events import retraction
-from sandboxwatch.rules_engine.engine import CONFLICTING_DUPLICATE, EVIDENCE_RETRACTED, RETRACTION_REFUSED, Engine
+from sandboxwatch.rules_engine.builtin_findings import CONFLICTING_DUPLICATE, EVIDENCE_RETRACTED, RETRACTION_REFUSED
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.event_parser import event_from_dict
 from sandboxwatch.rules_engine.licence import parse_licence
 from tests.helpers import DA_NANG, HEADER, account, ev, price, run, trade, ts
