@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, PREFIX
-from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS, RUNBOOKS
+from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS
 from sandboxwatch.rules_engine.builtin_findings import BUILTIN_KINDS
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
@@ -49,7 +49,7 @@ def runbook(kind: str) -> str:
     builtin = BUILTIN_KINDS.get(kind)
     if builtin is not None and builtin.runbook is not None:
         return builtin.runbook
-    return RUNBOOKS[kind]
+    return RULE_KINDS[kind].runbook
 
 
 def _selector(labels: dict[str, str]) -> str:

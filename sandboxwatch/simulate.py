@@ -20,6 +20,7 @@ from sandboxwatch.rules_engine.events import INVESTOR_CLASSES
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
+from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.rules_engine.rules.periodic_report import due_moment, period_label
 
 Row = dict[str, Any]
@@ -306,215 +307,80 @@ def _clean_day(builder: _Builder, start: datetime, end: datetime, accounts: int,
         hour += timedelta(hours=1)
 
 
-def _inject(builder: _Builder, start: datetime, end: datetime, clean_accounts: int) -> list[Violation]:
-    """One violation per rule kind in the licence, each on accounts used for nothing else."""
-    violations: list[Violation] = []
-    t = start + timedelta(hours=2)
-    small = Decimal(2_000_000)
-    rules = builder.rules
-    verified_bad = 0
+class Injection:
+    """What a rule kind's ``inject`` (rules_engine/rules/<kind>.py) writes its violation with: the scenario
+    being built, the moment injections happen, and the helpers they share. Every injected violation lives on
+    accounts of its own (``bad_account``), so a test can demand that it, and nothing else, is found."""
 
-    def bad_account(kind: str, at: datetime, **kw: Any) -> tuple[str, Row]:
-        nonlocal verified_bad
+    custody = _CUSTODY
+    token = _TOKEN
+
+    def __init__(self, builder: _Builder, start: datetime, end: datetime, clean_accounts: int) -> None:
+        self.builder = builder
+        self.rules = builder.rules
+        self.start = start
+        self.end = end
+        self.clean_accounts = clean_accounts
+        self.t = start + timedelta(hours=2)
+        self.small = Decimal(2_000_000)
+        # Accounts opened verified for injections: the max_accounts injection (last) counts them.
+        self.verified_bad = 0
+        self.violations: list[Violation] = []
+
+    def bad_account(self, kind: str, at: datetime, **kw: Any) -> tuple[str, Row]:
         name = f"bad-{kind.replace('_', '-')}"
-        row = builder.account(at, name, **kw)
+        row = self.builder.account(at, name, **kw)
         if kw.get("kyc", "verified") == "verified":
-            verified_bad += 1
+            self.verified_bad += 1
         return name, row
 
-    def add(kind: str, what: str, rows: list[Row], extra: tuple[str, ...] = ()) -> None:
+    def add(
+        self, kind: str, what: str, rows: list[Row], extra: tuple[str, ...] = (), subject: str | None = None
+    ) -> None:
+        """The ground truth of one violation: the rule it breaks (and ``extra`` kinds it necessarily breaks
+        too), what it is, its events, and the subject of a finding that has no evidence event."""
+        rules = self.rules
         rule_ids = [rules[kind].id] + [rules[k].id for k in extra if k in rules]
-        violations.append(Violation(rule_ids, what, [r["event_id"] for r in rows]))
+        self.violations.append(Violation(rule_ids, what, [r["event_id"] for r in rows], subject))
 
-    header = builder.licence.header
-    if "licence_period" in rules:
-        name, _ = bad_account("licence_period", t)
-        late = builder.trade(header.valid_until + timedelta(days=1), name, small)
-        add("licence_period", "a trade dated after the licence ends", [late])
-    if "allowed_sites" in rules:
-        name, _ = bad_account("allowed_sites", t)
-        row = builder.trade(t + timedelta(minutes=5), name, small, site="HN-HK01")
-        add("allowed_sites", "a trade at a site outside the licence", [row])
-    if "allowed_assets" in rules:
-        name, _ = bad_account("allowed_assets", t)
-        listed = rules["allowed_assets"].params.assets
-        asset = next(a for a in ("ETH", "SOL", "XRP", "DOGE") if a not in listed)
-        row = builder.trade(t + timedelta(minutes=5), name, small, base=asset, price=Decimal(90_000_000))
-        add("allowed_assets", f"a trade in unapproved asset {asset}", [row])
-    if "settlement_currency" in rules:
-        name, _ = bad_account("settlement_currency", t)
-        at = t + timedelta(minutes=5)
-        usdt = (small / builder.reference(at)).quantize(_CENT)
-        row = builder.trade(at, name, small, quote="USD", price=Decimal(1), quantity=decimal_text(usdt))
-        add("settlement_currency", "a trade settled in USD", [row])
-    if "kyc_required" in rules:
-        name, _ = bad_account("kyc_required", t, kyc="pending")
-        row = builder.bank("deposit", t + timedelta(minutes=5), name, small)
-        add("kyc_required", "a deposit by an account whose eKYC is pending", [row])
-    if "investor_class" in rules:
-        params = rules["investor_class"].params
-        unlisted = [c for c in INVESTOR_CLASSES if c not in params.classes]
-        if unlisted:
-            name, acct = bad_account("investor_class", t)
-            acct["investor_class"] = unlisted[0]
-            row = builder.trade(t + timedelta(minutes=5), name, small)
-            add("investor_class", f"a trade by a {unlisted[0]} investor", [row])
-        else:
-            row = builder.trade(t + timedelta(minutes=5), "ghost-0001", small)
-            add("investor_class", "a trade by an account with no record", [row], ("kyc_required",))
-    if "registered_wallet" in rules:
-        name, _ = bad_account("registered_wallet", t)
-        row = builder.onchain("withdrawal", t + timedelta(minutes=5), name, builder.hex(40), small)
-        add("registered_wallet", "an on-chain withdrawal to an unregistered address", [row])
-    if "max_transaction_value" in rules:
-        name, _ = bad_account("max_transaction_value", t)
-        value = rules["max_transaction_value"].params.max + 1000
-        row = builder.bank("deposit", t + timedelta(minutes=5), name, value)
-        _report_if_large(builder, row, value)
-        add(
-            "max_transaction_value",
-            "a deposit just above the per-transaction cap",
-            [row],
-            _value_rules_hit(builder, value),
-        )
-    if "rolling_volume" in rules:
-        params = rules["rolling_volume"].params
-        limit = min(_limit(builder, "max_transaction_value", "max"), _limit(builder, "structuring", "threshold"))
-        value = min(limit - 1000, params.max)
-        count = math.floor(params.max / value) + 1
-        gap = max(_window_of(builder, "structuring"), timedelta(hours=1)) + timedelta(hours=1)
-        if gap * count < params.window:
-            first = t - gap * (count - 1)
-            name, _ = bad_account("rolling_volume", first - timedelta(minutes=1))
-            rows = [builder.trade(first + gap * i, name, value, price=builder.reference(start)) for i in range(count)]
-            for row in rows:
-                _report_if_large(builder, row, value)
-            add("rolling_volume", f"{count} trades that together pass the rolling cap", rows)
-    if "large_value_report" in rules:
-        params = rules["large_value_report"].params
-        at = start - params.deadline - timedelta(hours=1)
-        name, _ = bad_account("large_value_report", at - timedelta(minutes=1))
-        row = builder.bank("deposit", at, name, params.threshold)
-        also = tuple(k for k in _value_rules_hit(builder, params.threshold) if k != "large_value_report")
-        add("large_value_report", "a large deposit never reported", [row], also)
-    if "structuring" in rules:
-        params = rules["structuring"].params
-        cap = _limit(builder, "max_transaction_value", "max")
-        each = (params.threshold / params.min_count).quantize(Decimal(1000)) + 1000
-        if each < params.threshold and each <= cap:
-            name, _ = bad_account("structuring", t)
-            step = params.window / (params.min_count + 1)
-            rows = [
-                builder.bank("deposit", t + timedelta(minutes=5) + step * i, name, each)
-                for i in range(params.min_count)
-            ]
-            add("structuring", f"{params.min_count} deposits just under the reporting threshold", rows)
-    if "travel_rule" in rules:
-        threshold = rules["travel_rule"].params.threshold
-        name, acct = bad_account("travel_rule", t)
-        row = builder.onchain(
-            "withdrawal",
-            t + timedelta(minutes=5),
-            name,
-            acct["wallets"][0],
-            threshold * Decimal("1.05"),
-            travel=False,
-        )
-        add(
-            "travel_rule",
-            "an on-chain withdrawal above the threshold without originator/beneficiary",
-            [row],
-            _value_rules_hit(builder, threshold * Decimal("1.05")),
-        )
-    if "blocked_addresses" in rules:
-        blocked = sorted(rules["blocked_addresses"].params.addresses)[0]
-        builder.block += 1
-        row = builder.emit(
-            "transfer",
-            t + timedelta(minutes=7),
-            chain="ethereum",
-            tx_hash=builder.hex(64),
-            log_index=1,
-            block=builder.block,
-            **{"from": _CUSTODY, "to": blocked},
-            asset=builder.asset,
-            amount="150",
-            token=_TOKEN,
-        )
-        add("blocked_addresses", "a custody transfer to a sanctioned address", [row])
-    if "price_deviation" in rules:
-        name, _ = bad_account("price_deviation", t)
-        at = t + timedelta(minutes=5)
-        off = builder.reference(at) * (1 + (rules["price_deviation"].params.max_pct + 2) / 100)
-        row = builder.trade(at, name, small, price=off)
-        add("price_deviation", "a trade priced far from the reference market", [row])
-    if "self_trade" in rules:
-        name, _ = bad_account("self_trade", t)
-        row = builder.trade(t + timedelta(minutes=5), name, small, counterparty_account=name)
-        add("self_trade", "a trade where the account is its own counterparty", [row])
-    if "reserve_coverage" in rules:
-        ratio = rules["reserve_coverage"].params.min_ratio
-        row = builder.emit(
-            "reserve",
-            t + timedelta(minutes=20, seconds=7),
-            asset=builder.asset,
-            custody_balance=decimal_text((Decimal(6_000_000) * ratio * Decimal("0.95")).quantize(_CENT)),
-            client_liabilities="6000000",
-        )
-        add("reserve_coverage", "custody below client liabilities", [row])
-    if "participant_limits" in rules:
-        params = rules["participant_limits"].params
-        facts: Row = {}
-        if params.min_charter_capital_vnd is not None:
-            facts["charter_capital_vnd"] = decimal_text(params.min_charter_capital_vnd / 2)
-        elif params.max_foreign_ownership_pct is not None:
-            facts["foreign_ownership_pct"] = decimal_text(min(params.max_foreign_ownership_pct + 10, Decimal(100)))
-        else:
-            facts["institutional_ownership_pct"] = "0"
-        row = builder.emit("participant", t + timedelta(hours=3), **facts)
-        add("participant_limits", "participant facts below the licence conditions", [row])
-    if "periodic_report" in rules:
-        rule = rules["periodic_report"]
-        label = _due_period(builder, start, end)
-        if label is not None:
-            violations.append(Violation([rule.id], f"no periodic report for {label}", [], builder.licence.participant))
-    if "max_accounts" in rules:
-        cap = rules["max_accounts"].params.max
-        extra = cap - (clean_accounts + verified_bad) + 1
-        if 0 < extra <= 50_000:
-            rows = [
-                builder.account(end - timedelta(minutes=30) + timedelta(milliseconds=i), f"late-{i:06d}")
-                for i in range(extra)
-            ]
-            add("max_accounts", f"{extra} late sign-ups that take the customer count over the cap", rows[-1:])
-    return violations
+    def limit(self, kind: str, name: str) -> Decimal:
+        rule = self.builder.rule(kind)
+        return getattr(rule.params, name) if rule is not None else Decimal(10) ** 15
+
+    def window_of(self, kind: str) -> timedelta:
+        rule = self.builder.rule(kind)
+        return rule.params.window if rule is not None else timedelta(0)
+
+    def value_rules_hit(self, value: Decimal) -> tuple[str, ...]:
+        """Other value rules a single injected event of this value necessarily breaks as well."""
+        hit = []
+        if value > self.limit("max_transaction_value", "max"):
+            hit.append("max_transaction_value")
+        if value >= self.limit("large_value_report", "threshold"):
+            hit.append("large_value_report")
+        return tuple(hit)
+
+    def report_if_large(self, row: Row, value: Decimal) -> None:
+        """Injected events meant to break one rule get their large-value report, so they break only it."""
+        rule = self.builder.rule("large_value_report")
+        if rule is not None and value >= rule.params.threshold:
+            self.builder.emit(
+                "report", row["_ts"] + timedelta(hours=1), report_type="large_value", refs=[row["event_id"]]
+            )
+
+    def due_period(self) -> str | None:
+        return _due_period(self.builder, self.start, self.end)
 
 
-def _limit(builder: _Builder, kind: str, name: str) -> Decimal:
-    rule = builder.rule(kind)
-    return getattr(rule.params, name) if rule is not None else Decimal(10) ** 15
-
-
-def _window_of(builder: _Builder, kind: str) -> timedelta:
-    rule = builder.rule(kind)
-    return rule.params.window if rule is not None else timedelta(0)
-
-
-def _value_rules_hit(builder: _Builder, value: Decimal) -> tuple[str, ...]:
-    """Other value rules a single injected event of this value necessarily breaks as well."""
-    hit = []
-    if value > _limit(builder, "max_transaction_value", "max"):
-        hit.append("max_transaction_value")
-    if value >= _limit(builder, "large_value_report", "threshold"):
-        hit.append("large_value_report")
-    return tuple(hit)
-
-
-def _report_if_large(builder: _Builder, row: Row, value: Decimal) -> None:
-    """Injected events meant to break one rule get their large-value report, so they break only it."""
-    rule = builder.rule("large_value_report")
-    if rule is not None and value >= rule.params.threshold:
-        builder.emit("report", row["_ts"] + timedelta(hours=1), report_type="large_value", refs=[row["event_id"]])
+def _inject(builder: _Builder, start: datetime, end: datetime, clean_accounts: int) -> list[Violation]:
+    """One violation per rule kind in the licence, each on accounts used for nothing else; each kind's module
+    writes its own (``inject``), in the registry's order."""
+    sim = Injection(builder, start, end, clean_accounts)
+    for kind in RULE_KINDS.values():
+        rule = builder.rules.get(kind.name)
+        if rule is not None and kind.inject is not None:
+            kind.inject(sim, rule)
+    return sim.violations
 
 
 def _due_period(builder: _Builder, start: datetime, end: datetime) -> str | None:

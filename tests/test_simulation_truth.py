@@ -7,6 +7,7 @@ import pytest
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence, load_licence
+from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.self_check import run_check
 from sandboxwatch.simulate import SimulationConfig, Violation, build_scenario, scenario_lines
 from tests.helpers import NATIONAL, da_nang
@@ -56,3 +57,7 @@ def test_simulation_is_deterministic() -> None:
     config = SimulationConfig(accounts=50, seed=11)
     first = list(scenario_lines(build_scenario(licence, config)))
     assert first == list(scenario_lines(build_scenario(licence, config)))
+
+
+def test_every_rule_kind_injects_its_violation() -> None:
+    assert [name for name, kind in RULE_KINDS.items() if kind.inject is None] == []
