@@ -107,10 +107,10 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kafka", required=True, help="bootstrap HOST:PORT")
     p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
     p.add_argument("--licence", action="append", type=Path, required=True, help="licence file (repeatable)")
-    p.add_argument("--partitions", type=int, default=4)
-    p.add_argument("--metrics-port", type=int, default=9464)
-    p.add_argument("--metrics-host", default="127.0.0.1")
-    p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"))
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the topics this worker creates")
+    p.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics, /live and /ready")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics, /live and /ready")
+    p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"), help="the worker's local state")
     p.add_argument(
         "--fetch-max-wait",
         type=float,
