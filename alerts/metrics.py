@@ -55,6 +55,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.unattributed_invalid = Counter(
+            f"{PREFIX}_unattributed_invalid_events",
+            "Invalid messages with no invalid_event finding: no readable participant while several licences "
+            "are loaded, or a participant no licence covers (each is a dead letter too).",
+            ["reason"],
+            registry=r,
+        )
         self.last_event = Gauge(
             f"{PREFIX}_last_event_timestamp_seconds",
             "Event time of the latest event monitored for a participant, future-dated events left out.",
@@ -124,6 +131,8 @@ class Metrics:
         )
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
+        for reason in ("no_participant", "unlicensed"):
+            self.unattributed_invalid.labels(reason)
         self.store_writable.set(1)
         # The same as store_writable, readable without reaching into the gauge: was the last write good?
         self.store_ok = True

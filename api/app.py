@@ -105,6 +105,9 @@ def _time(value: str | None, name: str) -> datetime | None:
         return None
     if len(value) > TIME_MAX:
         raise HTTPException(422, f"{name}: not an RFC 3339 timestamp (longer than {TIME_MAX} characters)")
+    if not (value.isascii() and value.isprintable()):
+        # Python's ISO parser stops at a NUL and ignores what follows: refused here, whatever it would say.
+        raise HTTPException(422, f"{name}: not an RFC 3339 timestamp (it holds a control or non-ASCII character)")
     try:
         return parse_timestamp(value)
     except (ValueError, OverflowError) as exc:
@@ -277,7 +280,13 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         event: Annotated[dict[str, Any], Body(description="a canonical event (events contract, version 1)")],
     ) -> dict[str, Any]:
         own(request, who, participant)
-        if event.get("participant") != participant:
+        # A malformed event (no participant field at all, or one that is not text) is the client's mistake:
+        # 422 with the reason. Only a well-formed event naming another participant is an access question.
+        named = event.get("participant")
+        if not isinstance(named, str) or not named:
+            reason = "required field is missing" if named in (None, "") else "must be a string"
+            raise HTTPException(422, {"field": "participant", "reason": reason})
+        if named != participant:
             raise deny(request, who, 403, "the event's participant is not the one in the path")
         if not live.licensed(participant):
             raise HTTPException(404, f"no licence loaded for {participant}")

@@ -470,7 +470,7 @@ class Engine:
         self.stats.invalid += 1
         self.stats.findings["warning"] += 1
         header = self.header
-        where = f"line {error.line}"
+        where = error.where
         return builtin_finding(
             INVALID_EVENT,
             licence=header.id,

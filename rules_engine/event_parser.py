@@ -368,11 +368,16 @@ _ALLOWED = {kind: fields | frozenset(_ENVELOPE) for kind, fields in KNOWN_FIELDS
 INGEST_ERROR = "ingest_error"
 
 
-def _reported_by_connector(obj: Mapping[str, Any]) -> FieldError:
-    field = obj.get("field")
+def connector_reason(obj: Mapping[str, Any]) -> str:
+    """The reason an ingest_error carries, worded the same in ``check`` and the stream worker (docs/events.md)."""
     origin = obj.get("origin") if isinstance(obj.get("origin"), str) else "a connector"
     reason = obj.get("reason") if isinstance(obj.get("reason"), str) else "no reason given"
-    return FieldError(field if isinstance(field, str) else "", f"ingest error reported by {origin}: {reason}")
+    return f"ingest error reported by {origin}: {reason}"
+
+
+def _reported_by_connector(obj: Mapping[str, Any]) -> FieldError:
+    field = obj.get("field")
+    return FieldError(field if isinstance(field, str) else "", connector_reason(obj))
 
 
 def event_from_dict(obj: Any) -> Event:

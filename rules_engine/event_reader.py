@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
+import itertools
 import json
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, TextIO
 
 from sandboxwatch.rules_engine.event_digest import line_digest
 from sandboxwatch.rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
@@ -108,14 +111,19 @@ def _raw(text: str) -> str:
     return raw if raw.isascii() or unicode_problem(raw) is None else raw.encode("utf-8", "backslashreplace").decode()
 
 
-def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
+def jsonl_texts(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(line number, the line's text as parsed): blank lines skipped, a first line's BOM dropped."""
     for number, text in enumerate(lines, start=1):
         stripped = text.strip()
         if number == 1 and stripped[:1] == BOM:
             stripped = stripped[1:].strip()
-        if not stripped:
-            continue
-        yield number, parse_json_line(stripped, source, number)
+        if stripped:
+            yield number, stripped
+
+
+def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
+    for number, text in jsonl_texts(lines):
+        yield number, parse_json_line(text, source, number)
 
 
 def _csv_cell(name: str, cell: str) -> Any:
@@ -149,26 +157,54 @@ def _without_bom(lines: Iterable[str]) -> Iterator[str]:
     yield from iterator
 
 
+class _CsvReader(csv.DictReader):  # type: ignore[type-arg]
+    """A DictReader whose header is the first row with content: the csv module takes a leading blank line
+    for a header of no columns, and then reads every row as "more cells than header columns". Blank lines
+    are still counted, so line numbers stay those of the file."""
+
+    _header: Sequence[str] | None = None
+    _header_read = False
+
+    @property
+    def fieldnames(self) -> Sequence[str] | None:
+        if not self._header_read:
+            self._header_read = True
+            self._header = next((row for row in self.reader if any(c.strip(BOM + " \t") for c in row)), None)
+        self.line_num = self.reader.line_num
+        return self._header
+
+    @fieldnames.setter
+    def fieldnames(self, value: Sequence[str] | None) -> None:
+        self._header, self._header_read = value, value is not None
+
+
 def read_csv(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
     """CSV with the contract's column names; lists are ';'-separated, nested objects are JSON cells.
 
     A row the csv module cannot read (a cell over its size limit, a broken quote) is a bad line too."""
-    reader = csv.DictReader(_without_bom(lines))
+    for number, item, _ in csv_records(lines, source):
+        yield number, item
+
+
+def csv_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError, dict[str, Any]]]:
+    """``read_csv`` with each row's cells as the JSON object they stand for (what ``up`` publishes)."""
+    reader = _CsvReader(_without_bom(lines))
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, EventError(source, reader.line_num, None, f"not valid CSV: {exc}", "")
+            yield reader.line_num, EventError(source, reader.line_num, None, f"not valid CSV: {exc}", ""), {}
             continue
         number = reader.line_num
         raw = ",".join(str(v) for v in row.values() if isinstance(v, str))
         if None in row:
-            yield number, EventError(source, number, None, "more cells than header columns", _raw(raw))
+            yield number, EventError(source, number, None, "more cells than header columns", _raw(raw)), {}
             continue
         if len(raw) > MAX_LINE_CHARS:
-            yield number, EventError(source, number, None, f"a row longer than {MAX_LINE_CHARS} characters", _raw(raw))
+            error = EventError(source, number, None, f"a row longer than {MAX_LINE_CHARS} characters", _raw(raw))
+            yield number, error, {}
             continue
         obj: dict[str, Any] = {}
         try:
@@ -178,9 +214,9 @@ def read_csv(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | E
                 obj[name] = _csv_cell(name, cell)
             event = event_from_dict(obj)
             event.digest = line_digest(raw)
-            yield number, event
+            yield number, event, obj
         except FieldError as exc:
-            yield number, error_for(source, number, raw, obj, exc)
+            yield number, error_for(source, number, raw, obj, exc), obj
 
 
 def detect_format(name: str, first_line: str | None = None) -> str:
@@ -197,6 +233,22 @@ def detect_format(name: str, first_line: str | None = None) -> str:
         if {"event_id", "type"} <= header:
             return "csv"
     return "csv" if name.lower().endswith(".csv") and not text else "jsonl"
+
+
+MAX_LEADING_BLANK_LINES = 10_000
+
+
+def leading_lines(lines: Iterator[str]) -> tuple[list[str], str]:
+    """The lines up to the first with content, and that line ("" if none within MAX_LEADING_BLANK_LINES):
+    the format is detected from the first line with content, not from a blank line before it."""
+    head: list[str] = []
+    for line in lines:
+        head.append(line)
+        if line.strip(BOM + " \t\r\n"):
+            return head, line
+        if len(head) >= MAX_LEADING_BLANK_LINES:
+            break
+    return head, ""
 
 
 def read_events(lines: Iterable[str], source: str, fmt: str) -> Iterator[tuple[int, Event | EventError]]:
@@ -236,3 +288,25 @@ def decode_events(binary: io.BufferedReader) -> io.TextIOWrapper:
             buffered.read(2)
             return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline="")
     return io.TextIOWrapper(buffered, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+@contextlib.contextmanager
+def open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str]]:
+    """(lines, source name, format) of an events file or '-' (stdin): how ``check`` and ``up`` both read
+    one, so the same file gives them the same lines, line numbers and errors. The format is the one asked
+    for, else what the content is (docs/cli.md). Raises OSError when the file cannot be opened."""
+    if path == "-":
+        binary = getattr(sys.stdin, "buffer", None)
+        stream: TextIO = decode_events(binary) if binary is not None else sys.stdin
+        source = "<stdin>"
+    else:
+        stream = decode_events(open(path, "rb"))  # noqa: SIM115
+        source = path
+    try:
+        lines = bounded_lines(stream)
+        head, first = leading_lines(lines)
+        chosen = fmt or detect_format(source if path != "-" else "", first)
+        yield itertools.chain(head, lines), source, chosen
+    finally:
+        if path != "-":
+            stream.close()

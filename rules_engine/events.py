@@ -167,6 +167,15 @@ class EventError:
     event_id: str | None = None
     participant: str | None = None
     ts: datetime | None = None
+    # Set for a Kafka message read with no file behind it: ``line`` is then its offset in this partition.
+    partition: int | None = None
+
+    @property
+    def where(self) -> str:
+        """How a finding names the input: a file's line, or a message's offset and partition."""
+        if self.partition is not None:
+            return f"offset {self.line} of partition {self.partition}"
+        return f"line {self.line}"
 
     def describe(self) -> str:
         where = f"{self.source}:{self.line}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from sandboxwatch.rules_engine.findings import SEVERITIES
-from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, show
 from sandboxwatch.rules_engine.rule_spec import LicenceHeader, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.rules_engine.timestamps import parse_lateness, parse_timestamp
@@ -30,6 +31,10 @@ _LINE = "__line__"
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 16
 _MAX_INT_DIGITS = 30
+# A rule id is a short name (it is in every finding, metric label and URL): letters, digits, '_' and '-'.
+RULE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+CURRENCY = re.compile(r"[A-Z]{3}")  # ISO 4217
+HEADER_TEXT_MAX = 200  # id, participant: names, also used as API path ids (at most 200 characters there)
 
 
 class LicenceError(Exception):
@@ -39,6 +44,18 @@ class LicenceError(Exception):
         super().__init__(f"{source}: licence rejected:\n" + "\n".join(f"  - {p}" for p in problems))
         self.source = source
         self.problems = problems
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping. YAML loaders keep the last value without a word, so a second
+    ``rules:`` would replace every rule and a repeated ``max`` would raise a limit: refused instead."""
+
+    def __init__(self, key: object, line: int, first: int, within: str) -> None:
+        shown = str(key) if len(str(key)) <= 60 else str(key)[:57] + "..."
+        super().__init__(
+            f"{within}: field '{shown}': given twice (line {first} and line {line}); a licence must say "
+            "each thing once (YAML would silently keep only the last value)"
+        )
 
 
 class _Loader(yaml.SafeLoader):
@@ -92,7 +109,31 @@ def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> str:
     return str(loader.construct_scalar(node))
 
 
+def _within(node: yaml.MappingNode) -> str:
+    """The mapping named as in every other rejection: a rule by its id, the header, the top level."""
+    scalars = {k.value: v.value for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+    line = node.start_mark.line + 1
+    if "kind" in scalars and isinstance(scalars.get("id"), str):
+        name = scalars["id"]
+        return f"rule '{name if len(name) <= 64 else name[:61] + '...'}' (line {line})"
+    if "rules" in scalars or "licence" in scalars:
+        return "the licence file"
+    if "participant" in scalars or "valid_from" in scalars:
+        return f"licence header (line {line})"
+    return f"the mapping on line {line}"
+
+
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            if key in first_line:
+                raise DuplicateKey(key, line, first_line[key], _within(node))
+            first_line[key] = line
+        except TypeError:  # an unhashable key: construct_mapping refuses it with its own message
+            continue
     mapping = loader.construct_mapping(node, deep=True)
     mapping[_LINE] = node.start_mark.line + 1
     return mapping
@@ -155,11 +196,24 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
         if not isinstance(value, str | int) or isinstance(value, bool):
             problems.append(f"licence header: field '{name}': must be text, not {type(value).__name__}")
             continue
-        values[name] = str(value)
+        text = str(value)
+        if name == "reporting_currency" and CURRENCY.fullmatch(text) is None:
+            problems.append(
+                f"licence header: field '{name}': must be a 3-letter ISO 4217 code such as VND, not {show(value)}"
+            )
+            continue
+        if name in ("id", "participant") and not (0 < len(text.strip()) == len(text) <= HEADER_TEXT_MAX):
+            problems.append(
+                f"licence header: field '{name}': must be a name of 1 to {HEADER_TEXT_MAX} characters without "
+                f"surrounding spaces, not {show(value)}"
+            )
+            continue
+        values[name] = text
     sources = raw.get("retraction_sources")
     if sources is not None:
-        if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-            problems.append("licence header: field 'retraction_sources': must be a list of chain names")
+        problem = _sources_problem(sources)
+        if problem:
+            problems.append(f"licence header: field 'retraction_sources': {problem}")
         else:
             values["retraction_sources"] = tuple(sources)
     unknown = sorted(str(k) for k in raw if k not in _HEADER_FIELDS)
@@ -173,6 +227,17 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
     return LicenceHeader(**values)
 
 
+def _sources_problem(sources: Any) -> str | None:
+    if not isinstance(sources, list):
+        return f"must be a list of chain names, not {show(sources)}"
+    for position, item in enumerate(sources, start=1):
+        if not isinstance(item, str) or not item.strip():
+            return f"item {position} ({show(item)}) is not a chain name"
+        if len(item) > HEADER_TEXT_MAX:
+            return f"item {position} ({show(item)}) is longer than {HEADER_TEXT_MAX} characters"
+    return None
+
+
 _HEADER_FIELDS = frozenset({*_HEADER_REQUIRED, *_HEADER_OPTIONAL, "retraction_sources", _LINE})
 
 
@@ -183,11 +248,16 @@ def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems:
     line = raw.get(_LINE)
     rule_id = raw.get("id")
     kind_name = raw.get("kind")
-    where = f"rule '{rule_id}' (line {line})" if rule_id else f"rule #{index + 1} (line {line})"
-    ok = True
-    if not isinstance(rule_id, str) or not rule_id:
+    named = isinstance(rule_id, str) and RULE_ID.fullmatch(rule_id) is not None
+    where = f"rule '{rule_id}' (line {line})" if named else f"rule #{index + 1} (line {line})"
+    ok = named
+    if rule_id is None:
         problems.append(f"{where}: field 'id': missing")
-        ok = False
+    elif not named:
+        problems.append(
+            f"{where}: field 'id': must be a name of 1 to 64 characters a-z, 0-9, '_' and '-' (such as tx-cap), "
+            f"not {show(rule_id)}"
+        )
     kind = RULE_KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
         known = ", ".join(sorted(RULE_KINDS))
@@ -210,8 +280,10 @@ def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems:
         problems.append(f"{where}: field '{exc.field}': {exc.reason}")
         return None
     except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
-        # A value of a shape the kind's parser did not foresee: still a rejection naming the rule.
-        problems.append(f"{where}: parameters could not be read ({type(exc).__name__}: {str(exc)[:200]})")
+        # A value of a shape the kind's parser did not foresee: still a rejection naming the rule and the
+        # field it was reading.
+        field = reader.last or "?"
+        problems.append(f"{where}: field '{field}': could not be read ({type(exc).__name__}: {str(exc)[:200]})")
         return None
     for unknown in reader.unused(_COMMON):
         problems.append(f"{where}: field '{unknown}': not a parameter of {kind.name}")
@@ -236,6 +308,8 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
         raise LicenceError(source, [f"a licence of {len(text):,} characters is larger than {MAX_BYTES:,}"])
     try:
         document = yaml.load(text, Loader=_Loader)
+    except DuplicateKey as exc:
+        raise LicenceError(source, [str(exc)]) from None
     except yaml.YAMLError as exc:
         raise LicenceError(source, [f"not valid YAML: {exc}"]) from None
     except RecursionError:
@@ -243,6 +317,8 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
     if not isinstance(document, dict):
         raise LicenceError(source, ["a licence must be a mapping with 'licence' and 'rules'"])
     problems: list[str] = []
+    for name in sorted(str(k) for k in document if k not in ("licence", "rules", _LINE)):
+        problems.append(f"the licence file: field '{name[:60]}': not a top-level field (licence, rules)")
     header = _header(document.get("licence"), problems)
     raw_rules = document.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:

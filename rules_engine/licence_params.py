@@ -12,6 +12,10 @@ from sandboxwatch.rules_engine.events import EVENT_TYPES
 from sandboxwatch.rules_engine.money import ZERO, parse_decimal
 from sandboxwatch.rules_engine.timestamps import parse_duration
 
+# Counts in a licence (accounts, events in a window, a day of the month) are far below a billion: a larger
+# number is a typo or an attack, and would never be reached anyway (docs/licence.md).
+MAX_COUNT = 1_000_000_000
+
 
 def show(value: object) -> str:
     """A value as quoted in a rejection, cut short: the message must name the problem, not echo a megabyte."""
@@ -32,6 +36,7 @@ class ParamReader:
     def __init__(self, raw: Mapping[str, Any], base_dir: Path | None = None) -> None:
         self._raw = raw
         self.used: set[str] = set()
+        self.last: str | None = None  # the parameter being read, named if reading it fails unexpectedly
         # Files a rule names (address lists) are found next to the licence file.
         self.base_dir = base_dir or Path.cwd()
 
@@ -40,6 +45,7 @@ class ParamReader:
 
     def _get(self, name: str, required: bool) -> Any:
         self.used.add(name)
+        self.last = name
         value = self._raw.get(name)
         if value is None and required:
             raise ParamError(name, "missing parameter")
@@ -62,12 +68,14 @@ class ParamReader:
         assert number is not None
         return number
 
-    def integer(self, name: str, *, minimum: int = 1) -> int:
+    def integer(self, name: str, *, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
         value = self._get(name, True)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParamError(name, f"must be a whole number, not {show(value)}")
         if value < minimum:
             raise ParamError(name, f"must be at least {minimum}")
+        if value > maximum:
+            raise ParamError(name, f"must be at most {maximum:,}, not {show(value)}")
         return int(value)
 
     def duration(self, name: str) -> timedelta:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import stat as stat_mode
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +20,12 @@ if TYPE_CHECKING:
     from sandboxwatch.rules_engine.engine import Engine
 
 PUBLISHED = "# published:"
+# Bounds (docs/licence.md): OFAC's whole digital-currency list is well under a megabyte, so 64 MiB is room for
+# any real list and no room for /dev/zero; only a regular file is read (a FIFO would block the load forever).
+MAX_LIST_BYTES = 64 << 20
+# An address is one token of letters and digits (hex, base58, bech32): a line of anything else means the file
+# is not an address list (a mistyped path to /etc/passwd), and loading it would screen against nothing real.
+_ADDRESS = re.compile(r"[A-Za-z0-9]{3,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +46,66 @@ class ReferenceError(ValueError):
 
 
 def load_address_list(path: Path) -> AddressList:
+    data, stamp = _read_bounded(path)
     try:
-        stat = os.stat(path)
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReferenceError(f"cannot read address list {path}: {exc.strerror}") from None
-    text = data.decode("utf-8", errors="replace")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = data.count(b"\n", 0, exc.start) + 1
+        raise ReferenceError(f"address list {path}, line {bad_line}: not UTF-8 text: not an address list") from None
     published = None
     addresses = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.startswith(PUBLISHED):
-            published = line.removeprefix(PUBLISHED).strip() or None
+            published = line.removeprefix(PUBLISHED).strip()[:40] or None
         entry = line.split("#", 1)[0].strip()
-        if entry:
-            addresses.append(entry.lower())
-    return AddressList(
-        path, frozenset(addresses), published, hashlib.sha256(data).hexdigest(), (stat.st_mtime_ns, stat.st_size)
-    )
+        if not entry:
+            continue
+        if not is_address(entry):
+            shown = entry if len(entry) <= 40 else entry[:37] + "..."
+            raise ReferenceError(
+                f"address list {path}, line {number}: {shown!r} is not an address (3 to 128 letters and digits, "
+                "one per line, '#' starts a comment): not an address list"
+            )
+        addresses.append(entry.lower())
+    return AddressList(path, frozenset(addresses), published, hashlib.sha256(data).hexdigest(), stamp)
+
+
+def is_address(text: str) -> bool:
+    return _ADDRESS.fullmatch(text) is not None
+
+
+def _read_bounded(path: Path) -> tuple[bytes, tuple[int, int]]:
+    """The bytes of a regular file of at most MAX_LIST_BYTES. Opened without blocking and checked on the
+    open descriptor, so a path swapped for a FIFO or a device between a check and the read cannot hang or
+    flood the load; the read itself stops one byte past the bound."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ReferenceError(f"cannot read address list {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL character in the path
+        raise ReferenceError(f"cannot read address list {str(path)!r}: not a file name") from None
+    try:
+        info = os.fstat(fd)
+        if not stat_mode.S_ISREG(info.st_mode):
+            raise ReferenceError(f"address list {path} is not a regular file (a device, FIFO or directory)")
+        if info.st_size > MAX_LIST_BYTES:
+            raise ReferenceError(f"address list {path} is larger than {MAX_LIST_BYTES:,} bytes")
+        chunks = []
+        left = MAX_LIST_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise ReferenceError(f"cannot read address list {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_LIST_BYTES:
+        raise ReferenceError(f"address list {path} is larger than {MAX_LIST_BYTES:,} bytes")
+    return data, (info.st_mtime_ns, info.st_size)
 
 
 def changed(current: AddressList) -> AddressList | None:
@@ -68,7 +119,10 @@ def changed(current: AddressList) -> AddressList | None:
         ) from None
     if (stat.st_mtime_ns, stat.st_size) == current.stamp:
         return None
-    fresh = load_address_list(current.path)
+    try:
+        fresh = load_address_list(current.path)
+    except ReferenceError as exc:
+        raise ReferenceError(f"{exc}; keeping {current.version}") from None
     if fresh.digest == current.digest:
         return None
     if not fresh.addresses:

@@ -27,6 +27,8 @@ def parse_timestamp(value: object) -> datetime:
     elif isinstance(value, str):
         if len(value) > MAX_TEXT:
             raise ValueError(f"a timestamp of {len(value)} characters is longer than {MAX_TEXT}")
+        if "\x00" in value:  # CPython's fromisoformat stops at a NUL: "...Z\x00garbage" would parse
+            raise ValueError(f"not an RFC 3339 timestamp: {value!r} (it holds a NUL character)")
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as exc:

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
 
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
-from sandboxwatch.rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
+from sandboxwatch.rules_engine.event_reader import open_events, read_events
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
@@ -34,26 +32,13 @@ def _licence(path: str) -> Licence:
 
 @contextlib.contextmanager
 def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str]]:
-    """Yield (lines, source name, format); undecodable bytes become bad lines, not a crash. The format is
-    the one asked for, else what the content is (docs/cli.md), the same for a file and for stdin."""
-    if path == "-":
-        binary = getattr(sys.stdin, "buffer", None)
-        stream: TextIO = decode_events(binary) if binary is not None else sys.stdin
-        source = "<stdin>"
-    else:
+    """``open_events`` (shared with ``up``); a file that cannot be opened is unusable input (exit 2)."""
+    with contextlib.ExitStack() as stack:
         try:
-            stream = decode_events(open(path, "rb"))  # noqa: SIM115
+            opened = stack.enter_context(open_events(path, fmt))
         except OSError as exc:
             raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
-        source = path
-    try:
-        lines = bounded_lines(stream)
-        first = next(lines, "")
-        chosen = fmt or detect_format(source if path != "-" else "", first)
-        yield itertools.chain((first,) if first else (), lines), source, chosen
-    finally:
-        if path != "-":
-            stream.close()
+        yield opened
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -104,7 +89,7 @@ def cmd_licence_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+    from sandboxwatch.simulate import SimulationConfig, SimulationTooSmall, simulate_to_files
 
     licence = _licence(args.licence)
     config = SimulationConfig(
@@ -114,14 +99,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         target_events=args.events,
         violations=not args.clean,
     )
-    summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
+    try:
+        summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
+    except SimulationTooSmall as exc:
+        raise Unusable(str(exc)) from None
     print(summary, file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from sandboxwatch.alerts.health_endpoint import EndpointError
-    from sandboxwatch.embedded import DataDirBusy
+    from sandboxwatch.embedded import DataDirBusy, UnusableEvents
     from sandboxwatch.ingest.retry import ConnectorError
     from sandboxwatch.ingest.settings import SettingsError, load_chain_settings
 
@@ -132,7 +120,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.chain_config:
             load_chain_settings(Path(args.chain_config))
         return _up(args)
-    except (SettingsError, ConnectorError, DataDirBusy, EndpointError) as exc:
+    except (SettingsError, ConnectorError, DataDirBusy, EndpointError, UnusableEvents) as exc:
         raise Unusable(str(exc)) from None
 
 
@@ -150,6 +138,8 @@ def _up(args: argparse.Namespace) -> int:
             once=args.once,
             chain_config=Path(args.chain_config) if args.chain_config else None,
             rpc=args.rpc,
+            input_format=args.events_format,
+            batch_size=args.batch_size,
         )
     )
 
@@ -199,6 +189,7 @@ EPILOG = """exit status (every command; docs/cli.md):
   1  a breach or critical finding (check, up --once), a trail problem (audit verify), not compliant
   2  unusable input: a bad licence, settings, option or file; nothing valid read; a data dir in use
   3  an internal error (a bug), reported in one line
+  4  findings summary: no event of the participant in the period (nothing judged)
   70 a stream worker whose agent failed (run, up)"""
 
 
@@ -226,6 +217,16 @@ def _describe(parser: argparse.ArgumentParser) -> None:
                     text = str(helps[name]).rstrip(".")
                     sub.description = text[:1].upper() + text[1:] + "."
                 _describe(sub)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 < value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 1000000, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,7 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True, help="events JSONL file to write")
     simulate.add_argument("--truth", help="ground-truth JSON file of injected violations")
     simulate.add_argument("--accounts", type=int, default=3000, help="customer accounts")
-    simulate.add_argument("--events", type=int, default=0, help="approximate event count (0: natural day)")
+    simulate.add_argument(
+        "--events",
+        type=int,
+        default=0,
+        help="exactly this many events, injected violations included (0: a natural day for --accounts)",
+    )
     simulate.add_argument("--seed", type=int, default=1, help="random seed: the same seed writes the same day")
     simulate.add_argument("--day", help="local date of the simulated day (default: inside the licence term)")
     simulate.add_argument("--clean", action="store_true", help="inject no violations")
@@ -266,7 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="embedded live monitor: local broker + chdb, replaying a simulated day")
     up.add_argument("--licence", default="config/licences/da-nang-pilot.yaml", help="licence YAML file")
-    up.add_argument("--events", help="replay this JSONL file instead of a simulated day")
+    up.add_argument("--events", help="replay this events file (read as check reads it) instead of a simulated day")
+    up.add_argument(
+        "--input-format",
+        "--events-format",
+        dest="events_format",
+        choices=("jsonl", "csv"),
+        help="events format (default: from the content, as check)",
+    )
+    up.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=5000,
+        help="messages the monitor takes per batch (the findings do not depend on it)",
+    )
     up.add_argument("--data-dir", default=".sandboxwatch", help="where the embedded store and broker live")
     up.add_argument("--accounts", type=int, default=3000, help="customer accounts of the simulated day")
     up.add_argument("--seed", type=int, default=1, help="random seed of the simulated day")

@@ -4,9 +4,13 @@ A tansu broker (Kafka protocol, in memory) and a chdb store (ClickHouse in this 
 production cluster; the same stream worker code runs against them. A simulated pilot day (or a given
 events file) is published, monitored with a progress bar, and summarised from the store.
 
+An events file is read exactly as ``check`` reads it and replayed in ``check``'s order
+(``replay_file``), so the same file gives the same findings, with the same ids, whatever the batch size.
+
 Exit status like ``check``: 1 when the store holds a breach or critical finding after the replay (the
-summary printed shows it), 0 otherwise, 2 when the input or the data directory cannot be used (another
-``up`` on the same directory, a busy metrics port), and 70 when the monitor agent failed."""
+summary printed shows it), 0 otherwise, 2 when the input or the data directory cannot be used (not one
+valid event of the licence's participant read, as ``check``; another ``up`` on the same directory, a busy
+metrics port), and 70 when the monitor agent failed."""
 
 from __future__ import annotations
 
@@ -27,11 +31,11 @@ from typing import IO, TYPE_CHECKING, TextIO
 from sandboxwatch.alerts.metrics import Metrics
 from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_FINDINGS, EXIT_OK
 from sandboxwatch.local_services import TansuBroker
+from sandboxwatch.replay_file import Replay, publish_replay, read_replay
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.streams.monitor import BatchOutcome
-from sandboxwatch.streams.publish import publish_lines
-from sandboxwatch.streams.topics import ensure_topics
+from sandboxwatch.streams.topics import Topics, ensure_topics
 from sandboxwatch.streams.worker import (
     STOP_GRACE_SECONDS,
     build,
@@ -57,6 +61,10 @@ class UpOptions:
     # Follow a chain too (config/ingest/chain.yaml), against the node at ``rpc`` when given.
     chain_config: Path | None = None
     rpc: str | None = None
+    # jsonl or csv; None: from the content, as check does.
+    input_format: str | None = None
+    # Messages the monitor takes per batch (WorkerSettings' default); the findings do not depend on it.
+    batch_size: int = 5000
 
 
 class ProgressBar:
@@ -100,6 +108,10 @@ def _events_file(options: UpOptions) -> Path:
 EMBEDDED_FETCH_WAIT = 0.1
 
 
+class UnusableEvents(RuntimeError):
+    """The events file gave not one valid event of the licence's participant (exit 2, as ``check``)."""
+
+
 class DataDirBusy(RuntimeError):
     """Another ``sandboxwatch up`` holds the data directory (chdb allows one process per directory)."""
 
@@ -138,7 +150,11 @@ def up(options: UpOptions) -> int:
 
 def _up_locked(options: UpOptions) -> int:
     events = _events_file(options)
-    lines = events.read_text(encoding="utf-8", errors="replace").splitlines()
+    participant = load_licence(options.licence).participant
+    try:
+        replay = read_replay(str(events), options.input_format, participant)
+    except OSError as exc:
+        raise UnusableEvents(f"{events}: cannot read the events file: {exc.strerror}") from None
     broker_dir = options.data_dir / "tansu"
     with TansuBroker(broker_dir) as broker:
         print(f"broker: tansu on {broker.address} (memory only)", file=sys.stderr)
@@ -150,9 +166,12 @@ def _up_locked(options: UpOptions) -> int:
             data_dir=options.data_dir / "faust",
             # tansu holds an empty fetch for its whole wait; keep that short so live events show at once.
             fetch_max_wait=EMBEDDED_FETCH_WAIT,
+            # One partition keeps the replay in check's order end to end (replay_file).
+            topics=Topics(partitions=1),
+            batch_size=options.batch_size,
         )
         ensure_topics(broker.address, settings.topics)
-        sent = publish_lines(broker.address, settings.topics.events, lines)
+        sent = publish_replay(broker.address, settings.topics.events, replay)
         print(f"published {sent:,} messages to {settings.topics.events}", file=sys.stderr)
         chain = _chain_follower(options, broker.address, settings.topics.events)
         if chain is not None:
@@ -197,7 +216,8 @@ def _up_locked(options: UpOptions) -> int:
                 rows = worker.monitor.store.findings_summary()
                 failing = sum(n for _, _, severity, n in rows if severity in FAILING_SEVERITIES)
                 _summary(rows, worker.monitor.store.count("dead_letters"), url)
-                if not options.once:
+                # An events file with nothing usable ends the run after its replay (exit 2), served or not.
+                if not options.once and replay.usable:
                     print("serving metrics until Ctrl-C", file=sys.stderr)
                     if chain is not None:
                         follow = threading.Thread(target=chain.run, kwargs={"stop": stop.is_set}, daemon=True)
@@ -218,7 +238,17 @@ def _up_locked(options: UpOptions) -> int:
     if worker.failed is not None:
         print(f"sandboxwatch up: the monitor agent failed ({worker.failed!r}); see the log above", file=sys.stderr)
         return EXIT_AGENT_FAILED
+    _refuse_unusable(replay, participant)
     return EXIT_FINDINGS if failing else EXIT_OK
+
+
+def _refuse_unusable(replay: Replay, participant: str) -> None:
+    """Nothing was judged, so "no breach" would be a claim the replay never made (the rule of ``check``)."""
+    if not replay.usable:
+        raise UnusableEvents(
+            f"{replay.source}: no valid event of participant {participant} was read "
+            f"({replay.invalid} invalid lines, read as {replay.fmt}; see --input-format)"
+        )
 
 
 def _chain_follower(options: UpOptions, bootstrap: str, topic: str) -> ChainFollower | None:

@@ -11,6 +11,8 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 # The input cannot be used at all: a bad licence, settings or option, nothing valid read, a data dir in use.
 EXIT_UNUSABLE = 2
+# findings summary: no event of the participant in the period, so nothing was judged.
+EXIT_NO_DATA = 4
 # A bug, not the input's fault: reported in one line, never as exit 1.
 EXIT_INTERNAL = 3
 # A stream worker whose agent failed on something it could not contain (EX_SOFTWARE): its supervisor restarts it.

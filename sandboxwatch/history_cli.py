@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_OK, Unusable
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -27,9 +27,22 @@ def _time(value: str | None, name: str) -> datetime | None:
 
 
 def _store(url: str) -> Any:
+    """The store a query reads. An embedded store must already exist: a query that created an empty one
+    where a path was mistyped would answer "no findings" about data it never saw (or write into /etc)."""
     from sandboxwatch.store.clickhouse_store import Store
 
-    return Store.open(url)
+    if url.startswith("chdb://"):
+        path = Path(url.removeprefix("chdb://").split("?", 1)[0])
+        if not (path / "metadata").is_dir():
+            what = "is not a directory" if path.exists() and not path.is_dir() else "holds no embedded store"
+            raise Unusable(
+                f"--clickhouse {url}: {path} {what}; chdb://PATH names the data directory of an embedded store "
+                "(DATA_DIR/chdb of 'sandboxwatch up')"
+            )
+    try:
+        return Store.open(url)
+    except OSError as exc:
+        raise Unusable(f"--clickhouse {url}: cannot open the store: {exc.strerror or exc}") from None
 
 
 def _write(data: bytes | str, out: str | None) -> None:
@@ -84,8 +97,12 @@ def cmd_findings_summary(args: argparse.Namespace) -> int:
     since, until = _time(args.since, "from"), _time(args.until, "to")
     assert since is not None and until is not None
     result = History(_store(args.clickhouse)).summary(Scope(), args.participant, since, until)
+    assert result is not None  # the CLI reads with the regulator's scope
     print(json.dumps(result, indent=2, ensure_ascii=False))
-    return EXIT_OK if result and result["compliant"] else EXIT_FINDINGS
+    if result["compliant"] is None:
+        print(f"sandboxwatch: {result['no_data']}", file=sys.stderr)
+        return EXIT_NO_DATA
+    return EXIT_OK if result["compliant"] else EXIT_FINDINGS
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -220,7 +237,7 @@ def add_history_commands(commands: Any) -> None:
     show.add_argument("--clickhouse", required=True, help=store_help)
     show.set_defaults(run=cmd_findings_show)
     summary = sub.add_parser(
-        "summary", help="a participant's compliance summary for a period (exit 1 if not compliant)"
+        "summary", help="a participant's compliance summary for a period (exit 1 if not compliant, 4 if no data)"
     )
     summary.add_argument("--clickhouse", required=True, help=store_help)
     summary.add_argument("--participant", required=True, help="the participant to summarise")

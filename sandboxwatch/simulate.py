@@ -10,7 +10,7 @@ import json
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -55,6 +55,12 @@ class Scenario:
     injected: set[str]
     start: datetime
     end: datetime
+    # Rule kinds whose violation was left out, with why (a sized day too small to hold it).
+    not_injected: list[str] = field(default_factory=list)
+
+
+class SimulationTooSmall(ValueError):
+    """``target_events`` below what the licence's fixed events and injected violations need."""
 
 
 class _Builder:
@@ -78,6 +84,7 @@ class _Builder:
         self.classes = sorted(classes)
         self.prices: dict[str, Decimal] = {}
         self.price_series: list[tuple[datetime, Decimal]] = []
+        self.not_injected: list[str] = []
 
     def _param(self, kind: str, name: str, default: Any) -> Any:
         rule = self.rules.get(kind)
@@ -230,7 +237,7 @@ def _clean_cap(builder: _Builder, sessions: int) -> Decimal:
     return min(limits)
 
 
-def _prices(builder: _Builder, start: datetime, end: datetime) -> None:
+def _prices(builder: _Builder, start: datetime, end: datetime, step: timedelta = timedelta(minutes=1)) -> None:
     price = _BASE_PRICES.get(builder.asset, Decimal(26300))
     ts = start
     while ts <= end:
@@ -245,7 +252,7 @@ def _prices(builder: _Builder, start: datetime, end: datetime) -> None:
                 price=decimal_text(price),
                 source=source,
             )
-        ts += timedelta(minutes=1)
+        ts += step
 
 
 def _participant_facts(builder: _Builder, ts: datetime) -> None:
@@ -315,12 +322,16 @@ class Injection:
     custody = _CUSTODY
     token = _TOKEN
 
-    def __init__(self, builder: _Builder, start: datetime, end: datetime, clean_accounts: int) -> None:
+    def __init__(
+        self, builder: _Builder, start: datetime, end: datetime, clean_accounts: int, room: int | None = None
+    ) -> None:
         self.builder = builder
         self.rules = builder.rules
         self.start = start
         self.end = end
         self.clean_accounts = clean_accounts
+        # At most this many extra sign-ups for the customer cap (a sized day); None: no limit.
+        self.room = room
         self.t = start + timedelta(hours=2)
         self.small = Decimal(2_000_000)
         # Accounts opened verified for injections: the max_accounts injection (last) counts them.
@@ -372,10 +383,13 @@ class Injection:
         return _due_period(self.builder, self.start, self.end)
 
 
-def _inject(builder: _Builder, start: datetime, end: datetime, clean_accounts: int) -> list[Violation]:
+def _inject(
+    builder: _Builder, start: datetime, end: datetime, clean_accounts: int, room: int | None = None
+) -> list[Violation]:
     """One violation per rule kind in the licence, each on accounts used for nothing else; each kind's module
-    writes its own (``inject``), in the registry's order."""
-    sim = Injection(builder, start, end, clean_accounts)
+    writes its own (``inject``), in the registry's order. ``room``: at most this many extra sign-ups for the
+    customer cap (a sized day); more leaves that violation out."""
+    sim = Injection(builder, start, end, clean_accounts, room)
     for kind in RULE_KINDS.values():
         rule = builder.rules.get(kind.name)
         if rule is not None and kind.inject is not None:
@@ -404,6 +418,15 @@ def build_scenario(licence: Licence, config: SimulationConfig) -> Scenario:
     builder = _Builder(licence, config)
     start = _window(licence, config, builder)
     end = start + timedelta(hours=24) - timedelta(seconds=1)
+    if config.target_events:
+        try:
+            return _sized_scenario(builder, config, start, end)
+        except _TooSmall:
+            what = "reference prices, reserves" + (", injected violations" if config.violations else "")
+            raise SimulationTooSmall(
+                f"--events {config.target_events:,} is fewer than this licence's day needs: at least "
+                f"{_minimum_events(licence, config):,} ({what} and one customer)"
+            ) from None
     overhead = 1440 * len(builder.sources) + 30 + config.accounts
     sessions = 2
     if config.target_events:
@@ -428,6 +451,119 @@ def build_scenario(licence: Licence, config: SimulationConfig) -> Scenario:
     return Scenario(rows=rows, violations=violations, injected=injected, start=start, end=end)
 
 
+def _sized_scenario(builder: _Builder, config: SimulationConfig, start: datetime, end: datetime) -> Scenario:
+    """Exactly ``target_events`` events, injected violations included: reference prices every few minutes
+    (about a fifth of the day at most), hourly reserves, the violations, then clean accounts and their
+    sessions until the count is reached (a last odd event is one more reference price). A violation that
+    cannot fit (the customer cap needs as many sign-ups as the cap) is left out and named in the truth."""
+    target = config.target_events
+    sources = len(builder.sources)
+    step = timedelta(minutes=max(1, math.ceil(1440 * sources / max(1, target // 5))))
+    _prices(builder, start, end, step)
+    _participant_facts(builder, start)
+    hour = start
+    while hour <= end:
+        liabilities = Decimal(builder.rng.randint(5_000_000, 9_000_000))
+        builder.emit(
+            "reserve",
+            hour + timedelta(seconds=30),
+            asset=builder.asset,
+            custody_balance=decimal_text(liabilities * Decimal("1.05")),
+            client_liabilities=decimal_text(liabilities),
+        )
+        hour += timedelta(hours=1)
+    duplicates = max(1, round(target * config.duplicate_rate)) if config.duplicate_rate else 0
+    fixed = len(builder.rows) + duplicates + _INJECTED_ALLOWANCE
+    accounts = min(config.accounts, (target - fixed) // 6)
+    first_injected = len(builder.rows)
+    violations: list[Violation] = []
+    if config.violations:
+        violations = _inject(builder, start, end, accounts, room=max(0, (target - fixed) // 2))
+    injected = {row["event_id"] for row in builder.rows[first_injected:]}
+    label = _due_period(builder, start, end)
+    rule = builder.rule("periodic_report")
+    if rule is not None and label is not None and not config.violations:
+        builder.emit("report", start + timedelta(hours=3), report_type="periodic", period=label)
+    budget = target - len(builder.rows) - duplicates - accounts
+    if accounts < 1 or budget < 0:
+        raise _TooSmall
+    _sized_sessions(builder, start, end, accounts, budget)
+    rows = builder.rows
+    rows.extend(dict(row) for row in builder.rng.sample(rows, duplicates))
+    rows.sort(key=lambda row: row["_ts"])
+    return Scenario(rows, violations, injected, start, end, builder.not_injected)
+
+
+class _TooSmall(Exception):
+    pass
+
+
+def _minimum_events(licence: Licence, config: SimulationConfig) -> int:
+    """The smallest ``target_events`` that fits (found by trying: the price spacing depends on it)."""
+
+    def fits(target: int) -> bool:
+        sized = replace(config, target_events=target)
+        builder = _Builder(licence, sized)
+        start = _window(licence, sized, builder)
+        try:
+            _sized_scenario(builder, sized, start, start + timedelta(hours=24) - timedelta(seconds=1))
+        except _TooSmall:
+            return False
+        return True
+
+    low, high = config.target_events, max(config.target_events * 2, 256)
+    while not fits(high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+# Events the injected violations other than the customer cap take, at most (about 50 with every rule kind).
+_INJECTED_ALLOWANCE = 120
+
+
+def _sized_sessions(builder: _Builder, start: datetime, end: datetime, accounts: int, budget: int) -> None:
+    """``accounts`` sign-ups, then sessions of 2 or 4 events round the accounts until ``budget`` is spent."""
+    rng = builder.rng
+    sessions = max(1, math.ceil(budget / (2 * accounts)))
+    cap = _clean_cap(builder, sessions)
+    floor = min(Decimal(500_000), cap / 4)
+    names = [f"acc-{i:06d}" for i in range(accounts)]
+    wallets = {
+        name: builder.account(start + timedelta(milliseconds=i), name)["wallets"] for i, name in enumerate(names)
+    }
+    span = (end - start).total_seconds() - 4000
+
+    def amount() -> Decimal:
+        return (floor + (cap - floor) * Decimal(rng.random())).quantize(Decimal(1000))
+
+    turn = 0
+    while budget >= 2:
+        name = names[turn % accounts]
+        turn += 1
+        t = start + timedelta(seconds=60 + rng.random() * span)
+        step = timedelta(seconds=rng.randint(30, 900))
+        if budget < 4 or rng.random() < 0.5:
+            builder.bank("deposit", t, name, amount())
+            builder.trade(t + step, name, amount(), side="buy")
+            budget -= 2
+        else:
+            builder.onchain("deposit", t, name, wallets[name][0], amount())
+            builder.trade(t + step, name, amount(), side="sell")
+            builder.bank("withdrawal", t + 2 * step, name, amount())
+            budget -= 4
+    if budget:
+        ts = end - timedelta(seconds=30)
+        price = builder.reference(ts)
+        base, quote, source = builder.asset, builder.currency, builder.sources[0]
+        builder.emit("price", ts, base=base, quote=quote, price=decimal_text(price), source=source)
+
+
 def scenario_lines(scenario: Scenario) -> Iterator[str]:
     for row in scenario.rows:
         yield json.dumps({k: v for k, v in row.items() if k != "_ts"}, separators=(",", ":")) + "\n"
@@ -445,6 +581,7 @@ def truth_document(licence: Licence, scenario: Scenario) -> dict[str, Any]:
             for v in scenario.violations
         ],
         "injected_events": sorted(scenario.injected),
+        "not_injected": scenario.not_injected,
     }
 
 
@@ -458,5 +595,7 @@ def simulate_to_files(licence: Licence, config: SimulationConfig, out: Path, tru
     return (
         f"wrote {len(scenario.rows)} events ({scenario.start.isoformat()} to {scenario.end.isoformat()}) "
         f"to {out}, with {len(scenario.violations)} injected violations"
+        + (f" ({len(scenario.injected)} of the events)" if config.target_events else "")
+        + "".join(f"; not injected: {note}" for note in scenario.not_injected)
         + (f"; ground truth in {truth}" if truth else "")
     )

@@ -18,8 +18,8 @@ from sandboxwatch.rules_engine.event_reader import parse_json_line
 from sandboxwatch.rules_engine.events import EventError
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence
-from sandboxwatch.store.backends import Backend, connect
-from sandboxwatch.store.cluster import ReplicaGate, store_cluster
+from sandboxwatch.store.backends import Backend, StoreError, connect
+from sandboxwatch.store.cluster import ReplicaGate, added_column, store_cluster
 from sandboxwatch.store.finding_trail import FindingTrail
 from sandboxwatch.store.records import (
     DEAD_LETTER_COLUMNS,
@@ -60,6 +60,9 @@ class Store:
         self.cluster = cluster
         self.trail = FindingTrail(backend, self.db)
         self.replica_gate = ReplicaGate(backend, self.db) if cluster else None
+        # Findings this process inserted whose write has not completed (the trail step failed): a retry of
+        # the write finds them stored, and must still report them as new, or they would never be counted.
+        self._inserted_unreported: dict[str, Finding] = {}
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -86,7 +89,11 @@ class Store:
             if migration.version in done:
                 continue
             for statement in migration_statements(migration, self.db, self.cluster):
-                self.backend.command(statement)
+                try:
+                    self.backend.command(statement)
+                except StoreError:
+                    if not self._column_is_there(statement):
+                        raise
             self.backend.insert(
                 "schema_migrations",
                 ("version", "name", "applied"),
@@ -94,6 +101,17 @@ class Store:
             )
             applied.append(migration.version)
         return applied
+
+    def _column_is_there(self, statement: str) -> bool:
+        added = added_column(statement)
+        if added is None:
+            return False
+        db, table, column = added
+        rows = self.backend.rows(
+            f"SELECT count() FROM system.columns WHERE database = {quote(db)} AND table = {quote(table)} "
+            f"AND name = {quote(column)}"
+        )
+        return bool(rows and rows[0][0])
 
     def _has_migrations_table(self) -> bool:
         rows = self.backend.rows(
@@ -109,9 +127,11 @@ class Store:
         fresh = self._absent(findings, lambda f: f.finding_id, "findings", "finding_id")
         now = _now()
         self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, now) for f in fresh])
+        self._inserted_unreported.update((f.finding_id, f) for f in fresh)
         # All of them, not only the fresh: a crash between the two inserts leaves stored findings unchained.
         self.trail.append(findings, now)
-        return fresh
+        new = [f for f in findings if self._inserted_unreported.pop(f.finding_id, None) is not None]
+        return new
 
     def write_events(self, records: Sequence[EventRecord], check: bool = True) -> list[EventRecord]:
         """``check=False`` skips the existence query, for callers that know the events are new."""

@@ -121,6 +121,20 @@ def database_statement(db: str, cluster: str) -> str:
 _ADD_COLUMN = re.compile(r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+) ADD COLUMN (?P<rest>.+)$", re.S)
 
 
+_CLUSTER_ADD_COLUMN = re.compile(
+    r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+) ON CLUSTER \w+ ADD COLUMN (?P<column>\w+)\s"
+)
+
+
+def added_column(statement: str) -> tuple[str, str, str] | None:
+    """(db, table, column) of a cluster ``ADD COLUMN``. ClickHouse 18.16 runs such an ALTER on every replica
+    of the shard although the Replicated table has already carried the change to the others, so a replica
+    may answer "column already exists" (code 44) for a migration that did happen: the caller checks the
+    column is there instead of failing the migration."""
+    match = _CLUSTER_ADD_COLUMN.match(statement.strip())
+    return (match["db"], match["table"], match["column"]) if match else None
+
+
 def cluster_statements(statement: str, cluster: str, create_of: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The cluster form of one single-node ``CREATE TABLE`` migration: the Replicated local table, then the
     Distributed table under the original name; or of an ``ADD COLUMN``, applied to both. Anything else (another

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sandboxwatch.rules_engine.findings import Finding
-from sandboxwatch.store.backends import Backend
+from sandboxwatch.store.backends import Backend, StoreError
 from sandboxwatch.store.records import FINDING_COLUMNS
 from sandboxwatch.store.sql_text import in_list, quote
 
@@ -76,6 +77,9 @@ def _stored(row: Sequence[Any]) -> dict[str, Any]:
     return {k: v if k in ("evidence", "observed", "limit_value") else str(v) for k, v in values.items()}
 
 
+_VISIBILITY_TRIES = 8  # 0.05 s doubling to 2 s: about 7 s in all
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
     seq: int
@@ -117,6 +121,26 @@ class FindingTrail:
         )
         return {str(p): Head(int(top), str(h)) for p, top, h in rows}
 
+    def _visible_rows(self, todo: Sequence[Finding]) -> dict[str, list[dict[str, Any]]]:
+        """The stored rows of findings the caller has just written. On a cluster a read can reach a replica
+        that has not fetched the new part yet (one that has just come back, say); skipping those findings
+        would leave them stored and unchained for good, since the batch's offsets are committed after this.
+        So wait a little for them, then fail the write (the worker retries the batch) rather than skip."""
+        stored = self._stored_rows(todo)
+        delay = 0.05
+        for _ in range(_VISIBILITY_TRIES):
+            missing = [f for f in todo if f.finding_id not in stored]
+            if not missing:
+                return stored
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            stored.update(self._stored_rows(missing))
+        absent = [f.finding_id for f in todo if f.finding_id not in stored]
+        if absent:
+            raise StoreError(f"{len(absent)} findings just written are not readable yet (first: {absent[0]}); "
+                             "not chaining them blind, the batch will be retried")  # fmt: skip
+        return stored
+
     def _stored_rows(self, todo: Sequence[Finding]) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for start in range(0, len(todo), _CHUNK):
@@ -144,7 +168,7 @@ class FindingTrail:
         todo = sorted((f for f in unique.values() if f.finding_id not in chained), key=_chain_order)
         if not todo:
             return 0
-        stored = self._stored_rows(todo)
+        stored = self._visible_rows(todo)
         heads = self.heads({f.participant for f in todo})
         rows = []
         for finding in todo:
@@ -153,7 +177,7 @@ class FindingTrail:
                 key=finding_digest,
             )
             if not versions:
-                continue  # not stored (the insert failed): chained when a replay stores it
+                continue  # unreachable: _visible_rows raised for it
             head = heads.get(finding.participant, Head(0, GENESIS))
             seq = head.seq + 1
             digest = finding_digest(versions[0])  # two stored versions: verify reports the other as altered

@@ -21,6 +21,12 @@ _FINDING_SELECT = (
     "finding_id, any(licence), any(rule), any(kind), any(severity), participant, any(subject), any(ts_text), "
     "any(observed), any(limit_value), any(clause), any(evidence), any(message), toString(min(recorded))"
 )
+# A dead letter's time for period filters: the event time its text carries (a top-level "ts" that parses as a
+# time), else when it was recorded. Findings and events are filtered by their event time ``ts``. Parsed here
+# with functions ClickHouse 18.16 has too (no JSONExtract there); an empty match must not reach the parser,
+# which reads '' as 2000-01-01 on that version.
+_LETTER_TS = r"""extract(raw, '"ts"\\s*:\\s*"([^"]{1,64})"')"""
+_DEAD_LETTER_TIME = f"if({_LETTER_TS} = '', recorded, ifNull(parseDateTimeBestEffortOrNull({_LETTER_TS}), recorded))"
 SEVERITY_ORDER = ("critical", "breach", "warning", "info")
 MAX_LIMIT = 100_000
 MAX_OFFSET = 10_000_000  # deeper than any participant's history; bounds the work one request can ask for
@@ -165,20 +171,33 @@ class History:
             f"SELECT type, uniqExact(event_id), toString(min(ts)), toString(max(ts)) FROM {self.db}.events "
             f"WHERE {who} AND {period} GROUP BY type ORDER BY type"
         )
+        letter_time = _DEAD_LETTER_TIME
         letters = self._rows(
             f"SELECT uniqExact(letter_id) FROM {self.db}.dead_letters WHERE {who} "
-            f"AND recorded >= {datetime_literal(since)} AND recorded <= {datetime_literal(until)}"
+            f"AND {letter_time} >= {datetime_literal(since)} AND {letter_time} <= {datetime_literal(until)}"
         )
         severities = dict.fromkeys(SEVERITY_ORDER, 0)
         rules = []
         for rule, kind, severity, count in by_rule:
             severities[str(severity)] = severities.get(str(severity), 0) + int(count)
             rules.append({"rule": str(rule), "kind": str(kind), "severity": str(severity), "findings": int(count)})
+        failing = severities["breach"] + severities["critical"]
+        events = sum(int(n) for _, n, _, _ in by_type)
+        # No event in the period means nothing was judged: "compliant" would be a claim nobody checked.
+        compliant = False if failing else True if events else None
+        no_data = None
+        if compliant is None:
+            no_data = (
+                f"no events of {participant} in the period: nothing was judged"
+                if self._known(participant)
+                else f"unknown participant {participant}: no events, findings or licence on record"
+            )
         return {
             "participant": participant,
             "from": since.isoformat(),
             "to": until.isoformat(),
-            "compliant": severities["breach"] == 0 and severities["critical"] == 0,
+            "compliant": compliant,
+            "no_data": no_data,
             "findings_by_severity": severities,
             "findings_by_rule": rules,
             "events_by_type": {str(t): int(n) for t, n, _, _ in by_type},
@@ -186,6 +205,15 @@ class History:
             "last_event": max((str(last) for _, _, _, last in by_type), default=None),
             "dead_letters": int(letters[0][0]) if letters else 0,
         }
+
+    def _known(self, participant: str) -> bool:
+        who = f"participant = {quote(participant)}"
+        rows = self._rows(
+            f"SELECT count() FROM (SELECT 1 FROM {self.db}.events WHERE {who} LIMIT 1 UNION ALL SELECT 1 FROM "
+            f"{self.db}.findings WHERE {who} LIMIT 1 UNION ALL SELECT 1 FROM {self.db}.licence_versions "
+            f"WHERE {who} LIMIT 1)"
+        )
+        return bool(rows and int(rows[0][0]))
 
     def record_denial(self, key_name: str, role: str, participant: str, method: str, path: str, status: int,
                       reason: str) -> None:  # fmt: skip

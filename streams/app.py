@@ -30,6 +30,7 @@ from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, mani
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
 from sandboxwatch.streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
 from sandboxwatch.streams.topics import STATE_TABLE
 from sandboxwatch.streams.worker_settings import WorkerSettings
@@ -88,7 +89,9 @@ class StreamWorker:
             topic_allow_declare=False,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
-            producer_max_request_size=1_048_576,
+            # The largest event line the parser accepts, and a dead letter carrying it (streams.message_limits).
+            producer_max_request_size=MAX_OUTPUT_MESSAGE_BYTES,
+            consumer_max_fetch_size=MAX_EVENT_MESSAGE_BYTES,
             table_standby_replicas=0,
             # Larger fetches and stream buffer: the monitor works in batches, so feed it whole ones.
             stream_buffer_maxsize=4 * s.batch_size,

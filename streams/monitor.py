@@ -68,6 +68,8 @@ class Monitor:
         self._caught_up: set[str] = set()
         # When (monotonic seconds) each engine last accepted an event: how long its reorder buffer has waited.
         self._arrived: dict[str, float] = {}
+        # Dead letters of this batch with no invalid_event finding (letter id -> why), counted once stored.
+        self._unattributed: dict[str, str] = {}
 
     def engine(self, participant: str) -> Engine:
         engine = self.engines.get(participant)
@@ -248,11 +250,19 @@ class Monitor:
         return accepted
 
     def _invalid(self, error: EventError, message: InboundMessage, outcome: BatchOutcome) -> None:
+        """A dead letter always; an invalid_event finding for the participant it names (or its key names).
+        One whose participant cannot be read at all is the only licence's when one is loaded (as ``check``
+        reports every bad line of a file); with several it cannot be attributed to any of them: it is counted
+        in ``sandboxwatch_unattributed_invalid_events_total`` instead (docs/events.md)."""
         letter = dead_letter(error, message)
         outcome.dead_letters.append(letter)
         participant = error.participant or key_participant(message)
+        if participant is None and len(self.licences) == 1:
+            participant = next(iter(self.licences))
         if participant in self.licences:
             outcome.findings.append(self.engine(participant).invalid(error))
+        else:
+            self._unattributed[letter.letter_id] = "unlicensed" if participant else "no_participant"
 
     def _observe(self, accepted: list[EventRecord], outcome: BatchOutcome, letters: list[DeadLetter]) -> None:
         metrics = self.metrics
@@ -270,8 +280,12 @@ class Monitor:
                 latest[event.participant] = max(latest.get(event.participant, ts), ts)
         for participant, ts in latest.items():
             metrics.last_event.labels(participant).set(ts)
+        unattributed, self._unattributed = self._unattributed, {}
         for letter in letters:
             metrics.dead_letters.labels(letter.kind).inc()
+            why = unattributed.get(letter.letter_id)
+            if why is not None:
+                metrics.unattributed_invalid.labels(why).inc()
         for participant, engine in self.engines.items():
             try:
                 metrics.set_utilisation(participant, engine.utilisation())
@@ -299,6 +313,7 @@ def _decoded(message: InboundMessage) -> EventRecord | EventError:
             None,
             f"could not be decoded ({type(exc).__name__}: {exc or 'no detail'})"[:500],
             raw[:500],
+            partition=message.partition,
         )
 
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from sandboxwatch.streams.kafka_security import KafkaSecurity
+from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 
 APP_ID = "sandboxwatch-monitor"
 STATE_TABLE = "engine-state"
@@ -27,7 +28,8 @@ class Topics:
 
 
 def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
-    """Create missing topics; the changelog is compacted so a restart reads only the latest snapshot."""
+    """Create missing topics; the changelog is compacted so a restart reads only the latest snapshot. Each
+    admits the largest message the monitor may produce or accept (streams.message_limits)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -43,11 +45,13 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
                 raise
             time.sleep(0.5)
     try:
+        events = {"max.message.bytes": str(MAX_EVENT_MESSAGE_BYTES)}
+        output = {"max.message.bytes": str(MAX_OUTPUT_MESSAGE_BYTES)}
         wanted = {
-            topics.events: {},
-            topics.findings: {},
-            topics.dead_letters: {},
-            topics.changelog: {"cleanup.policy": "compact"},
+            topics.events: events,
+            topics.findings: output,
+            topics.dead_letters: output,
+            topics.changelog: {"cleanup.policy": "compact", **output},
         }
         existing = set(admin.list_topics())
         for name, config in wanted.items():

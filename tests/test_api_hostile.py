@@ -229,6 +229,61 @@ def test_precheck_with_hostile_event_content_answers_200_or_422(
         assert response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(DROP, "required field is missing"), (None, "required field is missing"), ("", "required field is missing"),
+     (12, "must be a string"), (["alphatrue-basal-pay"], "must be a string")],
+)  # fmt: skip
+def test_a_precheck_event_without_a_usable_participant_is_422_not_403(
+    client: TestClient, monitored: Monitored, value: Any, reason: str
+) -> None:
+    event = base_trade(monitored)
+    if value is DROP:
+        del event["participant"]
+    else:
+        event["participant"] = value
+    for who in ("alphatrue", "regulator"):
+        response = client.post(f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck", headers=auth(who), json=event)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == {"field": "participant", "reason": reason}
+    # A well-formed event of another participant is still refused as access, not as a malformed request.
+    other = dict(event, participant=NATIONAL_PARTICIPANT)
+    response = client.post(
+        f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck", headers=auth("alphatrue"), json=other
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2025-10-01T00:00:00Z\x00", "2025-10-01T00:00:00Z\x00garbage", "2025-10-01T00:00:00\x00Z",
+     "0001-01-01T00:00:00Z\x00x", "2025-10-01T00:00:00Z\x7f", "2025-10-01T00:00:00Z\u2028",
+     "2025\u201010-01T00:00:00Z"],
+)  # fmt: skip
+def test_control_characters_in_time_parameters_get_422(client: TestClient, value: str) -> None:
+    for name in ("from", "to"):
+        response = get(client, "/api/v1/findings", "regulator", **{name: value})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"].startswith(f"{name}: not an RFC 3339 timestamp")
+    path = f"/api/v1/participants/{DA_NANG_PARTICIPANT}/summary"
+    response = get(client, path, "alphatrue", **{"from": value, "to": "2026-01-01T00:00:00Z"})
+    assert response.status_code == 422, response.text
+
+
+def test_summary_of_an_unknown_participant_or_an_empty_period_says_no_data(client: TestClient) -> None:
+    period = {"from": "2025-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}
+    unknown = get(client, "/api/v1/participants/nobody-at-all/summary", "regulator", **period)
+    assert unknown.status_code == 200, unknown.text
+    assert unknown.json()["compliant"] is None
+    assert unknown.json()["no_data"] == "unknown participant nobody-at-all: no events, findings or licence on record"
+    path = f"/api/v1/participants/{DA_NANG_PARTICIPANT}/summary"
+    empty = get(client, path, "alphatrue", **{"from": "2020-01-01T00:00:00Z", "to": "2020-12-31T00:00:00Z"}).json()
+    assert empty["compliant"] is None and empty["events_by_type"] == {}
+    assert empty["no_data"] == f"no events of {DA_NANG_PARTICIPANT} in the period: nothing was judged"
+    judged = get(client, path, "alphatrue", **period).json()
+    assert judged["compliant"] is False and judged["no_data"] is None
+
+
 def test_an_unreachable_store_is_503_not_500(monitored: Monitored) -> None:
     down = Store(connect("clickhouse://127.0.0.1:1/nothing"))
     app = create_app(History(down), key_ring(), LiveState(down, monitored.licences))

@@ -202,3 +202,95 @@ def test_ingest_error_lines_are_shown_with_the_connectors_reason(
     assert "ingest error reported by binance deposits: deposit 7698: no sender address" in findings[0]["message"]
     assert "unknown event type" not in out + err
     assert "e.jsonl:4: ingest error reported by binance deposits" in err
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandboxwatch.cli", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_a_store_url_the_cli_cannot_use_is_one_line_and_exit_two(tmp_path: Path) -> None:
+    a_file = tmp_path / "findings.db"
+    a_file.write_text("")
+    for url, reason in (
+        (f"chdb://{a_file}", f"{a_file} is not a directory"),
+        (f"chdb://{tmp_path / 'typo'}", f"{tmp_path / 'typo'} holds no embedded store"),
+        (f"chdb://{tmp_path}", f"{tmp_path} holds no embedded store"),
+        ("mysql://db/x", "unknown store URL 'mysql://db/x'"),
+    ):
+        done = _cli("findings", "list", "--clickhouse", url)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("sandboxwatch: ") and reason in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
+    assert not (tmp_path / "typo").exists()  # a query never creates a store where a path was mistyped
+
+
+def test_summary_without_events_in_the_period_says_no_data_with_its_own_exit_code(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'chdb'}"
+    setup = (
+        "import json, sys\n"
+        "from sandboxwatch.rules_engine.event_reader import parse_json_line\n"
+        "from sandboxwatch.store.clickhouse_store import Store\n"
+        "from sandboxwatch.store.records import EventRecord\n"
+        "line = sys.argv[1]\n"
+        "Store.open(sys.argv[2]).write_events([EventRecord(parse_json_line(line, 't', 1), line, 't:1')])\n"
+    )
+    event = json.dumps(account("c1", participant="alphatrue-basal-pay"))
+    subprocess.run([sys.executable, "-c", setup, event, url], check=True, timeout=300)
+    october = ("--from", "2025-10-01T00:00:00+07:00", "--to", "2025-10-31T00:00:00+07:00")
+    judged = _cli("findings", "summary", "--clickhouse", url, "--participant", "alphatrue-basal-pay", *october)
+    assert judged.returncode == 0, judged.stderr
+    assert json.loads(judged.stdout)["compliant"] is True
+    march = ("--from", "2025-03-01T00:00:00Z", "--to", "2025-03-31T00:00:00Z")
+    empty = _cli("findings", "summary", "--clickhouse", url, "--participant", "alphatrue-basal-pay", *march)
+    assert empty.returncode == 4, empty.stderr
+    assert json.loads(empty.stdout)["compliant"] is None
+    assert empty.stderr == "sandboxwatch: no events of alphatrue-basal-pay in the period: nothing was judged\n"
+    unknown = _cli("findings", "summary", "--clickhouse", url, "--participant", "nobody", *october)
+    assert unknown.returncode == 4 and json.loads(unknown.stdout)["compliant"] is None
+    assert "unknown participant nobody: no events, findings or licence on record" in unknown.stderr
+
+
+def test_csv_with_leading_blank_lines_is_read_as_csv_with_the_files_line_numbers(tmp_path: Path) -> None:
+    rows = [
+        account("c1", participant="alphatrue-basal-pay"),
+        trade("c1", ts(hour=3), participant="alphatrue-basal-pay"),
+    ]
+    buffer = io.StringIO()
+    columns = ["event_id", "type", "participant", "ts", "site", "account", "kyc_status", "investor_class",
+               "bank_account_verified", "side", "base", "quote", "quantity", "price"]  # fmt: skip
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    text = "\n  \n" + buffer.getvalue() + "not,a,row,of,this,file\n"
+    for name in ("events.csv", "events.txt"):
+        path = tmp_path / name
+        path.write_text(text)
+        done = _cli("check", "--licence", str(DA_NANG), "--events", str(path))
+        piped = subprocess.run(
+            [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", "-"],
+            input=text, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        for run, source in ((done, str(path)), (piped, "<stdin>")):
+            findings = [json.loads(line) for line in run.stdout.splitlines()]
+            assert [f["rule"] for f in findings] == ["invalid_event"], run.stdout + run.stderr
+            assert f"{source}:6: " in run.stderr and "2 events checked" in run.stderr, run.stderr
+            assert run.returncode == 0
+
+
+def test_an_ingest_error_reads_the_same_in_check_and_in_the_stream_worker(tmp_path: Path) -> None:
+    """docs/events.md: the invalid event carries the connector's reason, worded the same everywhere."""
+    from sandboxwatch.ingest.exchange_events import ingest_error
+    from sandboxwatch.rules_engine.event_reader import parse_json_line
+    from sandboxwatch.rules_engine.events import EventError
+    from sandboxwatch.streams.inbound import InboundMessage, decode
+
+    rejected = ingest_error("alphatrue-basal-pay", "binance deposits", "amount", "deposit 7698: no amount", {})
+    line = json.dumps(rejected)
+    from_file = parse_json_line(line, "e.jsonl", 4)
+    from_stream = decode(InboundMessage("events", 0, 4, b"alphatrue-basal-pay", line.encode()))
+    assert isinstance(from_file, EventError) and isinstance(from_stream, EventError)
+    expected = "ingest error reported by binance deposits: deposit 7698: no amount"
+    assert (from_file.field, from_file.reason) == ("amount", expected)
+    assert (from_stream.field, from_stream.reason) == ("amount", expected)

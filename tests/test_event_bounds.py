@@ -49,6 +49,7 @@ def _error(text: str) -> EventError:
         ({"ts": "2025-10-01T00:00:00+15:00"}, "ts", "within -14:00..+14:00"),
         ({"ts": "2025-10-01T00:00:00+05:00:30"}, "ts", "whole minutes"),
         ({"ts": "2025-02-30T00:00:00Z"}, "ts", "day is out of range for month"),
+        ({"ts": "2025-10-01T00:00:00Z\x00garbage"}, "ts", "it holds a NUL character"),
         ({"account": "\ud800"}, "account", "lone surrogate U+D800 at character 1"),
         ({"account": "a" * 257}, "account", "longer than 256"),
         ({"site": ["DN-SP2"]}, "site", "must be a string, not list"),

@@ -217,3 +217,46 @@ def test_entries_written_under_digest_version_1_still_verify_and_the_chain_conti
     # Version 1 did not cover recorded; version 2 entries do, and cannot be downgraded to version 1.
     mutate(store, f"ALTER TABLE {store.db}.finding_trail UPDATE digest_version = 1 WHERE seq = 6")
     assert any("seq 6" in p and "entry hash does not match" in p for p in problems(store))
+
+
+class _LaggingReads:
+    """A replica that has not fetched the newest part yet: reads of ``findings`` see none of them for a while."""
+
+    def __init__(self, backend: Any, hidden_reads: int) -> None:
+        self._backend = backend
+        self.hidden_reads = hidden_reads
+
+    def rows(self, sql: str) -> list[Any]:
+        if "FROM" in sql and ".findings WHERE" in sql and self.hidden_reads > 0:
+            self.hidden_reads -= 1
+            return []
+        return list(self._backend.rows(sql))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def test_a_finding_read_back_late_is_still_chained(store: Store, findings: list[Finding]) -> None:
+    lagging = _LaggingReads(store.backend, hidden_reads=2)
+    store.trail.backend = lagging
+    assert {f.finding_id for f in store.write_findings(findings[:3])} == {f.finding_id for f in findings[:3]}
+    assert lagging.hidden_reads == 0
+    assert problems(store) == []
+
+
+def test_a_finding_never_read_back_fails_the_write_and_the_retry_still_reports_it_new(
+    store: Store, findings: list[Finding]
+) -> None:
+    """Skipping it would leave a stored finding unchained for good (the batch's offsets get committed);
+    and a retry that found it stored must still report it new, or it would never be counted or alerted."""
+    from sandboxwatch.store.backends import StoreError
+
+    lagging = _LaggingReads(store.backend, hidden_reads=1000)
+    store.trail.backend = lagging
+    batch = findings[3:5]
+    with pytest.raises(StoreError, match="not readable yet"):
+        store.write_findings(batch)
+    lagging.hidden_reads = 0
+    assert [f.finding_id for f in store.write_findings(batch)] == [f.finding_id for f in batch]
+    assert store.write_findings(batch) == []
+    assert problems(store) == []

@@ -40,14 +40,14 @@ def test_no_module_imports_a_part_by_its_bare_name() -> None:
     for path in _python_files():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
-            names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            for name in names:
-                if name.split(".")[0] in PARTS:
-                    offenders.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}: import {name}")
+            else:
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            offenders += [f"{where}: import {name}" for name in names if name.split(".")[0] in PARTS]
     assert offenders == [], "import the part as sandboxwatch.<part>:\n" + "\n".join(offenders)
 
 

@@ -40,6 +40,35 @@ def _problems(text: str) -> list[str]:
         ("reporting_currency: VND", "reporting_currency: [VND]", "field 'reporting_currency': must be text"),
         ("reporting_currency: VND", "reporting_currency: VND\n  retraction_source: [x]", "'retraction_source'"),
         ('clause: "market abuse"}', 'clause: "market abuse", 7: x}', "rule 'wash' (line 29): field '7': not a param"),
+        ("rules:\n", "rule:\n  - {id: x}\nrules:\n", "the licence file: field 'rule': not a top-level field"),
+        ("id: tx-cap", "id: 12", "rule #8 (line 22): field 'id': must be a name of 1 to 64 characters a-z, 0-9"),
+        ("id: tx-cap", "id: " + "a" * 300, "rule #8 (line 22): field 'id': must be a name of 1 to 64 characters"),
+        ("id: tx-cap", "id: Tx Cap", "rule #8 (line 22): field 'id': must be a name of 1 to 64 characters"),
+        ("id: tx-cap", "id: null", "rule #8 (line 22): field 'id': missing"),
+        (
+            "reporting_currency: VND",
+            "reporting_currency: 42",
+            "licence header: field 'reporting_currency': must be a 3-letter ISO 4217 code such as VND, not 42",
+        ),
+        ("reporting_currency: VND", "reporting_currency: vnd", "field 'reporting_currency': must be a 3-letter"),
+        ("participant: alphatrue-basal-pay", "participant: " + "p" * 201, "field 'participant': must be a name"),
+        ("min_count: 3", "min_count: " + "1" + "0" * 29, "rule 'structuring' (line 25): field 'min_count': must be at"),
+        ("max: 10000", "max: 1000000001", "rule 'users' (line 31): field 'max': must be at most 1,000,000,000"),
+        (
+            "retraction_sources: [ethereum]",
+            "retraction_sources: [ethereum, 7]",
+            "licence header: field 'retraction_sources': item 2 (7) is not a chain name",
+        ),
+        (
+            "retraction_sources: [ethereum]",
+            "retraction_sources: ethereum",
+            "licence header: field 'retraction_sources': must be a list of chain names, not 'ethereum'",
+        ),
+        (
+            'addresses: ["0x000000000000000000000000000000000000dead"]',
+            'addresses: ["0x000000000000000000000000000000000000dead", "not an address"]',
+            "rule 'blocklist' (line 27): field 'addresses': item 2 ('not an address') is not an address",
+        ),
     ],
 )
 def test_bad_values_name_rule_and_field(old: str, new: str, expected: str) -> None:
@@ -88,3 +117,109 @@ def test_validate_and_check_exit_two_with_the_reason(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err
     assert err.count("rule 'reserves' (line 30): field 'min_ratio': must be a finite number") == 2
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # A second `rules:` would replace every rule the regulator wrote before it.
+        (
+            "rules:\n",
+            "rules:\n  - {id: period, kind: licence_period, severity: info, clause: x}\nrules:\n",
+            "the licence file: field 'rules': given twice (line 14 and line 16)",
+        ),
+        # A repeated `max` would raise the cap to the later value.
+        (
+            "max: 10000}",
+            "max: 10000, max: 99999}",
+            "rule 'users' (line 31): field 'max': given twice (line 31 and line 31)",
+        ),
+        (
+            "reporting_currency: VND\n",
+            "reporting_currency: VND\n  valid_until: 2099-01-01T00:00:00+07:00\n",
+            "licence header (line 6): field 'valid_until': given twice (line 11 and line 13)",
+        ),
+    ],
+)
+def test_duplicate_keys_are_refused_naming_the_key_and_its_lines(old: str, new: str, expected: str) -> None:
+    assert old in BASE
+    problems = _problems(BASE.replace(old, new, 1))
+    assert problems == [
+        expected + "; a licence must say each thing once (YAML would silently keep only the last value)"
+    ], problems
+
+
+def _blocklist_licence(tmp_path: Path, file: str) -> Path:
+    licence = tmp_path / "lic.yaml"
+    licence.write_text(BASE.replace('addresses: ["0x000000000000000000000000000000000000dead"]', f"file: '{file}'"))
+    return licence
+
+
+def _file_problem(licence: Path) -> str:
+    with pytest.raises(LicenceError) as caught:
+        load_licence(licence)
+    [problem] = caught.value.problems
+    assert problem.startswith("rule 'blocklist' (line 27): field 'file': "), problem
+    return problem
+
+
+def test_address_file_must_be_a_regular_bounded_address_list(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from sandboxwatch.rules_engine.reference_lists import MAX_LIST_BYTES
+
+    assert "is not a regular file" in _file_problem(_blocklist_licence(tmp_path, "/dev/zero"))
+    assert "is not a regular file" in _file_problem(_blocklist_licence(tmp_path, "."))
+    problem = _file_problem(_blocklist_licence(tmp_path, "/etc/passwd"))
+    assert "address list /etc/passwd, line 1: 'root:x:0:0:root:/root:/bin/bash' is not an address" in problem
+    big = tmp_path / "big.txt"
+    with big.open("wb") as out:  # sparse: the size is checked before anything is read
+        out.truncate(MAX_LIST_BYTES + 1)
+    assert f"is larger than {MAX_LIST_BYTES:,} bytes" in _file_problem(_blocklist_licence(tmp_path, "big.txt"))
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"0xabc1\n\xff\xfe\n")
+    assert "bin.txt, line 2: not UTF-8 text" in _file_problem(_blocklist_licence(tmp_path, "bin.txt"))
+    # A FIFO is refused at once rather than blocking the load forever (in a child, so a hang fails the test).
+    os.mkfifo(tmp_path / "fifo")
+    code = (
+        "from sandboxwatch.rules_engine.licence import load_licence, LicenceError\n"
+        f"try:\n    load_licence({str(_blocklist_licence(tmp_path, 'fifo'))!r})\n"
+        "except LicenceError as exc:\n    print(exc.problems[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "fifo is not a regular file" in done.stdout
+
+
+def test_address_file_is_found_next_to_the_licence_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "list.txt").write_text(
+        "# published: 2025-10-01\n0xAbC1  # ETH\r\n\nTN4J2Q5Hk9a3HLuH2hiN6mDrB1CmUyd1Zs\n"
+    )
+    _blocklist_licence(tmp_path, "list.txt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    [listed] = load_licence("../lic.yaml").rule("blocklist").params.lists
+    assert listed.addresses == {"0xabc1", "tn4j2q5hk9a3hluh2hin6mdrb1cmuyd1zs"}
+    assert listed.version == "list.txt of 2025-10-01"
+
+
+def test_hot_reload_refuses_a_file_that_is_no_longer_an_address_list(tmp_path: Path) -> None:
+    import os
+
+    from sandboxwatch.rules_engine.reference_lists import ReferenceError, changed
+
+    listed_file = tmp_path / "list.txt"
+    listed_file.write_text("# published: 2025-10-01\n0xabc1\n")
+    [current] = load_licence(_blocklist_licence(tmp_path, "list.txt")).rule("blocklist").params.lists
+    listed_file.write_text("0xabc1\n<html>Not found</html>\n")
+    with pytest.raises(ReferenceError, match=r"list.txt, line 2: '<html>Not found</html>' is not an address .*"
+                       r"keeping list.txt of 2025-10-01"):  # fmt: skip
+        changed(current)
+    listed_file.unlink()
+    os.mkfifo(listed_file)
+    with pytest.raises(ReferenceError, match=r"is not a regular file.*; keeping list\.txt of 2025-10-01"):
+        changed(current)

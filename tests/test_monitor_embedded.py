@@ -134,3 +134,62 @@ def test_stored_events_can_rebuild_an_engine(store: Store, day: list[str]) -> No
     rebuilt = monitor.rebuild("alphatrue-basal-pay")
     assert rebuilt.stats.events == first.events
     assert Path(DA_NANG).exists()
+
+
+def test_a_message_whose_participant_cannot_be_read_gets_a_finding_naming_its_offset_and_partition(
+    store: Store,
+) -> None:
+    """With one licence loaded, a message nobody can attribute is that licence's (as check reports every
+    bad line of a file); the finding names the message by offset and partition, never as a file line."""
+    licence = load_licence(DA_NANG)
+    monitor = Monitor([licence], store)
+    outcome = monitor.process_batch([InboundMessage("events", 2, 7, None, b"\xff garbage")])
+    assert [letter.kind for letter in outcome.dead_letters] == ["invalid_event"]
+    (finding,) = outcome.findings
+    assert (finding.kind, finding.participant) == ("invalid_event", licence.participant)
+    assert finding.message == "Invalid event at offset 7 of partition 2: not valid UTF-8: byte 0xFF at character 1."
+    same_offset_other_partition = monitor.process_batch([InboundMessage("events", 3, 7, None, b"\xff garbage")])
+    assert same_offset_other_partition.findings[0].finding_id != finding.finding_id
+
+
+def test_with_several_licences_an_unattributable_message_is_counted_where_no_finding_can_name_it(
+    store: Store,
+) -> None:
+    from tests.helpers import NATIONAL
+
+    monitor = Monitor([load_licence(DA_NANG), load_licence(NATIONAL)], store)
+    outcome = monitor.process_batch(
+        [
+            InboundMessage("events", 0, 1, None, b"not json"),
+            InboundMessage("events", 0, 2, None, b'{"participant": "stranger", "type": "trade"}'),
+        ]
+    )
+    assert [letter.kind for letter in outcome.dead_letters] == ["invalid_event", "invalid_event"]
+    assert outcome.findings == []
+    sample = monitor.metrics.registry.get_sample_value
+    assert sample("sandboxwatch_unattributed_invalid_events_total", {"reason": "no_participant"}) == 1.0
+    assert sample("sandboxwatch_unattributed_invalid_events_total", {"reason": "unlicensed"}) == 1.0
+    monitor.process_batch([InboundMessage("events", 0, 1, None, b"not json")])  # re-delivered: stored once
+    assert sample("sandboxwatch_unattributed_invalid_events_total", {"reason": "no_participant"}) == 1.0
+
+
+def test_a_file_line_reported_by_up_gives_the_finding_check_gives(store: Store, tmp_path: Path) -> None:
+    """``up`` publishes a bad line of its file as an ingest_error naming the file and line: the stream's
+    finding is check's, same id and text."""
+    from sandboxwatch.replay_file import read_replay
+
+    licence = load_licence(DA_NANG)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'\n{"event_id": "e1", "participant": "alphatrue-basal-pay", "type": "trade"}\n\xfe\n')
+    expected = run_check(licence, read_jsonl(path.read_text("utf-8", "surrogateescape").splitlines(), str(path)))
+    replay = read_replay(str(path), None, licence.participant)
+    assert replay.lines == [2, 3] and replay.usable == 0
+    batch = [InboundMessage("events", 0, i, key, value) for i, (key, value) in enumerate(replay.messages)]
+    outcome = Monitor([licence], store).process_batch(batch)
+    assert [(f.finding_id, f.message) for f in outcome.findings] == [
+        (f.finding_id, f.message) for f in expected.findings
+    ]
+    assert [f.message for f in outcome.findings] == [
+        "Invalid event at line 2: field 'ts': required field is missing.",
+        "Invalid event at line 3: not valid UTF-8: byte 0xFE at character 1.",
+    ]

@@ -61,3 +61,38 @@ def test_simulation_is_deterministic() -> None:
 
 def test_every_rule_kind_injects_its_violation() -> None:
     assert [name for name, kind in RULE_KINDS.items() if kind.inject is None] == []
+
+
+@pytest.mark.parametrize("target", [300, 3000, 12_345, 30_000])
+def test_events_asks_for_exactly_that_many_events_and_the_truth_stays_right(target: int) -> None:
+    """``--events N`` writes N events, injected violations included; one that cannot fit in N (the customer
+    cap needs as many sign-ups as the cap) is left out and named, never claimed by the truth."""
+    licence = da_nang()
+    config = SimulationConfig(accounts=3000, seed=5, target_events=target)
+    scenario = build_scenario(licence, config)
+    assert len(scenario.rows) == target
+    assert (scenario.not_injected != []) == (target < 20_000)
+    violations, findings = _check(licence, config)
+    for violation in violations:
+        for rule_id in violation.rules:
+            assert any(f.rule == rule_id and _explains(violation, f) for f in findings), violation.what
+    assert [f for f in findings if not any(_explains(v, f) for v in violations)] == []
+    covered = {licence.rule(rule_id).kind for v in violations for rule_id in v.rules}
+    left_out = {note.split()[0] for note in scenario.not_injected}
+    assert covered | left_out == {rule.kind for rule in licence.rules}
+
+
+def test_events_below_what_the_day_needs_is_refused_with_the_minimum() -> None:
+    from sandboxwatch.simulate import SimulationTooSmall
+
+    with pytest.raises(
+        SimulationTooSmall, match=r"--events 100 is fewer than this licence's day needs: at least (\d+) "
+    ):
+        build_scenario(da_nang(), SimulationConfig(target_events=100))
+    try:
+        build_scenario(da_nang(), SimulationConfig(target_events=100))
+    except SimulationTooSmall as exc:
+        minimum = int(str(exc).split("at least ")[1].split()[0].replace(",", ""))
+    assert len(build_scenario(da_nang(), SimulationConfig(target_events=minimum)).rows) == minimum
+    with pytest.raises(SimulationTooSmall):
+        build_scenario(da_nang(), SimulationConfig(target_events=minimum - 1))

@@ -202,3 +202,15 @@ def test_the_replica_gate_fails_loudly_when_the_replica_stays_behind() -> None:
     with pytest.raises(StoreError, match=r"has not caught up after 0s \(findings: 1 inserted part\(s\) not fetched"):
         gate.wait_until_caught_up()
     assert len(state.queries) >= 3, "it polls until the deadline"
+
+
+def test_a_cluster_add_column_is_recognised_so_an_already_there_answer_can_be_checked() -> None:
+    from sandboxwatch.store.cluster import added_column
+
+    assert added_column("ALTER TABLE sw.findings_local ON CLUSTER c1 ADD COLUMN digest_version UInt8 DEFAULT 1") == (
+        "sw",
+        "findings_local",
+        "digest_version",
+    )
+    assert added_column("ALTER TABLE sw.findings ADD COLUMN digest_version UInt8") is None
+    assert added_column("DROP TABLE IF EXISTS sw.findings ON CLUSTER c1") is None

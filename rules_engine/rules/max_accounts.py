@@ -75,7 +75,11 @@ def inject(sim: Injection, rule: RuleSpec) -> None:
     verified_bad = sim.verified_bad
     cap = rule.params.max
     extra = cap - (clean_accounts + verified_bad) + 1
-    if 0 < extra <= 50_000:
+    if sim.room is not None and extra > sim.room:
+        builder.not_injected.append(
+            f"max_accounts (needs {extra:,} sign-ups to pass the cap of {cap:,}; the day has room for {sim.room:,})"
+        )
+    elif 0 < extra <= 50_000:
         rows = [
             builder.account(end - timedelta(minutes=30) + timedelta(milliseconds=i), f"late-{i:06d}")
             for i in range(extra)

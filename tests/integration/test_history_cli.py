@@ -145,3 +145,29 @@ def _settle(store: Store) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("mutations did not finish")
+
+
+def test_summary_on_the_server_says_no_data_and_counts_dead_letters_by_event_time(
+    monitored: tuple[str, Monitored],
+) -> None:
+    """ClickHouse 18.16 has no JSONExtract: the dead letter's event time is read with functions it has."""
+    from sandboxwatch.store.records import DeadLetter
+
+    url, days = monitored
+    p = DA_NANG_PARTICIPANT
+    days.store.write_dead_letters(
+        [
+            DeadLetter("probe/0/1", p, "amount", "bad", '{"event_id": "x1", "ts": "2021-03-10T10:00:00+07:00"}'),
+            DeadLetter("probe/0/2", p, "ts", "bad", '{"event_id":"x2","ts":"2021-03-31T23:30:00-05:00"}'),
+            DeadLetter("probe/0/3", p, "", "not JSON", "garbage"),
+        ]
+    )
+    march = cli("findings", "summary", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT,
+                "--from", "2021-03-01T00:00:00Z", "--to", "2021-03-31T23:59:59Z")  # fmt: skip
+    assert march.returncode == 4, march.stderr
+    summary = json.loads(march.stdout)
+    assert summary["compliant"] is None and summary["dead_letters"] == 1 and summary["events_by_type"] == {}
+    assert summary["no_data"] == f"no events of {DA_NANG_PARTICIPANT} in the period: nothing was judged"
+    april = cli("findings", "summary", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT,
+                "--from", "2021-04-01T00:00:00Z", "--to", "2021-04-01T23:59:59Z")  # fmt: skip
+    assert april.returncode == 4 and json.loads(april.stdout)["dead_letters"] == 1
