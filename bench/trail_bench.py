@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from sandboxwatch.rules_engine.event_reader import read_jsonl  # noqa: E402
 from sandboxwatch.rules_engine.findings import Finding  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
-from sandboxwatch.self_check import run_check  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.rules_engine.self_check import run_check  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import Backend, EmbeddedBackend, connect  # noqa: E402
 from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
 

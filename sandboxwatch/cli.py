@@ -18,8 +18,8 @@ from sandboxwatch.gc_policy import tune_for_throughput
 from sandboxwatch.rules_engine.event_reader import open_events, read_events
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
+from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
-from sandboxwatch.self_check import run_check
 from sandboxwatch.store.backends import StoreError
 
 
@@ -89,7 +89,7 @@ def cmd_licence_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sandboxwatch.simulate import SimulationConfig, SimulationTooSmall, simulate_to_files
+    from sandboxwatch.simulator import SimulationConfig, SimulationTooSmall, simulate_to_files
 
     licence = _licence(args.licence)
     config = SimulationConfig(

@@ -30,10 +30,10 @@ from typing import IO, TYPE_CHECKING, TextIO
 
 from sandboxwatch.alerts.metrics import Metrics
 from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_FINDINGS, EXIT_OK
-from sandboxwatch.local_services import TansuBroker
 from sandboxwatch.replay_file import Replay, publish_replay, read_replay
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.streams.local_broker import TansuBroker
 from sandboxwatch.streams.monitor import BatchOutcome
 from sandboxwatch.streams.topics import Topics, ensure_topics
 from sandboxwatch.streams.worker import (
@@ -92,7 +92,7 @@ class ProgressBar:
 def _events_file(options: UpOptions) -> Path:
     if options.events:
         return options.events
-    from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+    from sandboxwatch.simulator import SimulationConfig, simulate_to_files
 
     path = options.data_dir / "simulated-day.jsonl"
     summary = simulate_to_files(

@@ -139,8 +139,8 @@ def cmd_audit_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from sandboxwatch.backtest import BacktestError, backtest, live_licence
     from sandboxwatch.rules_engine.licence import LicenceError, load_licence
+    from sandboxwatch.store.backtest import BacktestError, backtest, live_licence
 
     try:
         new = load_licence(args.licence)

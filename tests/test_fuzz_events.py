@@ -35,8 +35,8 @@ from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import LicenceError, load_licence, parse_licence
-from sandboxwatch.self_check import run_check
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.rules_engine.self_check import run_check
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from tests.helpers import DA_NANG, NATIONAL
 
 BATCH = 1000

@@ -8,8 +8,8 @@ from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence, load_licence
 from sandboxwatch.rules_engine.rules import RULE_KINDS
-from sandboxwatch.self_check import run_check
-from sandboxwatch.simulate import SimulationConfig, Violation, build_scenario, scenario_lines
+from sandboxwatch.rules_engine.self_check import run_check
+from sandboxwatch.simulator import SimulationConfig, Violation, build_scenario, scenario_lines
 from tests.helpers import NATIONAL, da_nang
 
 
@@ -83,7 +83,7 @@ def test_events_asks_for_exactly_that_many_events_and_the_truth_stays_right(targ
 
 
 def test_events_below_what_the_day_needs_is_refused_with_the_minimum() -> None:
-    from sandboxwatch.simulate import SimulationTooSmall
+    from sandboxwatch.simulator import SimulationTooSmall
 
     with pytest.raises(
         SimulationTooSmall, match=r"--events 100 is fewer than this licence's day needs: at least (\d+) "

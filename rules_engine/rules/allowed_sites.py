@@ -13,7 +13,7 @@ from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 if TYPE_CHECKING:
-    from sandboxwatch.simulate import Injection
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
 
 
 def inject(sim: Injection, rule: RuleSpec) -> None:
-    """The injected violation of a simulated day (sandboxwatch/simulate.py)."""
+    """The injected violation of a simulated day (simulator/)."""
     builder = sim.builder
     t = sim.t
     small = sim.small

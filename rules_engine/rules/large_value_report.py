@@ -20,7 +20,7 @@ from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
 
 if TYPE_CHECKING:
-    from sandboxwatch.simulate import Injection
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
@@ -105,7 +105,7 @@ def _types(params: Params) -> frozenset[str]:
 
 
 def inject(sim: Injection, rule: RuleSpec) -> None:
-    """The injected violation of a simulated day (sandboxwatch/simulate.py)."""
+    """The injected violation of a simulated day (simulator/)."""
     builder = sim.builder
     start = sim.start
     params = rule.params

@@ -16,7 +16,7 @@ from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
 
 if TYPE_CHECKING:
-    from sandboxwatch.simulate import Injection
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
@@ -53,7 +53,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
 
 
 def inject(sim: Injection, rule: RuleSpec) -> None:
-    """The injected violation of a simulated day (sandboxwatch/simulate.py)."""
+    """The injected violation of a simulated day (simulator/)."""
     builder = sim.builder
     t = sim.t
     name, _ = sim.bad_account("max_transaction_value", t)

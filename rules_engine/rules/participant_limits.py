@@ -17,7 +17,7 @@ from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 if TYPE_CHECKING:
-    from sandboxwatch.simulate import Injection
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
 
 
 def inject(sim: Injection, rule: RuleSpec) -> None:
-    """The injected violation of a simulated day (sandboxwatch/simulate.py)."""
+    """The injected violation of a simulated day (simulator/)."""
     builder = sim.builder
     t = sim.t
     params = rule.params

@@ -17,7 +17,7 @@ from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 if TYPE_CHECKING:
-    from sandboxwatch.simulate import Injection
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 _MONTHS = {"month": 1, "quarter": 3}
@@ -125,7 +125,7 @@ def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findi
 
 
 def inject(sim: Injection, rule: RuleSpec) -> None:
-    """The injected violation of a simulated day (sandboxwatch/simulate.py)."""
+    """The injected violation of a simulated day (simulator/)."""
     builder = sim.builder
     label = sim.due_period()
     if label is not None:

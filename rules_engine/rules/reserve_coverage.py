@@ -16,7 +16,7 @@ from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
 if TYPE_CHECKING:
-    from sandboxwatch.simulate import Injection
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ CENT = Decimal("0.01")
 
 
 def inject(sim: Injection, rule: RuleSpec) -> None:
-    """The injected violation of a simulated day (sandboxwatch/simulate.py)."""
+    """The injected violation of a simulated day (simulator/)."""
     builder = sim.builder
     t = sim.t
     ratio = rule.params.min_ratio

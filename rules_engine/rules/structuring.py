@@ -24,7 +24,7 @@ from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
 
 if TYPE_CHECKING:
-    from sandboxwatch.simulate import Injection
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
@@ -116,7 +116,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
 
 
 def inject(sim: Injection, rule: RuleSpec) -> None:
-    """The injected violation of a simulated day (sandboxwatch/simulate.py)."""
+    """The injected violation of a simulated day (simulator/)."""
     builder = sim.builder
     t = sim.t
     params = rule.params

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import ClickHouseServer
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import FINDING_COLUMNS, finding_row
 from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
 from tests.helpers import DA_NANG, ROOT
+from tests.local_services import ClickHouseServer
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import ClickHouseServer, LocalService
 from sandboxwatch.rules_engine.event_reader import MAX_LINE_CHARS
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG
 from tests.integration.pipeline import Pipeline
+from tests.local_services import ClickHouseServer, LocalService
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence, parse_licence
-from sandboxwatch.self_check import run_check
+from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.store.clickhouse_store import Store
 
 # Invalid-event findings come from dead letters, not from events: no replay can reproduce them.
