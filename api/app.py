@@ -30,8 +30,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from sandboxwatch.api.body_limit import BodyLimit
+from sandboxwatch.api.finding_text import localise
 from sandboxwatch.api.keys import KeyRing, Principal
 from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.api.overview import Lang, add_overview_routes
+from sandboxwatch.api.self_check_upload import MAX_UPLOAD, UPLOAD_PATH, add_self_check_routes
 from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
@@ -123,14 +126,15 @@ def _time(value: str | None, name: str) -> datetime | None:
     return STORE_MIN if parsed.year < MIN_YEAR else STORE_MAX
 
 
-def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
+def create_app(history: History, keys: KeyRing, live: LiveState, case_due: str = "") -> FastAPI:
+    """``case_due``: when cases fall due by severity, as ``api serve --case-due`` takes it (api/case_workflow.py)."""
     app = FastAPI(
         title="sandboxwatch",
         version="1",
         description="Licence-compliance history, evidence and pre-checks for regulatory sandbox participants.",
         default_response_class=SafeJSONResponse,
     )
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, larger=[(UPLOAD_PATH, MAX_UPLOAD)])
 
     def deny(request: Request, principal: Principal | None, status: int, reason: str) -> Denied:
         name = principal.name if principal else "-"
@@ -180,6 +184,10 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         if participant is not None and not who.scope.allows(participant):
             raise deny(request, who, 403, f"no access to participant {participant!r}")
 
+    from sandboxwatch.api.case_desk import include_case_desk  # imported here: its routes use the helpers above
+
+    include_case_desk(app, history, principal, deny, case_due)  # case workflow, monthly report (api/case_desk.py)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -212,6 +220,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         format: Literal["json", "csv", "parquet"] = "json",
+        lang: Lang = None,
     ) -> Any:
         own(request, who, participant)
         filt = FindingFilter(
@@ -224,16 +233,16 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         if format == "parquet":
             return Response(findings_parquet(rows), media_type="application/vnd.apache.parquet",
                             headers={"Content-Disposition": 'attachment; filename="findings.parquet"'})  # fmt: skip
-        return rows
+        return localise(rows, lang) if lang else rows
 
     @app.get("/api/v1/findings/{finding_id}", summary="One finding with its evidence events and notes")
-    def finding(request: Request, who: Caller, finding_id: Id) -> dict[str, Any]:
+    def finding(request: Request, who: Caller, finding_id: Id, lang: Lang = None) -> dict[str, Any]:
         item = history.finding(who.scope, finding_id)
         if item is None:
             if who.participant is not None and history.finding(Scope(), finding_id) is not None:
                 deny(request, who, 404, f"finding {finding_id} belongs to another participant")
             raise HTTPException(404, f"no finding {finding_id}")
-        return item
+        return localise([item], lang)[0] if lang else item
 
     @app.post("/api/v1/findings/{finding_id}/notes", summary="Regulators: acknowledge or annotate a finding")
     def add_note(
@@ -341,6 +350,9 @@ def create_app(history: History, keys: KeyRing, live: LiveState) -> FastAPI:
         participant: OptionalId = None,
     ) -> dict[str, Any]:
         return verified(participant, heads)
+
+    add_overview_routes(app, history, live, principal, own)
+    add_self_check_routes(app, history, live, principal, own, deny)
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

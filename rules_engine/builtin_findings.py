@@ -31,6 +31,7 @@ class BuiltinKind:
     runbook: str | None = None
 
 
+# In the order every list of them shows (the API's finding texts, metrics, alerts).
 BUILTIN_KINDS: dict[str, BuiltinKind] = {
     kind.name: kind
     for kind in (
@@ -50,14 +51,14 @@ BUILTIN_KINDS: dict[str, BuiltinKind] = {
             runbook="Events could not be valued for lack of a reference price: check the price feed, "
             "since value-based rules skipped these events.",
         ),
+        BuiltinKind(EVIDENCE_RETRACTED, "info", "canonical events contract, version 1 (connector retraction)"),
         BuiltinKind(LATE_EVENT, "info", "licence allowed_lateness (lateness policy)", prepared=True),
+        BuiltinKind(RETRACTION_REFUSED, "warning", "canonical events contract, version 1 (retraction)"),
         BuiltinKind(
             CONFLICTING_DUPLICATE,
             "warning",
             "canonical events contract, version 1 (event_id is unique per participant)",
         ),
-        BuiltinKind(RETRACTION_REFUSED, "warning", "canonical events contract, version 1 (retraction)"),
-        BuiltinKind(EVIDENCE_RETRACTED, "info", "canonical events contract, version 1 (connector retraction)"),
     )
 }
 

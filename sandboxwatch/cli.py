@@ -315,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recorder.set_defaults(run=cmd_alerts_recorder)
 
+    from sandboxwatch.cases_cli import add_case_commands
     from sandboxwatch.history_cli import add_history_commands
     from sandboxwatch.ingest_cli import add_ingest_commands
     from sandboxwatch.sanctions_cli import add_sanctions_commands
@@ -323,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_commands(commands)
     add_sanctions_commands(commands)
     add_history_commands(commands)
+    add_case_commands(commands)
 
     run = commands.add_parser("run", help="stream worker against real Kafka and ClickHouse")
     add_worker_arguments(run)

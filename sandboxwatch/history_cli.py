@@ -178,9 +178,11 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
     from sandboxwatch.api.app import create_app
     from sandboxwatch.api.keys import KeyFileError, load_keys
     from sandboxwatch.api.live_state import LiveState
+    from sandboxwatch.cases_cli import due_times
     from sandboxwatch.rules_engine.licence import LicenceError, load_licence
     from sandboxwatch.store.history import History
 
+    due_times(args.case_due)  # a malformed --case-due stops here, before the store is opened
     try:
         keys = load_keys(Path(args.keys))
         licences = [load_licence(path) for path in args.licence or ()]
@@ -190,7 +192,8 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
     for licence, path in zip(licences, args.licence or (), strict=True):
         store.record_licence(licence, Path(path))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(History(store), keys, LiveState(store, {lic.participant: lic for lic in licences}))
+    live = LiveState(store, {lic.participant: lic for lic in licences})
+    app = create_app(History(store), keys, live, args.case_due or "")
     print(f"sandboxwatch API and console on http://{args.host}:{args.port}/ ({len(keys)} keys)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
@@ -277,6 +280,9 @@ def add_history_commands(commands: Any) -> None:
     serve.add_argument("--licence", action="append", help="licence file, for pre-checks and utilisation (repeatable)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument(
+        "--case-due", help="when cases fall due by severity (default critical=1d,breach=3d,warning=10d,info=30d)"
+    )
     serve.set_defaults(run=cmd_api_serve)
     new_key = api_sub.add_parser("new-key", help="make a key; prints the key once and the entry for the key file")
     new_key.add_argument("--name", required=True, help="the key's unique name (shown in the audit log)")

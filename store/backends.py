@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,27 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class _OneQueryAtATime:
+    """A clickhouse-driver client shared by threads (the API serves requests from a thread pool): one
+    connection runs one query at a time, and a second thread's query would otherwise be refused
+    ("simultaneous queries on single connection") and reach a caller as the store being unavailable."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._client.execute(*args, **kwargs)
+
+    def disconnect(self) -> None:
+        with self._lock:
+            self._client.disconnect()
+
+    def __getattr__(self, name: str) -> Any:  # settings, connection: read as the client's own
+        return getattr(self._client, name)
+
+
 class ServerBackend:
     def __init__(self, url: str) -> None:
         from clickhouse_driver import Client
@@ -61,7 +83,7 @@ class ServerBackend:
         parsed = urlparse(url)
         secure = parsed.scheme == "clickhouses"
         self.database = parsed.path.strip("/") or DEFAULT_DATABASE
-        self._client = Client(
+        client = Client(
             host=parsed.hostname or "127.0.0.1",
             port=parsed.port or (9440 if secure else 9000),
             secure=secure,
@@ -71,6 +93,7 @@ class ServerBackend:
             send_receive_timeout=60,
             **server_options(url).client_arguments(),
         )
+        self._client = _OneQueryAtATime(client)
 
     def command(self, sql: str) -> None:
         self._run(sql)

@@ -196,12 +196,29 @@ class Store:
         return fresh
 
     # reads ----------------------------------------------------------------------------------------------
-    def count(self, table: str, participant: str | None = None) -> int:
+    def count(
+        self,
+        table: str,
+        participant: str | None = None,
+        *,
+        event_id: str | None = None,
+        ts_from: datetime | None = None,
+        ts_to: datetime | None = None,
+    ) -> int:
         """Rows counted once per id even before ReplacingMergeTree merges (auditors want exact numbers); only
-        one participant's when ``participant`` is given."""
+        those of one participant, one event id, or event times in ``ts_from``..``ts_to`` (both included) when
+        given."""
         key = {"findings": "finding_id", "events": "participant, event_id", "dead_letters": "letter_id"}[table]
-        where = f"participant = {quote(participant)}" if participant is not None else "1"
-        rows = self.backend.rows(f"SELECT uniqExact({key}) FROM {self.db}.{table} WHERE {where}")
+        where = ["1"]
+        if participant is not None:
+            where.append(f"participant = {quote(participant)}")
+        if event_id is not None:
+            where.append(f"event_id = {quote(event_id)}")
+        if ts_from is not None:
+            where.append(f"ts >= {datetime_literal(ts_from)}")
+        if ts_to is not None:
+            where.append(f"ts <= {datetime_literal(ts_to)}")
+        rows = self.backend.rows(f"SELECT uniqExact({key}) FROM {self.db}.{table} WHERE {' AND '.join(where)}")
         return int(rows[0][0]) if rows else 0
 
     def raw_count(self, table: str) -> int:

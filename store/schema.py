@@ -179,6 +179,42 @@ MIGRATIONS += (
 )
 
 
+MIGRATIONS += (
+    Migration(
+        5,
+        "case workflow on findings: hash-chained case transitions and their recorded chain heads",
+        (
+            # Plain MergeTree: append-only, and two rows at one position are both kept for verify to report.
+            """CREATE TABLE IF NOT EXISTS {db}.case_transitions (
+                participant String,
+                seq UInt64,
+                finding_id String,
+                action String,
+                from_state String,
+                to_state String,
+                resolution String,
+                reason String,
+                assignee String,
+                note String,
+                actor String,
+                actor_role String,
+                at DateTime('UTC'),
+                prev_hash String,
+                entry_hash String
+            ) ENGINE = MergeTree()
+            ORDER BY (participant, seq)""",
+            """CREATE TABLE IF NOT EXISTS {db}.case_trail_heads (
+                participant String,
+                seq UInt64,
+                entry_hash String,
+                recorded DateTime('UTC')
+            ) ENGINE = MergeTree()
+            ORDER BY (participant, seq)""",
+        ),
+    ),
+)
+
+
 def bootstrap_statements(db: str, cluster: str | None) -> tuple[str, ...]:
     """The database and the migrations table, before any migration can be looked up."""
     if cluster is None:

@@ -14,6 +14,7 @@ from tests.test_import_root import PARTS
 # The modules of sandboxwatch/: the command line and what only it uses.
 ENTRY_POINTS = {
     "__init__.py",
+    "cases_cli.py",
     "replay_file.py",  # what up publishes for an events file (the embedded runner's)
     "cli.py",
     "embedded.py",

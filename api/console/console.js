@@ -32,12 +32,13 @@ function fillFindings(tbody, findings) {
     row.className = "finding-row";
     row.dataset.findingId = f.finding_id;
     row.dataset.participant = f.participant;
-    cell(row, f.ts);
+    cell(row, formatTime(f.ts));
     cell(row, f.participant);
-    cell(row, f.severity, `sev-${f.severity}`);
+    cell(row, t(`severity.${f.severity}`), `sev-${f.severity}`);
     cell(row, f.rule);
     cell(row, f.subject);
-    cell(row, f.message);
+    cell(row, f.message_text ?? f.message);
+    row.lastChild.title = f.message;
     row.addEventListener("click", () => showFinding(f.finding_id));
     tbody.appendChild(row);
   }
@@ -45,37 +46,11 @@ function fillFindings(tbody, findings) {
 
 async function refreshFeed() {
   try {
-    fillFindings($("#feed tbody"), await json("/api/v1/findings?limit=50"));
-    $("#feed-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    fillFindings($("#feed tbody"), await json(`/api/v1/findings?limit=50&lang=${i18n.lang}`));
+    $("#feed-updated").textContent = t("ui.updated", { time: new Date().toLocaleTimeString(i18n.lang === "vi" ? "vi-VN" : "en-GB") });
   } catch (error) {
-    $("#feed-updated").textContent = `update failed: ${error.message}`;
+    $("#feed-updated").textContent = t("ui.update_failed", { reason: error.message });
   }
-}
-
-async function utilisationSection(participant) {
-  const section = document.createElement("div");
-  section.className = "participant-utilisation";
-  section.dataset.participant = participant;
-  const title = document.createElement("h3");
-  title.textContent = participant;
-  section.appendChild(title);
-  try {
-    const limits = await json(`/api/v1/participants/${encodeURIComponent(participant)}/utilisation`);
-    if (!limits.length) section.appendChild(document.createTextNode("no participant-level limits in the licence"));
-    for (const limit of limits) {
-      const line = document.createElement("div");
-      line.className = "limit";
-      const share = Number(limit.share);
-      line.innerHTML = `<span class="bar"><span></span></span> `;
-      line.querySelector(".bar span").style.width = `${Math.min(share, 1) * 100}%`;
-      if (share >= 0.8) line.querySelector(".bar span").classList.add("high");
-      line.appendChild(document.createTextNode(`${limit.rule} ${limit.limit}: ${(share * 100).toFixed(1)}%`));
-      section.appendChild(line);
-    }
-  } catch (error) {
-    section.appendChild(document.createTextNode(error.message));
-  }
-  return section;
 }
 
 // The whole tab is swapped in at once, so a reader never mistakes a half-drawn page for the full set of participants.
@@ -83,7 +58,7 @@ async function showUtilisation() {
   const box = $("#utilisation");
   box.dataset.state = "loading";
   const participants = await json("/api/v1/participants");
-  box.replaceChildren(...(await Promise.all(participants.map(utilisationSection))));
+  box.replaceChildren(...(await Promise.all(participants.map(limitsSection))));
   box.dataset.state = "loaded";
 }
 
@@ -96,9 +71,11 @@ function searchQuery() {
 async function search(event) {
   event?.preventDefault();
   try {
-    const findings = await json(`/api/v1/findings?${searchQuery()}`);
+    const params = searchQuery();
+    params.set("lang", i18n.lang);
+    const findings = await json(`/api/v1/findings?${params}`);
     fillFindings($("#results tbody"), findings);
-    $("#search-count").textContent = `${findings.length} findings`;
+    $("#search-count").textContent = t("ui.search.count", { count: formatNumber(findings.length) });
   } catch (error) {
     $("#search-count").textContent = error.message;
   }
@@ -115,13 +92,13 @@ async function exportFindings(format) {
 }
 
 async function showFinding(findingId) {
-  const f = await json(`/api/v1/findings/${encodeURIComponent(findingId)}`);
+  const f = await json(`/api/v1/findings/${encodeURIComponent(findingId)}?lang=${i18n.lang}`);
   $("#detail").hidden = false;
   $("#detail").dataset.findingId = f.finding_id;
   $("#detail-id").textContent = f.finding_id;
   const fields = $("#detail-fields");
   fields.replaceChildren();
-  for (const name of ["participant", "licence", "rule", "kind", "severity", "subject", "ts", "observed", "limit", "clause", "message"]) {
+  for (const name of ["participant", "licence", "rule", "kind", "severity", "subject", "ts", "observed", "limit", "clause", "message_text", "message"]) {
     const dt = document.createElement("dt");
     dt.textContent = name;
     const dd = document.createElement("dd");
@@ -166,6 +143,7 @@ function showTab(name) {
   for (const button of document.querySelectorAll("nav button")) button.classList.toggle("active", button.dataset.tab === name);
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== `tab-${name}`;
   if (name === "utilisation") showUtilisation();
+  if (name === "overview") showOverview();
 }
 
 async function start() {
@@ -174,9 +152,10 @@ async function start() {
   } catch (error) {
     sessionStorage.removeItem("sandboxwatch-key");
     state.key = null;
-    $("#login-error").textContent = `Sign-in failed (${error.message})`;
+    $("#login-error").textContent = t("ui.sign_in_failed", { reason: error.message });
     return;
   }
+  await languageForUser(state.me.name);
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#logout").hidden = false;
@@ -190,6 +169,7 @@ async function start() {
     option.textContent = participant;
     select.appendChild(option);
   }
+  await startDesk();
   await refreshFeed();
   state.feedTimer = setInterval(refreshFeed, 5000);
 }
@@ -210,4 +190,11 @@ $("#export-csv").addEventListener("click", () => exportFindings("csv"));
 $("#export-parquet").addEventListener("click", () => exportFindings("parquet"));
 $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
 $("#note-form").addEventListener("submit", addNote);
-if (state.key) start();
+document.addEventListener("languagechange", () => {
+  if (!state.me) return;
+  refreshFeed();
+  const open = document.querySelector("nav button.active")?.dataset.tab;
+  if (open === "utilisation" || open === "overview") showTab(open);
+  startDesk();
+});
+loadLanguage(initialLanguage()).then(() => { if (state.key) start(); });

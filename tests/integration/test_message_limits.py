@@ -43,4 +43,4 @@ def test_lines_at_the_size_limit_are_monitored_or_dead_lettered_whole(pipeline: 
     )
     (letter,) = store.dead_letters()
     assert letter["raw"] == invalid and letter["reason"].startswith("not valid JSON")
-    assert store.count("events", "event_id = 'big-valid'") == 1
+    assert store.count("events", event_id="big-valid") == 1

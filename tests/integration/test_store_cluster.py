@@ -33,7 +33,7 @@ from tests.local_services import ClickHouseReplicas, ClickHouseServer, ServiceEr
 BATCH = 400
 TABLES = (
     "events", "findings", "dead_letters", "licence_versions", "schema_migrations", "alert_notifications",
-    "finding_trail", "access_denials", "finding_notes", "finding_trail_heads",
+    "finding_trail", "access_denials", "finding_notes", "finding_trail_heads", "case_transitions", "case_trail_heads",
 )  # fmt: skip
 
 
@@ -101,7 +101,7 @@ def test_cluster_schema_is_replicated_tables_behind_distributed_ones(replicas: C
         assert {name for name in engines if not name.endswith("_local")} == set(TABLES)
         for table in TABLES:
             assert engines[table] == "Distributed"
-            plain = table in ("access_denials", "finding_trail_heads")
+            plain = table in ("access_denials", "finding_trail_heads", "case_transitions", "case_trail_heads")
             expected = "ReplicatedMergeTree" if plain else "ReplicatedReplacingMergeTree"
             assert engines[f"{table}_local"] == expected, table
         paths = dict(local(replica, f"SELECT table, zookeeper_path FROM system.replicas WHERE database = '{db}'"))
@@ -109,7 +109,7 @@ def test_cluster_schema_is_replicated_tables_behind_distributed_ones(replicas: C
     # Replication is asynchronous: wait for the second replica to have what the first wrote.
     local(replicas.replicas[1], f"SYSTEM SYNC REPLICA {db}.schema_migrations_local")
     versions = local(replicas.replicas[1], f"SELECT version FROM {db}.schema_migrations_local ORDER BY version")
-    assert [v for (v,) in versions] == [1, 2, 3, 4], "the migrations log is replicated too"
+    assert [v for (v,) in versions] == [1, 2, 3, 4, 5], "the migrations log is replicated too"
     # Opening again (through the other replica) applies nothing.
     again = Store.open(replicas.url(db).replace(replicas.replicas[0].address, replicas.replicas[1].address, 1))
     assert again.migrate() == []
