@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandboxwatch.alerts.metrics import PREFIX
+from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, PREFIX
 from sandboxwatch.alerts.rule_render import UTILISATION_WARNING, WINDOW
 from sandboxwatch.rules_engine.licence import Licence
 
@@ -35,7 +35,7 @@ def _panel(
 def dashboard(licences: list[Licence]) -> dict[str, Any]:
     sel = 'participant=~"$participant"'
     participants = sorted({lic.header.participant for lic in licences})
-    new_findings = f"sum by (rule, severity) (increase({PREFIX}_findings_total{{{sel}}}[{WINDOW}]))"
+    new_findings = f"sum by (rule, severity) (increase({FINDINGS_TOTAL}{{{sel}}}[{WINDOW}]))"
     thresholds = {
         "mode": "absolute",
         "steps": [

@@ -12,12 +12,15 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT, LATE_EVENT, VALUATION_UNAVAILABLE
+from sandboxwatch.rules_engine.builtin_findings import BUILTIN_KINDS
 from sandboxwatch.rules_engine.events import EVENT_TYPES
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence
 
 PREFIX = "sandboxwatch"
+# The findings counter, and the series Prometheus stores it as (a counter is exposed with ``_total``).
+FINDINGS_COUNTER = f"{PREFIX}_findings"
+FINDINGS_TOTAL = f"{FINDINGS_COUNTER}_total"
 DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant", "unprocessable", "unstorable")
 
 
@@ -26,7 +29,7 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.findings = Counter(
-            f"{PREFIX}_findings",
+            FINDINGS_COUNTER,
             "Findings first recorded, by participant, rule and severity.",
             ["participant", "licence", "rule", "kind", "severity"],
             registry=r,
@@ -151,8 +154,7 @@ class Metrics:
             header = licence.header
             participant = header.participant
             rules = [(rule.id, rule.kind, rule.severity) for rule in licence.rules]
-            rules += [(kind, kind, "warning") for kind in (INVALID_EVENT, VALUATION_UNAVAILABLE)]
-            rules.append((LATE_EVENT, LATE_EVENT, "info"))
+            rules += [(kind.name, kind.name, kind.severity) for kind in BUILTIN_KINDS.values() if kind.prepared]
             for rule_id, kind, severity in rules:
                 self.findings.labels(participant, header.id, rule_id, kind, severity)
             for event_type in EVENT_TYPES:

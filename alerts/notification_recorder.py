@@ -27,7 +27,7 @@ from typing import Any
 
 from sandboxwatch.rules_engine.json_bounds import loads_bounded
 from sandboxwatch.store.clickhouse_store import Store
-from sandboxwatch.store.sql_text import in_list, quote
+from sandboxwatch.store.notifications import notification_history, write_notifications
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +38,6 @@ MAX_BODY = 1024 * 1024  # Alertmanager caps a webhook at a few hundred alerts; t
 MAX_ALERTS = 1000
 MAX_RECEIVER = 200
 MIN_TOKEN = 16
-
-COLUMNS = (
-    "notification_id",
-    "receiver",
-    "status",
-    "alert_status",
-    "alertname",
-    "participant",
-    "severity",
-    "rule",
-    "fingerprint",
-    "starts_at",
-    "ends_at",
-    "group_key",
-    "received",
-    "alert",
-)
 
 
 class TokenError(ValueError):
@@ -181,27 +164,11 @@ class NotificationRecorder:
     def record(self, receiver: str, payload: Payload) -> int:
         rows = notification_rows(receiver, payload, datetime.now(UTC))
         with self._lock:
-            ids = [str(row[0]) for row in rows]
-            present = {
-                str(r[0])
-                for r in self.store.backend.rows(
-                    f"SELECT notification_id FROM {self.store.db}.alert_notifications "
-                    f"WHERE notification_id IN {in_list(ids)}"
-                )
-            }
-            fresh = [row for row in rows if row[0] not in present]
-            self.store.backend.insert("alert_notifications", COLUMNS, fresh)
-        return len(fresh)
+            return write_notifications(self.store, rows)
 
     def history(self, participant: str | None = None) -> list[dict[str, str]]:
-        where = f"WHERE participant = {quote(participant)}" if participant else ""
         with self._lock:
-            rows = self.store.backend.rows(
-                f"SELECT receiver, alert_status, alertname, participant, severity, toString(received) "
-                f"FROM {self.store.db}.alert_notifications {where} ORDER BY received, notification_id"
-            )
-        names = ("receiver", "status", "alertname", "participant", "severity", "received")
-        return [dict(zip(names, map(str, row), strict=True)) for row in rows]
+            return notification_history(self.store, participant)
 
     def server(self, host: str, port: int) -> ThreadingHTTPServer:
         recorder = self

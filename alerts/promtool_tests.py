@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandboxwatch.alerts.rule_render import FINDINGS, UTILISATION, alert_name, finding_alert, utilisation_alert
+from sandboxwatch.alerts.metrics import FINDINGS_TOTAL
+from sandboxwatch.alerts.rule_render import UTILISATION, alert_name, finding_alert, utilisation_alert
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
@@ -48,9 +49,9 @@ def licence_tests(licence: Licence, rule_file: str) -> dict[str, Any]:
     rules = list(licence.rules)
     rising, born_high, quiet = rules[0], rules[1], rules[2]
     series = [
-        {"series": _series(FINDINGS, _labels(rising)), "values": "0 0 0 1x30"},
-        {"series": _series(FINDINGS, _labels(born_high)), "values": "_x3 1x30"},
-        {"series": _series(FINDINGS, _labels(quiet)), "values": "0x33"},
+        {"series": _series(FINDINGS_TOTAL, _labels(rising)), "values": "0 0 0 1x30"},
+        {"series": _series(FINDINGS_TOTAL, _labels(born_high)), "values": "_x3 1x30"},
+        {"series": _series(FINDINGS_TOTAL, _labels(quiet)), "values": "0x33"},
     ]
     cases: list[dict[str, Any]] = [
         {"eval_time": "2m", "alertname": alert_name(rising.id), "exp_alerts": []},

@@ -13,15 +13,17 @@ from typing import Any
 
 import yaml
 
-from sandboxwatch.alerts.metrics import PREFIX
-from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS, RUNBOOKS
+from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, PREFIX
+from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS
+from sandboxwatch.rules_engine.builtin_findings import BUILTIN_KINDS
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 
-FINDINGS = f"{PREFIX}_findings_total"
 UTILISATION = f"{PREFIX}_limit_utilisation_ratio"
 WINDOW = "10m"
+# The clause the alerts on built-in findings cite (their findings cite the exact part of the contract).
+BUILTIN_ALERT_CLAUSE = "canonical events contract"
 UTILISATION_WARNING = 0.8
 
 
@@ -42,6 +44,14 @@ def alert_name(rule_id: str, suffix: str = "") -> str:
     return "Sandboxwatch" + "".join(w[:1].upper() + w[1:] for w in words if w) + suffix
 
 
+def runbook(kind: str) -> str:
+    """What the desk on duty does when a finding of this kind (a rule kind or a built-in one) fires."""
+    builtin = BUILTIN_KINDS.get(kind)
+    if builtin is not None and builtin.runbook is not None:
+        return builtin.runbook
+    return RULE_KINDS[kind].runbook
+
+
 def _selector(labels: dict[str, str]) -> str:
     inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
     return "{" + inner + "}"
@@ -49,7 +59,7 @@ def _selector(labels: dict[str, str]) -> str:
 
 def finding_alert(rule: RuleSpec, window: str = WINDOW) -> dict[str, Any]:
     labels = {"participant": rule.participant, "licence": rule.licence_id, "rule": rule.id}
-    series = FINDINGS + _selector(labels)
+    series = FINDINGS_TOTAL + _selector(labels)
     expr = f"(increase({series}[{window}]) > 0)\nor\n({series} > 0 unless {series} offset {window})"
     return {
         "alert": alert_name(rule.id),
@@ -66,7 +76,7 @@ def finding_alert(rule: RuleSpec, window: str = WINDOW) -> dict[str, Any]:
             "clause": rule.clause,
             "description": f"{{{{ $value }}}} new finding(s) of licence {rule.licence_id} rule {rule.id} "
             f"({rule.clause}) in the last {window}.",
-            "runbook": RUNBOOKS[rule.kind],
+            "runbook": runbook(rule.kind),
         },
     }
 
@@ -96,9 +106,12 @@ def licence_rules(licence: Licence) -> dict[str, Any]:
         rules.append(finding_alert(rule))
         if RULE_KINDS[rule.kind].utilisation is not None:
             rules.append(utilisation_alert(rule))
-    for kind in ("invalid_event", "valuation_unavailable"):
+    for builtin in BUILTIN_KINDS.values():
+        if builtin.runbook is None:
+            continue
+        kind = builtin.name
         pseudo = RuleSpec(
-            kind, kind, "warning", "canonical events contract", None, licence.header.id, licence.header.participant
+            kind, kind, builtin.severity, BUILTIN_ALERT_CLAUSE, None, licence.header.id, licence.header.participant
         )
         rules.append(finding_alert(pseudo))
     return {"groups": [{"name": f"sandboxwatch-{licence.header.id}", "rules": rules}]}

@@ -30,7 +30,7 @@ from sandboxwatch.api.case_workflow import (
 from sandboxwatch.api.case_workflow import Request as CaseRequest
 from sandboxwatch.api.keys import Principal
 from sandboxwatch.store.case_trail import CaseFilter, CaseTrail
-from sandboxwatch.store.clickhouse_store import _now
+from sandboxwatch.store.clickhouse_store import recorded_now
 from sandboxwatch.store.history import MAX_LIMIT, MAX_OFFSET, History, Scope
 
 ID_MAX = 200
@@ -76,7 +76,7 @@ def include_cases(
     principal: Callable[..., Principal],
     deny: Callable[[Request, Principal | None, int, str], Exception],
     due: DueTimes | None = None,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] = recorded_now,
 ) -> None:
     due = due or DueTimes()
     trail = CaseTrail(history.store.backend, history.db)

@@ -10,18 +10,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sandboxwatch.api import i18n
-from sandboxwatch.rules_engine import engine
+from sandboxwatch.rules_engine.builtin_findings import BUILTIN_KINDS
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 
 # Kinds the engine itself emits (not a licence rule): each has a sentence too.
-ENGINE_KINDS = (
-    engine.INVALID_EVENT,
-    engine.VALUATION_UNAVAILABLE,
-    engine.EVIDENCE_RETRACTED,
-    engine.LATE_EVENT,
-    engine.RETRACTION_REFUSED,
-    engine.CONFLICTING_DUPLICATE,
-)
+ENGINE_KINDS = tuple(BUILTIN_KINDS)
 FINDING_KINDS = (*sorted(RULE_KINDS), *ENGINE_KINDS)
 _RATIO_KINDS = frozenset({"reserve_coverage"})  # observed and limit are ratios, read as percentages
 _PERCENT_KINDS = frozenset({"price_deviation"})  # already in percent

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sandboxwatch.rules_engine.engine import Engine, event_order
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import Licence
-from sandboxwatch.store.clickhouse_store import Store, _now
+from sandboxwatch.rules_engine.replay import feed_in_event_order
+from sandboxwatch.store.clickhouse_store import Store, recorded_now
 
 OVERLAP = timedelta(seconds=5)
 
@@ -46,17 +47,16 @@ class LiveState:
             cached = self._cache.get(participant)
             if cached is not None and time.monotonic() - cached.checked < self.refresh_s:
                 return cached.engine
-            started = _now()
+            started = recorded_now()
             if cached is None:
                 engine = Engine(self.licences[participant])
                 records = self.store.stored_events(participant)
             else:
                 engine = cached.engine
                 records = self.store.stored_events(participant, cached.synced - OVERLAP)
-            records.sort(key=lambda r: event_order(r.event))
-            for record in records:
-                # As the monitor did: an event whose checking raised there is contained here too.
-                process_isolated(engine, record.event, record.source, 0, record.raw)
+            # As the monitor did: an event whose checking raised there is contained here too.
+            feed_in_event_order(engine, ((r.event, (r.source, 0, r.raw)) for r in records))
+            engine.take_failures()  # the monitor dead-lettered each when it first failed
             self._cache[participant] = _Cached(engine, started, time.monotonic())
             return engine
 

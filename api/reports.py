@@ -1,4 +1,4 @@
-"""HTTP route of the monthly compliance report (sandboxwatch/monthly_report.py), PDF or CSV.
+"""HTTP route of the monthly compliance report (api/monthly_report.py), PDF or CSV.
 
 Regulators and auditors get any participant's report; a participant only its own (another's is refused
 with 403 and recorded as a denial, as for every participant-scoped route)."""
@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from sandboxwatch.api.case_workflow import DueTimes
 from sandboxwatch.api.keys import Principal
-from sandboxwatch.monthly_report import ReportError, build_report, month_bounds, report_csv
+from sandboxwatch.api.monthly_report import ReportError, build_report, month_bounds, report_csv
 from sandboxwatch.store.history import History
 
 MEDIA = {"pdf": "application/pdf", "csv": "text/csv"}
@@ -49,7 +49,7 @@ def include_reports(
             raise HTTPException(422, str(exc)) from None
         report = build_report(history.store, participant, month, due)
         if format == "pdf":
-            from sandboxwatch.report_pdf import report_pdf
+            from sandboxwatch.api.report_pdf import report_pdf
 
             body = report_pdf(report)
         else:

@@ -26,7 +26,7 @@ from sandboxwatch.api.overview import ID_MAX, TIME_MAX, Lang, _instant, language
 from sandboxwatch.rules_engine.event_reader import bounded_lines, decode_events, detect_format, read_events
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.licence import Licence
-from sandboxwatch.self_check import run_check
+from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.store.history import History
 from sandboxwatch.store.records import EventRecord
 

@@ -23,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandboxwatch.local_services import ClickHouseServer, NoidaBroker, TansuBroker  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from tests.helpers import DA_NANG  # noqa: E402
 from tests.integration.fault_scenarios import (  # noqa: E402
     TABLE_HEADER,
@@ -36,6 +35,7 @@ from tests.integration.fault_scenarios import (  # noqa: E402
     store_outage_run,
 )
 from tests.integration.pipeline import Pipeline  # noqa: E402
+from tests.local_services import ClickHouseServer, NoidaBroker, TansuBroker  # noqa: E402
 from tests.poison import interleave, poison_lines  # noqa: E402
 
 

@@ -30,7 +30,7 @@ from sandboxwatch.rules_engine.event_reader import read_jsonl  # noqa: E402
 from sandboxwatch.rules_engine.events import Event  # noqa: E402
 from sandboxwatch.rules_engine.findings import Finding  # noqa: E402
 from sandboxwatch.rules_engine.licence import Licence, load_licence  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 
 LICENCE = ROOT / "config" / "licences" / "da-nang-pilot.yaml"
 

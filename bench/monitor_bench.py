@@ -33,7 +33,7 @@ from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
 from sandboxwatch.rules_engine import event_reader  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
 from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
 from sandboxwatch.streams.app import event_chunks  # noqa: E402

@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
 from sandboxwatch.embedded import EMBEDDED_FETCH_WAIT  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
-from sandboxwatch.local_services import TansuBroker  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
 from sandboxwatch.streams.app import StreamWorker, event_chunks  # noqa: E402
 from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
+from sandboxwatch.streams.local_broker import TansuBroker  # noqa: E402
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor  # noqa: E402
 from sandboxwatch.streams.publish import line_messages, polls, publish_lines  # noqa: E402
 from sandboxwatch.streams.topics import Topics, ensure_topics  # noqa: E402

@@ -28,8 +28,8 @@ from sandboxwatch.rules_engine.engine import Engine, event_order  # noqa: E402
 from sandboxwatch.rules_engine.event_reader import read_jsonl  # noqa: E402
 from sandboxwatch.rules_engine.events import Event  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
-from sandboxwatch.self_check import run_check  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.rules_engine.self_check import run_check  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 
 LICENCE = ROOT / "config" / "licences" / "da-nang-pilot.yaml"
 TARGET = 100_000

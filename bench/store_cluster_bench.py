@@ -18,12 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandboxwatch.local_services import ClickHouseReplicas, ClickHouseServer  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
 from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
 from sandboxwatch.streams.monitor import Monitor  # noqa: E402
+from tests.local_services import ClickHouseReplicas, ClickHouseServer  # noqa: E402
 
 LICENCE = ROOT / "config" / "licences" / "da-nang-pilot.yaml"
 

@@ -24,11 +24,10 @@ sys.path.insert(0, str(ROOT))
 from sandboxwatch.rules_engine.event_reader import read_jsonl  # noqa: E402
 from sandboxwatch.rules_engine.findings import Finding  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
-from sandboxwatch.self_check import run_check  # noqa: E402
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
+from sandboxwatch.rules_engine.self_check import run_check  # noqa: E402
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import Backend, EmbeddedBackend, connect  # noqa: E402
-from sandboxwatch.store.clickhouse_store import Store, _now  # noqa: E402
-from sandboxwatch.store.records import FINDING_COLUMNS, finding_row  # noqa: E402
+from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
 
 
 def findings(count: int) -> list[Finding]:
@@ -62,8 +61,7 @@ def main() -> None:
         plain = fresh(backend)
         started = time.perf_counter()
         for batch in batches:  # what write_findings does apart from the trail: existence check, insert
-            new = plain._absent(batch, lambda f: f.finding_id, "findings", "finding_id")
-            plain.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, _now()) for f in new])
+            plain.write_findings_without_trail(batch)
         without = max(without, len(items) / (time.perf_counter() - started))
 
         chained = fresh(backend)

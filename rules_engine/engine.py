@@ -25,6 +25,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sandboxwatch.rules_engine.builtin_findings import (
+    CONFLICTING_DUPLICATE,
+    EVIDENCE_RETRACTED,
+    INVALID_EVENT,
+    LATE_EVENT,
+    RETRACTION_REFUSED,
+    VALUATION_UNAVAILABLE,
+    builtin_finding,
+)
 from sandboxwatch.rules_engine.event_digest import content_digest
 from sandboxwatch.rules_engine.events import (
     EVENT_TYPES,
@@ -38,7 +47,7 @@ from sandboxwatch.rules_engine.events import (
     TransferEvent,
 )
 from sandboxwatch.rules_engine.facts import AccountState, Facts
-from sandboxwatch.rules_engine.findings import Finding, new_finding
+from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.rule_spec import DEFAULT_ALLOWED_LATENESS, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
@@ -53,12 +62,6 @@ _RAW_LIMIT = 500
 _NO_ORIGIN: Origin = ("<engine>", 0, "")
 
 VALUE_BEARING = frozenset({"trade", "deposit", "withdrawal", "transfer"})
-INVALID_EVENT = "invalid_event"
-VALUATION_UNAVAILABLE = "valuation_unavailable"
-EVIDENCE_RETRACTED = "evidence_retracted"
-LATE_EVENT = "late_event"
-RETRACTION_REFUSED = "retraction_refused"
-CONFLICTING_DUPLICATE = "conflicting_duplicate"
 # Sort rank at equal timestamps: facts (prices, accounts, participant facts) first, so that "latest price
 # at or before the event" and "KYC state at that moment" include what happened in the same instant.
 TYPE_RANK = {"price": 0, "account": 1, "participant": 2}
@@ -254,12 +257,9 @@ class Engine:
         self.stats.findings["info"] += 1
         header = self.header
         behind = (self._newest or watermark) - event.ts
-        note = new_finding(
+        note = builtin_finding(
+            LATE_EVENT,
             licence=header.id,
-            rule=LATE_EVENT,
-            kind=LATE_EVENT,
-            severity="info",
-            clause="licence allowed_lateness (lateness policy)",
             participant=header.participant,
             subject=getattr(event, "account", None) or header.participant,
             ts=event.ts,
@@ -343,12 +343,9 @@ class Engine:
 
     def _unvalued(self, event: Event) -> Finding:
         header = self.header
-        return new_finding(
+        return builtin_finding(
+            VALUATION_UNAVAILABLE,
             licence=header.id,
-            rule=VALUATION_UNAVAILABLE,
-            kind=VALUATION_UNAVAILABLE,
-            severity="warning",
-            clause="valuation in the reporting currency (events contract)",
             participant=event.participant,
             subject=getattr(event, "account", None) or event.participant,
             ts=event.ts,
@@ -388,12 +385,9 @@ class Engine:
         stats.findings["warning"] += 1
         header = self.header
         return [
-            new_finding(
+            builtin_finding(
+                CONFLICTING_DUPLICATE,
                 licence=header.id,
-                rule=CONFLICTING_DUPLICATE,
-                kind=CONFLICTING_DUPLICATE,
-                severity="warning",
-                clause="canonical events contract, version 1 (event_id is unique per participant)",
                 participant=event.participant,
                 subject=getattr(event, "account", None) or event.participant,
                 ts=event.ts,
@@ -427,12 +421,9 @@ class Engine:
         if problem is not None:
             self.stats.findings["warning"] += 1
             return [
-                new_finding(
+                builtin_finding(
+                    RETRACTION_REFUSED,
                     licence=header.id,
-                    rule=RETRACTION_REFUSED,
-                    kind=RETRACTION_REFUSED,
-                    severity="warning",
-                    clause="canonical events contract, version 1 (retraction)",
                     participant=header.participant,
                     subject=header.participant,
                     ts=event.ts,
@@ -445,12 +436,9 @@ class Engine:
         self.stats.findings["info"] += 1
         del self._observed[retracted]
         return [
-            new_finding(
+            builtin_finding(
+                EVIDENCE_RETRACTED,
                 licence=header.id,
-                rule=EVIDENCE_RETRACTED,
-                kind=EVIDENCE_RETRACTED,
-                severity="info",
-                clause="canonical events contract, version 1 (connector retraction)",
                 participant=header.participant,
                 subject=header.participant,
                 ts=event.ts,
@@ -483,12 +471,9 @@ class Engine:
         self.stats.findings["warning"] += 1
         header = self.header
         where = error.where
-        return new_finding(
+        return builtin_finding(
+            INVALID_EVENT,
             licence=header.id,
-            rule=INVALID_EVENT,
-            kind=INVALID_EVENT,
-            severity="warning",
-            clause="canonical events contract, version 1",
             participant=error.participant or header.participant,
             subject=error.participant or header.participant,
             ts=error.ts,

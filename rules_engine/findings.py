@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -34,21 +34,17 @@ class Finding:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "finding_id": self.finding_id,
-            "licence": self.licence,
-            "rule": self.rule,
-            "kind": self.kind,
-            "severity": self.severity,
-            "participant": self.participant,
-            "subject": self.subject,
-            "ts": format_timestamp(self.ts) if self.ts is not None else None,
-            "observed": decimal_text(self.observed) if self.observed is not None else None,
-            "limit": decimal_text(self.limit) if self.limit is not None else None,
-            "clause": self.clause,
-            "evidence": list(self.evidence),
-            "message": self.message,
-        }
+        """Every field, in ``FINDING_FIELDS`` order, as JSON writes it (time and money as text)."""
+        item = {name: getattr(self, name) for name in FINDING_FIELDS}
+        item["ts"] = format_timestamp(self.ts) if self.ts is not None else None
+        item["observed"] = decimal_text(self.observed) if self.observed is not None else None
+        item["limit"] = decimal_text(self.limit) if self.limit is not None else None
+        item["evidence"] = list(self.evidence)
+        return item
+
+
+# A finding's fields, in the order every output (JSON, CSV, the API, exports) lists them.
+FINDING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Finding))
 
 
 def finding_id(licence_id: str, rule_id: str, key: str) -> str:

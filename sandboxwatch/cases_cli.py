@@ -9,7 +9,8 @@ import json
 import sys
 from typing import Any
 
-from sandboxwatch.history_cli import EXIT_FOUND, EXIT_OK, UsageError, _store, _write
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_OK, Unusable
+from sandboxwatch.history_cli import _store, _write
 
 STORE_HELP = "clickhouse://HOST:PORT/DB or chdb://PATH"
 
@@ -20,19 +21,19 @@ def due_times(text: str | None) -> Any:
     try:
         return DueTimes.parse(text or "")
     except ValueError as exc:
-        raise UsageError(f"--case-due: {exc}") from None
+        raise Unusable(f"--case-due: {exc}") from None
 
 
 def cmd_cases_list(args: argparse.Namespace) -> int:
     from sandboxwatch.store.case_trail import CaseFilter, CaseTrail
-    from sandboxwatch.store.clickhouse_store import _now
+    from sandboxwatch.store.clickhouse_store import recorded_now
     from sandboxwatch.store.history import Scope
 
     store = _store(args.clickhouse)
     overdue = None if args.overdue is None else args.overdue == "yes"
     filt = CaseFilter(args.participant, None, args.state, args.assignee, args.severity, None, overdue,
                       limit=args.limit)  # fmt: skip
-    rows = CaseTrail(store.backend, store.db).cases(Scope(), filt, due_times(args.case_due).seconds, _now())
+    rows = CaseTrail(store.backend, store.db).cases(Scope(), filt, due_times(args.case_due).seconds, recorded_now())
     _write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), args.out)
     print(f"{len(rows)} cases", file=sys.stderr)
     return EXIT_OK
@@ -49,25 +50,25 @@ def cmd_cases_verify(args: argparse.Namespace) -> int:
     scope = f" for {args.participant}" if args.participant else ""
     if problems:
         print(f"case transitions{scope}: {len(problems)} problem(s): the record was tampered with", file=sys.stderr)
-        return EXIT_FOUND
+        return EXIT_FINDINGS
     count = sum(h.seq for p, h in trail.heads().items() if not args.participant or p == args.participant)
     print(f"case transitions{scope}: intact ({count} chained transitions)", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_report_monthly(args: argparse.Namespace) -> int:
-    from sandboxwatch.monthly_report import ReportError, build_report, month_bounds, report_csv
+    from sandboxwatch.api.monthly_report import ReportError, build_report, month_bounds, report_csv
 
     fmt = args.format or ("pdf" if str(args.out).lower().endswith(".pdf") else "csv")
     if fmt not in ("pdf", "csv"):
-        raise UsageError("--format must be pdf or csv")
+        raise Unusable("--format must be pdf or csv")
     try:
         month_bounds(args.month)
     except ReportError as exc:
-        raise UsageError(f"--month: {exc}") from None
+        raise Unusable(f"--month: {exc}") from None
     report = build_report(_store(args.clickhouse), args.participant, args.month, due_times(args.case_due))
     if fmt == "pdf":
-        from sandboxwatch.report_pdf import report_pdf
+        from sandboxwatch.api.report_pdf import report_pdf
 
         _write(report_pdf(report), args.out)
     else:
@@ -83,25 +84,25 @@ def add_case_commands(commands: Any) -> None:
     sub = cases.add_subparsers(dest="cases_command", required=True)
     listing = sub.add_parser("list", help="cases with their state, most urgent first (JSON lines)")
     listing.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    listing.add_argument("--participant")
-    listing.add_argument("--state", choices=("open", "acknowledged", "resolved"))
+    listing.add_argument("--participant", help="only this participant's cases")
+    listing.add_argument("--state", choices=("open", "acknowledged", "resolved"), help="only cases in this state")
     listing.add_argument("--assignee", help="cases assigned to this name ('' for unassigned)")
-    listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"))
-    listing.add_argument("--overdue", choices=("yes", "no"))
+    listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"), help="only this severity")
+    listing.add_argument("--overdue", choices=("yes", "no"), help="only overdue cases (yes) or only cases not overdue")
     listing.add_argument("--case-due", help="due times by severity, e.g. critical=1d,breach=3d,warning=10d,info=30d")
-    listing.add_argument("--limit", type=int, default=10_000)
-    listing.add_argument("--out")
+    listing.add_argument("--limit", type=int, default=10_000, help="at most this many cases")
+    listing.add_argument("--out", help="write here instead of standard output")
     listing.set_defaults(run=cmd_cases_list)
     verify = sub.add_parser("verify", help="exit 0 if the case transitions are intact, 1 if altered or removed")
     verify.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    verify.add_argument("--participant")
+    verify.add_argument("--participant", help="verify only this participant's case trail (default: every one)")
     verify.set_defaults(run=cmd_cases_verify)
 
     report = commands.add_parser("report", help="compliance reports from the store")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     monthly = report_sub.add_parser("monthly", help="a participant's monthly compliance report (PDF or CSV)")
     monthly.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    monthly.add_argument("--participant", required=True)
+    monthly.add_argument("--participant", required=True, help="the participant the report is for")
     monthly.add_argument("--month", required=True, help="YYYY-MM, the calendar month in Vietnam time")
     monthly.add_argument("--out", required=True, help="FILE.pdf or FILE.csv ('-': standard output, with --format)")
     monthly.add_argument("--format", choices=("pdf", "csv"), help="default: from the --out file's extension")

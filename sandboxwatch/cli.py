@@ -1,7 +1,8 @@
 """``sandboxwatch`` entry point (docs/cli.md, version 1).
 
-Exit codes: 0 no breach or critical finding, 1 at least one, 2 the licence or events cannot be used (or not
-one valid event was read), 3 an internal error (a bug: reported in one line, never as exit 1)."""
+Exit codes (sandboxwatch/exit_codes.py): 0 no breach or critical finding, 1 at least one, 2 the licence or
+events cannot be used (or not one valid event was read), 3 an internal error (a bug: reported in one line,
+never as exit 1)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,15 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
-from sandboxwatch.history_cli import UsageError
 from sandboxwatch.rules_engine.event_reader import open_events, read_events
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
+from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
-from sandboxwatch.self_check import run_check
 from sandboxwatch.store.backends import StoreError
-
-EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-class Unusable(Exception):
-    """Input that cannot be used at all (exit 2), as opposed to bad lines inside it."""
 
 
 def _licence(path: str) -> Licence:
@@ -94,7 +89,7 @@ def cmd_licence_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sandboxwatch.simulate import SimulationConfig, SimulationTooSmall, simulate_to_files
+    from sandboxwatch.simulator import SimulationConfig, SimulationTooSmall, simulate_to_files
 
     licence = _licence(args.licence)
     config = SimulationConfig(
@@ -186,6 +181,44 @@ def cmd_alerts_recorder(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DESCRIPTION = """A licence-compliance monitor for regulatory sandboxes: self-check a participant's events
+against its licence, run the live monitor, query the stored record.
+Each command's options: sandboxwatch COMMAND --help."""
+EPILOG = """exit status (every command; docs/cli.md):
+  0  done: no breach or critical finding
+  1  a breach or critical finding (check, up --once), a trail problem (audit verify), not compliant
+  2  unusable input: a bad licence, settings, option or file; nothing valid read; a data dir in use
+  3  an internal error (a bug), reported in one line
+  4  findings summary: no event of the participant in the period (nothing judged)
+  70 a stream worker whose agent failed (run, up)"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (the exit status table keeps its lines), and every option's default shown
+    unless its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if not text or "default" in text or not action.option_strings:
+            return text
+        if action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command gets the formatter, and its one-line help as its description when it has none."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    text = str(helps[name]).rstrip(".")
+                    sub.description = text[:1].upper() + text[1:] + "."
+                _describe(sub)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -197,7 +230,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sandboxwatch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sandboxwatch", description=DESCRIPTION, epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="self-check events against a licence")
@@ -218,27 +251,27 @@ def build_parser() -> argparse.ArgumentParser:
     licence = commands.add_parser("licence", help="licence file tools")
     licence_commands = licence.add_subparsers(dest="licence_command", required=True)
     validate = licence_commands.add_parser("validate", help="validate a licence file")
-    validate.add_argument("file")
+    validate.add_argument("file", help="licence YAML file")
     validate.set_defaults(run=cmd_licence_validate)
 
     simulate = commands.add_parser("simulate", help="write a realistic simulated pilot day with violations")
-    simulate.add_argument("--licence", required=True)
+    simulate.add_argument("--licence", required=True, help="licence YAML file: the day breaks each of its rules")
     simulate.add_argument("--out", required=True, help="events JSONL file to write")
     simulate.add_argument("--truth", help="ground-truth JSON file of injected violations")
-    simulate.add_argument("--accounts", type=int, default=3000)
+    simulate.add_argument("--accounts", type=int, default=3000, help="customer accounts")
     simulate.add_argument(
         "--events",
         type=int,
         default=0,
         help="exactly this many events, injected violations included (0: a natural day for --accounts)",
     )
-    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--seed", type=int, default=1, help="random seed: the same seed writes the same day")
     simulate.add_argument("--day", help="local date of the simulated day (default: inside the licence term)")
     simulate.add_argument("--clean", action="store_true", help="inject no violations")
     simulate.set_defaults(run=cmd_simulate)
 
     up = commands.add_parser("up", help="embedded live monitor: local broker + chdb, replaying a simulated day")
-    up.add_argument("--licence", default="config/licences/da-nang-pilot.yaml")
+    up.add_argument("--licence", default="config/licences/da-nang-pilot.yaml", help="licence YAML file")
     up.add_argument("--events", help="replay this events file (read as check reads it) instead of a simulated day")
     up.add_argument(
         "--input-format",
@@ -254,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages the monitor takes per batch (the findings do not depend on it)",
     )
     up.add_argument("--data-dir", default=".sandboxwatch", help="where the embedded store and broker live")
-    up.add_argument("--accounts", type=int, default=3000)
-    up.add_argument("--seed", type=int, default=1)
-    up.add_argument("--metrics-port", type=int, default=9464)
+    up.add_argument("--accounts", type=int, default=3000, help="customer accounts of the simulated day")
+    up.add_argument("--seed", type=int, default=1, help="random seed of the simulated day")
+    up.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics, /live and /ready")
     up.add_argument(
         "--once",
         action="store_true",
@@ -275,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(run=cmd_alerts_render)
     recorder = alerts_commands.add_parser("recorder", help="store every Alertmanager notification in ClickHouse")
     recorder.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
-    recorder.add_argument("--host", default="127.0.0.1")
-    recorder.add_argument("--port", type=int, default=9095)
+    recorder.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    recorder.add_argument("--port", type=int, default=9095, help="port to listen on")
     recorder.add_argument(
         "--token-file", help="bearer token posts must carry (else $SANDBOXWATCH_RECORDER_TOKEN); required"
     )
@@ -296,7 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="stream worker against real Kafka and ClickHouse")
     add_worker_arguments(run)
     run.set_defaults(run=cmd_run)
+    _describe(parser)
     return parser
+
+
+def is_project_error(exc: BaseException) -> bool:
+    """An exception type this project defines (every part is imported as ``sandboxwatch.<part>``)."""
+    return type(exc).__module__.split(".", 1)[0] == "sandboxwatch"
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:1000] or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,12 +347,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_for_throughput()
     try:
         code: int = args.run(args)
-    except (Unusable, UsageError, StoreError) as exc:
+    except (Unusable, StoreError) as exc:
         print(f"sandboxwatch: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # a bug, not the input's fault: its own code and one line, never exit 1
+    except Exception as exc:
+        if is_project_error(exc):
+            # One of the project's own errors (a licence, settings, checkpoint, key file or service that
+            # cannot be used) that a command did not turn into Unusable: the input's fault, said in one line.
+            print(f"sandboxwatch: {one_line(exc)}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        # A bug, not the input's fault: its own code and one line, never exit 1.
         detail = str(exc).splitlines()[0][:300] if str(exc) else "no detail"
         print(f"sandboxwatch: internal error ({type(exc).__name__}: {detail}); please report it", file=sys.stderr)
         return EXIT_INTERNAL

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, TextIO
 
 from sandboxwatch.alerts.metrics import Metrics
-from sandboxwatch.local_services import TansuBroker
+from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_FINDINGS, EXIT_OK
 from sandboxwatch.replay_file import Replay, publish_replay, read_replay
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
 from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.streams.local_broker import TansuBroker
 from sandboxwatch.streams.monitor import BatchOutcome
 from sandboxwatch.streams.topics import Topics, ensure_topics
 from sandboxwatch.streams.worker import (
-    EXIT_AGENT_FAILED,
     STOP_GRACE_SECONDS,
     build,
     exit_hard_after,
@@ -92,7 +92,7 @@ class ProgressBar:
 def _events_file(options: UpOptions) -> Path:
     if options.events:
         return options.events
-    from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+    from sandboxwatch.simulator import SimulationConfig, simulate_to_files
 
     path = options.data_dir / "simulated-day.jsonl"
     summary = simulate_to_files(
@@ -239,7 +239,7 @@ def _up_locked(options: UpOptions) -> int:
         print(f"sandboxwatch up: the monitor agent failed ({worker.failed!r}); see the log above", file=sys.stderr)
         return EXIT_AGENT_FAILED
     _refuse_unusable(replay, participant)
-    return 1 if failing else 0
+    return EXIT_FINDINGS if failing else EXIT_OK
 
 
 def _refuse_unusable(replay: Replay, participant: str) -> None:

@@ -7,23 +7,9 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from sandboxwatch.rules_engine.findings import Finding
+from sandboxwatch.rules_engine.findings import FINDING_FIELDS, Finding
 
-CSV_COLUMNS = (
-    "finding_id",
-    "licence",
-    "rule",
-    "kind",
-    "severity",
-    "participant",
-    "subject",
-    "ts",
-    "observed",
-    "limit",
-    "clause",
-    "evidence",
-    "message",
-)
+CSV_COLUMNS = FINDING_FIELDS
 _TABLE_COLUMNS = (("ts", 25), ("severity", 8), ("rule", 16), ("subject", 18), ("observed", 16), ("limit", 14))
 
 

@@ -12,12 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FOUND, EXIT_UNUSABLE = 0, 1, 2
-EXIT_NO_DATA = 4  # findings summary: no event of the participant in the period, so nothing was judged
-
-
-class UsageError(Exception):
-    pass
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -28,7 +23,7 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         return parse_timestamp(value)
     except ValueError as exc:
-        raise UsageError(f"--{name}: {exc}") from None
+        raise Unusable(f"--{name}: {exc}") from None
 
 
 def _store(url: str) -> Any:
@@ -40,14 +35,14 @@ def _store(url: str) -> Any:
         path = Path(url.removeprefix("chdb://").split("?", 1)[0])
         if not (path / "metadata").is_dir():
             what = "is not a directory" if path.exists() and not path.is_dir() else "holds no embedded store"
-            raise UsageError(
+            raise Unusable(
                 f"--clickhouse {url}: {path} {what}; chdb://PATH names the data directory of an embedded store "
                 "(DATA_DIR/chdb of 'sandboxwatch up')"
             )
     try:
         return Store.open(url)
     except OSError as exc:
-        raise UsageError(f"--clickhouse {url}: cannot open the store: {exc.strerror or exc}") from None
+        raise Unusable(f"--clickhouse {url}: cannot open the store: {exc.strerror or exc}") from None
 
 
 def _write(data: bytes | str, out: str | None) -> None:
@@ -70,7 +65,7 @@ def cmd_findings_list(args: argparse.Namespace) -> int:
     rows = History(_store(args.clickhouse)).findings(Scope(), filt)
     if args.format == "parquet":
         if not args.out:
-            raise UsageError("--format parquet needs --out FILE")
+            raise Unusable("--format parquet needs --out FILE")
         _write(findings_parquet(rows), args.out)
     elif args.format == "csv":
         _write(findings_csv(rows), args.out)
@@ -91,7 +86,7 @@ def cmd_findings_show(args: argparse.Namespace) -> int:
 
     item = History(_store(args.clickhouse)).finding(Scope(), args.finding_id)
     if item is None:
-        raise UsageError(f"no finding {args.finding_id}")
+        raise Unusable(f"no finding {args.finding_id}")
     print(json.dumps(item, indent=2, ensure_ascii=False))
     return EXIT_OK
 
@@ -107,7 +102,7 @@ def cmd_findings_summary(args: argparse.Namespace) -> int:
     if result["compliant"] is None:
         print(f"sandboxwatch: {result['no_data']}", file=sys.stderr)
         return EXIT_NO_DATA
-    return EXIT_OK if result["compliant"] else EXIT_FOUND
+    return EXIT_OK if result["compliant"] else EXIT_FINDINGS
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -120,7 +115,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             raw = json.loads(Path(args.heads).read_text(encoding="utf-8"))
             expected = {p: Head(int(h["seq"]), str(h["entry_hash"])) for p, h in raw.items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"--heads {args.heads}: not a heads file written by 'audit heads': {exc}") from None
+            raise Unusable(f"--heads {args.heads}: not a heads file written by 'audit heads': {exc}") from None
     problems = store.trail.verify(args.participant, expected)
     for problem in problems:
         print(problem.describe())
@@ -128,7 +123,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     scope = f" for {args.participant}" if args.participant else ""
     if problems:
         print(f"findings trail{scope}: {len(problems)} problem(s): the trail was tampered with", file=sys.stderr)
-        return EXIT_FOUND
+        return EXIT_FINDINGS
     chained = sum(h.seq for p, h in heads.items() if not args.participant or p == args.participant)
     print(f"findings trail{scope}: intact ({chained} chained findings)", file=sys.stderr)
     if expected is None:
@@ -144,15 +139,15 @@ def cmd_audit_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from sandboxwatch.backtest import BacktestError, backtest, live_licence
     from sandboxwatch.rules_engine.licence import LicenceError, load_licence
+    from sandboxwatch.store.backtest import BacktestError, backtest, live_licence
 
     try:
         new = load_licence(args.licence)
         store = _store(args.clickhouse)
         live = load_licence(args.live) if args.live else live_licence(store, new.participant, _sha(args.licence))
     except (LicenceError, BacktestError) as exc:
-        raise UsageError(str(exc)) from None
+        raise Unusable(str(exc)) from None
     since, until = _time(args.since, "from"), _time(args.until, "to")
     assert since is not None and until is not None
     result = backtest(store, new, live, since, until)
@@ -192,7 +187,7 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
         keys = load_keys(Path(args.keys))
         licences = [load_licence(path) for path in args.licence or ()]
     except (KeyFileError, LicenceError) as exc:
-        raise UsageError(str(exc)) from None
+        raise Unusable(str(exc)) from None
     store = _store(args.clickhouse)
     for licence, path in zip(licences, args.licence or (), strict=True):
         store.record_licence(licence, Path(path))
@@ -208,9 +203,9 @@ def cmd_api_new_key(args: argparse.Namespace) -> int:
     from sandboxwatch.api.keys import ROLES, hash_key, new_secret
 
     if args.role not in ROLES:
-        raise UsageError(f"--role must be one of {', '.join(ROLES)}")
+        raise Unusable(f"--role must be one of {', '.join(ROLES)}")
     if (args.role == "participant") != bool(args.participant):
-        raise UsageError("--participant is required for, and only for, the participant role")
+        raise Unusable("--participant is required for, and only for, the participant role")
     secret = new_secret()
     entry: dict[str, str] = {"name": args.name, "role": args.role}
     if args.participant:
@@ -227,50 +222,54 @@ def add_history_commands(commands: Any) -> None:
     sub = findings.add_subparsers(dest="findings_command", required=True)
     listing = sub.add_parser("list", help="findings by participant, rule, kind, severity, time range, text")
     listing.add_argument("--clickhouse", required=True, help=store_help)
-    for name in ("participant", "rule", "kind", "q"):
-        listing.add_argument(f"--{name}")
-    listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"))
-    listing.add_argument("--from", dest="since")
-    listing.add_argument("--to", dest="until")
-    listing.add_argument("--limit", type=int, default=10_000)
-    listing.add_argument("--format", choices=("jsonl", "csv", "parquet", "table"), default="jsonl")
-    listing.add_argument("--out")
+    listing.add_argument("--participant", help="only this participant's findings")
+    listing.add_argument("--rule", help="only findings of this licence rule id")
+    listing.add_argument("--kind", help="only findings of this rule kind (or built-in kind, e.g. invalid_event)")
+    listing.add_argument("--q", help="only findings whose message, subject or id contains this text (case-insensitive)")
+    listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"), help="only this severity")
+    listing.add_argument("--from", dest="since", help="event time from (RFC 3339, included)")
+    listing.add_argument("--to", dest="until", help="event time to (RFC 3339, included)")
+    listing.add_argument("--limit", type=int, default=10_000, help="at most this many findings")
+    listing.add_argument(
+        "--format", choices=("jsonl", "csv", "parquet", "table"), default="jsonl", help="output format"
+    )
+    listing.add_argument("--out", help="write here instead of standard output (required for parquet)")
     listing.set_defaults(run=cmd_findings_list)
     show = sub.add_parser("show", help="one finding with its evidence events and notes")
-    show.add_argument("finding_id")
+    show.add_argument("finding_id", help="the finding's id (finding_id)")
     show.add_argument("--clickhouse", required=True, help=store_help)
     show.set_defaults(run=cmd_findings_show)
     summary = sub.add_parser(
         "summary", help="a participant's compliance summary for a period (exit 1 if not compliant, 4 if no data)"
     )
     summary.add_argument("--clickhouse", required=True, help=store_help)
-    summary.add_argument("--participant", required=True)
-    summary.add_argument("--from", dest="since", required=True)
-    summary.add_argument("--to", dest="until", required=True)
+    summary.add_argument("--participant", required=True, help="the participant to summarise")
+    summary.add_argument("--from", dest="since", required=True, help="period start (RFC 3339, included)")
+    summary.add_argument("--to", dest="until", required=True, help="period end (RFC 3339, included)")
     summary.set_defaults(run=cmd_findings_summary)
 
     audit = commands.add_parser("audit", help="the tamper-evident findings trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="exit 0 if intact, 1 if any row was altered, removed or reordered")
     verify.add_argument("--clickhouse", required=True, help=store_help)
-    verify.add_argument("--participant")
+    verify.add_argument("--participant", help="verify only this participant's chain (default: every chain)")
     verify.add_argument(
         "--heads", help="chain heads archived earlier ('audit heads'): also catches a rewritten or cut-short chain"
     )
     verify.set_defaults(run=cmd_audit_verify)
     heads = audit_sub.add_parser("heads", help="print each participant's chain head, to archive outside the database")
     heads.add_argument("--clickhouse", required=True, help=store_help)
-    heads.add_argument("--out")
+    heads.add_argument("--out", help="write the heads to this file instead of standard output")
     heads.set_defaults(run=cmd_audit_heads)
 
     back = commands.add_parser("backtest", help="replay stored events through a new licence version")
     back.add_argument("--licence", required=True, help="the new licence version")
     back.add_argument("--clickhouse", required=True, help=store_help)
-    back.add_argument("--from", dest="since", required=True)
-    back.add_argument("--to", dest="until", required=True)
+    back.add_argument("--from", dest="since", required=True, help="findings from this event time (RFC 3339)")
+    back.add_argument("--to", dest="until", required=True, help="findings up to this event time (RFC 3339)")
     back.add_argument("--live", help="the live licence file (default: the version the monitor last loaded)")
-    back.add_argument("--format", choices=("table", "jsonl"), default="table")
-    back.add_argument("--out")
+    back.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format")
+    back.add_argument("--out", help="write here instead of standard output")
     back.set_defaults(run=cmd_backtest)
 
     api = commands.add_parser("api", help="the HTTP API and web console")
@@ -279,14 +278,14 @@ def add_history_commands(commands: Any) -> None:
     serve.add_argument("--clickhouse", required=True, help=store_help)
     serve.add_argument("--keys", required=True, help="YAML file of API key hashes and roles")
     serve.add_argument("--licence", action="append", help="licence file, for pre-checks and utilisation (repeatable)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
         "--case-due", help="when cases fall due by severity (default critical=1d,breach=3d,warning=10d,info=30d)"
     )
     serve.set_defaults(run=cmd_api_serve)
     new_key = api_sub.add_parser("new-key", help="make a key; prints the key once and the entry for the key file")
-    new_key.add_argument("--name", required=True)
-    new_key.add_argument("--role", required=True)
-    new_key.add_argument("--participant")
+    new_key.add_argument("--name", required=True, help="the key's unique name (shown in the audit log)")
+    new_key.add_argument("--role", required=True, help="regulator, auditor or participant")
+    new_key.add_argument("--participant", help="the participant a participant key is scoped to (that role only)")
     new_key.set_defaults(run=cmd_api_new_key)

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sandboxwatch.exit_codes import EXIT_OK, EXIT_UNUSABLE
 from sandboxwatch.ingest.checkpoint import CheckpointError
 from sandboxwatch.ingest.retry import ConnectorError
 from sandboxwatch.ingest.settings import SettingsError
 from sandboxwatch.streams.topics import Topics
-
-EXIT_OK, EXIT_UNUSABLE = 0, 2
 
 
 def _common(parser: argparse.ArgumentParser, kind: str) -> None:

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_UNUSABLE = 0, 2
+from sandboxwatch.exit_codes import EXIT_OK, EXIT_UNUSABLE
 
 
 def add_sanctions_commands(commands: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,8 +42,13 @@ _LOOKUP_CHUNK = 2000
 log = logging.getLogger(__name__)
 
 
-def _now() -> datetime:
+def recorded_now() -> datetime:
+    """The bookkeeping time the store stamps on the rows it writes (``recorded``: UTC, whole seconds); a
+    reader that asks for rows stored since a moment takes that moment from this clock."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+_now = recorded_now  # the writers' short name
 
 
 class Store:
@@ -183,11 +188,37 @@ class Store:
             present.update(str(row[0]) for row in self.backend.rows(sql))
         return [item for k, item in unique.items() if k not in present]
 
+    def write_findings_without_trail(self, findings: Sequence[Finding]) -> list[Finding]:
+        """What ``write_findings`` does apart from chaining (existence check, insert): the baseline
+        bench/trail_bench.py measures the trail's cost against. Not for the record: it leaves findings unchained."""
+        fresh = self._absent(findings, lambda f: f.finding_id, "findings", "finding_id")
+        self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, _now()) for f in fresh])
+        return fresh
+
     # reads ----------------------------------------------------------------------------------------------
-    def count(self, table: str, where: str = "1") -> int:
-        """Rows counted once per id even before ReplacingMergeTree merges (auditors want exact numbers)."""
+    def count(
+        self,
+        table: str,
+        participant: str | None = None,
+        *,
+        event_id: str | None = None,
+        ts_from: datetime | None = None,
+        ts_to: datetime | None = None,
+    ) -> int:
+        """Rows counted once per id even before ReplacingMergeTree merges (auditors want exact numbers); only
+        those of one participant, one event id, or event times in ``ts_from``..``ts_to`` (both included) when
+        given."""
         key = {"findings": "finding_id", "events": "participant, event_id", "dead_letters": "letter_id"}[table]
-        rows = self.backend.rows(f"SELECT uniqExact({key}) FROM {self.db}.{table} WHERE {where}")
+        where = ["1"]
+        if participant is not None:
+            where.append(f"participant = {quote(participant)}")
+        if event_id is not None:
+            where.append(f"event_id = {quote(event_id)}")
+        if ts_from is not None:
+            where.append(f"ts >= {datetime_literal(ts_from)}")
+        if ts_to is not None:
+            where.append(f"ts <= {datetime_literal(ts_to)}")
+        rows = self.backend.rows(f"SELECT uniqExact({key}) FROM {self.db}.{table} WHERE {' AND '.join(where)}")
         return int(rows[0][0]) if rows else 0
 
     def raw_count(self, table: str) -> int:
@@ -206,6 +237,27 @@ class Store:
         where = f"WHERE participant = {quote(participant)}" if participant else ""
         rows = self.backend.rows(f"SELECT DISTINCT finding_id FROM {self.db}.findings {where} ORDER BY finding_id")
         return [str(r[0]) for r in rows]
+
+    def finding_ids_between(
+        self, participant: str, start: datetime, end: datetime, exclude_kinds: Iterable[str] = ()
+    ) -> set[str]:
+        """Ids of the participant's stored findings whose event time is in ``start``..``end`` (both included),
+        leaving out the given finding kinds."""
+        excluded = list(exclude_kinds)
+        not_kind = f" AND kind NOT IN {in_list(excluded)}" if excluded else ""
+        rows = self.backend.rows(
+            f"SELECT DISTINCT finding_id FROM {self.db}.findings WHERE participant = {quote(participant)} "
+            f"AND ts >= {datetime_literal(start)} AND ts <= {datetime_literal(end)}{not_kind}"
+        )
+        return {str(row[0]) for row in rows}
+
+    def licence_versions(self, participant: str) -> list[tuple[str, str, str]]:
+        """(body, path, sha256) of every licence version the monitor loaded for the participant, newest first."""
+        rows = self.backend.rows(
+            f"SELECT body, path, sha256 FROM {self.db}.licence_versions WHERE participant = {quote(participant)} "
+            "ORDER BY loaded DESC"
+        )
+        return [(str(body), str(path), str(sha)) for body, path, sha in rows]
 
     def stored_events(
         self, participant: str, recorded_since: datetime | None = None, errors: list[EventError] | None = None

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sandboxwatch.store.history import FINDING_FIELDS
+from sandboxwatch.store.history import STORED_FINDING_FIELDS
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -34,9 +34,9 @@ def findings_csv(findings: Sequence[dict[str, Any]]) -> bytes:
     out = io.StringIO()
     # RFC 4180 line ends: the writer then quotes any cell holding CR or LF, so a message cannot split a row.
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(FINDING_FIELDS)
+    writer.writerow(STORED_FINDING_FIELDS)
     for item in findings:
-        writer.writerow([csv_cell(";".join(item[f]) if f == "evidence" else item[f]) for f in FINDING_FIELDS])
+        writer.writerow([csv_cell(";".join(item[f]) if f == "evidence" else item[f]) for f in STORED_FINDING_FIELDS])
     return out.getvalue().encode("utf-8")
 
 
@@ -45,7 +45,7 @@ def findings_parquet(findings: Sequence[dict[str, Any]]) -> bytes:
     import pyarrow.parquet as pq
 
     columns: dict[str, Any] = {}
-    for name in FINDING_FIELDS:
+    for name in STORED_FINDING_FIELDS:
         values = [item[name] for item in findings]
         if name == "evidence":
             columns[name] = pa.array(values, type=pa.list_(pa.string()))

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sandboxwatch.rules_engine.findings import FINDING_FIELDS
 from sandboxwatch.store.clickhouse_store import Store, _now
 from sandboxwatch.store.sql_text import datetime_literal, in_list, quote
 
-FINDING_FIELDS = (
-    "finding_id", "licence", "rule", "kind", "severity", "participant", "subject", "ts", "observed", "limit",
-    "clause", "evidence", "message", "recorded",
-)  # fmt: skip
+# A stored finding: its fields, and when the store first recorded it.
+STORED_FINDING_FIELDS = (*FINDING_FIELDS, "recorded")
 _FINDING_SELECT = (
     "finding_id, any(licence), any(rule), any(kind), any(severity), participant, any(subject), any(ts_text), "
     "any(observed), any(limit_value), any(clause), any(evidence), any(message), toString(min(recorded))"
@@ -79,7 +78,7 @@ class FindingFilter:
 
 
 def _finding(row: tuple[Any, ...]) -> dict[str, Any]:
-    item = dict(zip(FINDING_FIELDS, row, strict=True))
+    item = dict(zip(STORED_FINDING_FIELDS, row, strict=True))
     item["evidence"] = [str(e) for e in item["evidence"]]
     item["ts"] = item["ts"] or None
     return item

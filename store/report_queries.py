@@ -1,4 +1,4 @@
-"""The store's side of the monthly compliance report (sandboxwatch/monthly_report.py): findings by rule with
+"""The store's side of the monthly compliance report (api/monthly_report.py): findings by rule with
 the licence clause each was judged under, counted once per finding id."""
 
 from __future__ import annotations

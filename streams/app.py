@@ -26,7 +26,6 @@ import faust
 
 from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.store.records import finding_json
-from sandboxwatch.store.sql_text import quote
 from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
@@ -198,7 +197,7 @@ class StreamWorker:
             restores = self.monitor.metrics.state_restores
             if manifest is None:
                 # No snapshot (first start, or a lost changelog): the store still has every event seen.
-                count = partial(self.monitor.store.count, "events", f"participant = {quote(participant)}")
+                count = partial(self.monitor.store.count, "events", participant)
                 if self.monitor.retry.run(count, "count events"):
                     self.monitor.rebuild(participant)
                     restores.labels(participant, "rebuilt").inc()

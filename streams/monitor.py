@@ -26,9 +26,9 @@ from sandboxwatch.alerts.metrics import Metrics
 from sandboxwatch.rules_engine.engine import Engine, event_order
 from sandboxwatch.rules_engine.events import EventError
 from sandboxwatch.rules_engine.findings import Finding
-from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.reference_lists import ReferenceError, refresh
+from sandboxwatch.rules_engine.replay import feed_in_event_order
 from sandboxwatch.store.backends import StoreError
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import DeadLetter, EventRecord, finding_json
@@ -89,12 +89,9 @@ class Monitor:
         self._refresh(participant, engine)
         unreadable: list[EventError] = []
         records = self.retry.run(lambda: self.store.stored_events(participant, None, unreadable), "read stored events")
-        records.sort(key=lambda r: event_order(r.event))
         # A stored event today's parser refuses (stored before a bound existed) is reported, never skipped.
         found: list[Finding] = [engine.invalid(error) for error in unreadable]
-        for record in records:
-            findings, _ = process_isolated(engine, record.event, *_where(record.source), record.raw)
-            found.extend(findings)
+        found += feed_in_event_order(engine, ((r.event, (*_where(r.source), r.raw)) for r in records))
         engine.take_failures()  # each was dead-lettered when it first failed live
         self.metrics.count_findings(self.retry.run(lambda: self.store.write_findings(found), "findings"))
         return engine

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sandboxwatch.alerts.health_endpoint import HealthEndpoint
 from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.app import StreamWorker
@@ -29,8 +30,6 @@ def build(settings: WorkerSettings, metrics: Metrics | None = None) -> StreamWor
     return StreamWorker(settings, Monitor(licences, store, metrics))
 
 
-# Exit status of a worker whose agent failed on something it could not contain (EX_SOFTWARE).
-EXIT_AGENT_FAILED = 70
 # How long a stopping worker may take before it is ended hard: a supervisor must get its exit status.
 STOP_GRACE_SECONDS = 30.0
 
@@ -101,17 +100,17 @@ def run(settings: WorkerSettings) -> int:
     if worker.failed is not None:
         print(f"sandboxwatch worker: the monitor agent failed ({worker.failed!r}); exiting", file=sys.stderr)
         return EXIT_AGENT_FAILED
-    return 0
+    return EXIT_OK
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kafka", required=True, help="bootstrap HOST:PORT")
     p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
     p.add_argument("--licence", action="append", type=Path, required=True, help="licence file (repeatable)")
-    p.add_argument("--partitions", type=int, default=4)
-    p.add_argument("--metrics-port", type=int, default=9464)
-    p.add_argument("--metrics-host", default="127.0.0.1")
-    p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"))
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the topics this worker creates")
+    p.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics, /live and /ready")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics, /live and /ready")
+    p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"), help="the worker's local state")
     p.add_argument(
         "--fetch-max-wait",
         type=float,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sandboxwatch.api.keys import KeyRing, Principal, hash_key
 from sandboxwatch.rules_engine.licence import Licence, load_licence
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.inbound import InboundMessage
 from sandboxwatch.streams.monitor import Monitor

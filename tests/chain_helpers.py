@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from sandboxwatch.local_services import CHAIN_TOOLS
+from tests.local_services import CHAIN_TOOLS
 
 TOKEN_SOURCE = Path(__file__).parent / "fixtures" / "chain" / "PilotToken.sol"
 TOKEN_ARTIFACT = TOKEN_SOURCE.with_suffix(".json")

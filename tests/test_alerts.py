@@ -13,7 +13,6 @@ import yaml
 from sandboxwatch.alerts.alertmanager_config import alertmanager_config
 from sandboxwatch.alerts.render_files import rendered
 from sandboxwatch.alerts.rule_render import alert_name, licence_rules
-from sandboxwatch.alerts.runbooks import RUNBOOKS
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 from tests.helpers import DA_NANG, NATIONAL, ROOT
@@ -41,7 +40,7 @@ def test_committed_files_match_a_fresh_render() -> None:
 
 
 def test_every_rule_kind_has_a_runbook_and_every_rule_an_alert() -> None:
-    assert set(RULE_KINDS) <= set(RUNBOOKS)
+    assert [name for name, kind in RULE_KINDS.items() if not kind.runbook.strip()] == []
     for licence in LICENCES:
         document = licence_rules(licence)
         names = [rule["alert"] for rule in document["groups"][0]["rules"]]

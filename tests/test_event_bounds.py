@@ -199,7 +199,7 @@ def test_an_endless_line_is_cut_not_held(tmp_path: Path, capsys: pytest.CaptureF
 def test_an_event_a_rule_cannot_compute_is_contained_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the parser's bounds (a rule's own bug, say): the self-check names the line and judges the rest."""
     from sandboxwatch.rules_engine.engine import Engine
-    from sandboxwatch.self_check import run_check
+    from sandboxwatch.rules_engine.self_check import run_check
 
     real = Engine._judge
 

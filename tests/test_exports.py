@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from sandboxwatch.store.exports import csv_cell, findings_csv
-from sandboxwatch.store.history import FINDING_FIELDS
+from sandboxwatch.store.history import STORED_FINDING_FIELDS
 
 
 def finding(**values: Any) -> dict[str, Any]:
-    base: dict[str, Any] = dict.fromkeys(FINDING_FIELDS, "x")
+    base: dict[str, Any] = dict.fromkeys(STORED_FINDING_FIELDS, "x")
     base.update(evidence=["e1", "e2"], observed="12.5", limit="10", ts=None)
     base.update(values)
     return base

@@ -11,8 +11,8 @@ import pytest
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.self_check import run_check
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.rules_engine.self_check import run_check
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.finding_trail import GENESIS, TRAIL_COLUMNS, entry_hash, finding_digest
 from sandboxwatch.store.records import FINDING_COLUMNS, finding_row

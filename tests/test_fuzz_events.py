@@ -28,14 +28,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT, Engine
+from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.event_reader import parse_json_line, read_jsonl
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import LicenceError, load_licence, parse_licence
-from sandboxwatch.self_check import run_check
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.rules_engine.self_check import run_check
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from tests.helpers import DA_NANG, NATIONAL
 
 BATCH = 1000

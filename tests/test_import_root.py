@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("alerts", "api", "ingest", "rules_engine", "store", "streams")
+PARTS = ("alerts", "api", "ingest", "rules_engine", "simulator", "store", "streams")
 
 
 def _python_files() -> list[Path]:

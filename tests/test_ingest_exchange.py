@@ -21,6 +21,10 @@ from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from tests.exchange_replay import ExchangeReplay
 
 PARTICIPANT = "alphatrue-basal-pay"
+# The replayed venue's completed trades: 12 USDT/VND over three pages of 5 and one USDC/VND at first, five more
+# USDT/VND once the replay moves to its second stage.
+FIRST_TRADES = [*(f"binance:trade:USDT/VND:{n}" for n in range(7000, 7012)), "binance:trade:USDC/VND:500"]
+LATER_TRADES = [f"binance:trade:USDT/VND:{n}" for n in range(7012, 7017)]
 
 
 @pytest.fixture()
@@ -82,7 +86,7 @@ def ids(sink: MemorySink, kind: str | None = None) -> list[str]:
 def test_first_poll_publishes_completed_records_as_canonical_events(replay: ExchangeReplay, tmp_path: Path) -> None:
     sink = MemorySink()
     connector(replay, tmp_path, sink).poll_once()
-    assert len(ids(sink, "trade")) == 13  # 12 USDT/VND over three pages of 5, one USDC/VND
+    assert ids(sink, "trade") == FIRST_TRADES
     assert ids(sink, "price") == ["price:binance:USDT/VND:1761012060000"]
     assert ids(sink, "withdrawal") == ["binance:withdrawal:b6ae22b3aa844210a7041aee7589627c"]  # others pending
     big = next(e for e in sink.events if e["event_id"] == "binance:trade:USDT/VND:7005")
@@ -134,7 +138,8 @@ def test_restart_neither_skips_nor_duplicates(replay: ExchangeReplay, tmp_path: 
     assert "binance:deposit:769800519366885390" not in ids(restarted)  # no sender address: an ingest error
     assert "binance:withdrawal:c1f0e2d3c4b5a69788796a5b4c3d2e1f" in ids(restarted, "withdrawal")
     assert "binance:withdrawal:d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4" not in ids(restarted)  # rejected: no money moved
-    assert len(ids(restarted, "trade")) == 18 and len(ids(restarted, "price")) == 2
+    assert ids(restarted, "trade") == FIRST_TRADES + LATER_TRADES
+    assert ids(restarted, "price") == ["price:binance:USDT/VND:1761012060000", "price:binance:USDT/VND:1761015600000"]
 
 
 def test_crash_between_publish_and_checkpoint_republishes_the_same_ids(replay: ExchangeReplay, tmp_path: Path) -> None:
@@ -159,7 +164,7 @@ def test_rate_limit_and_timeout_are_retried_with_backoff(replay: ExchangeReplay,
     sleeps = Sleeps()
     sink = MemorySink()
     connector(replay, tmp_path, sink, sleep=sleeps, backoff=Backoff(attempts=4, first_delay_s=0.01)).poll_once()
-    assert len(ids(sink, "trade")) == 13
+    assert ids(sink, "trade") == FIRST_TRADES
     assert len(sleeps.waits) >= 3
     rate_limited, timed_out = sleeps.waits[:2], sleeps.waits[-1]
     assert rate_limited == [0.04, 0.08] and timed_out == 0.01  # rate limits wait longer
@@ -183,7 +188,7 @@ def test_outage_gives_up_after_the_attempts_and_keeps_the_position(replay: Excha
     assert caught.value.transient and sink.events == []
     replay.faults.clear()
     connector(replay, tmp_path, sink).poll_once()
-    assert len(ids(sink, "trade")) == 13
+    assert ids(sink, "trade") == FIRST_TRADES
 
 
 def test_missing_credentials_are_named(replay: ExchangeReplay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

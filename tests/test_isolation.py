@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT, Engine
+from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.events import TradeEvent
 from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import load_licence

@@ -10,8 +10,8 @@ import pytest
 
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.self_check import run_check
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.rules_engine.self_check import run_check
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import EventRecord
 from sandboxwatch.streams.app import event_chunks

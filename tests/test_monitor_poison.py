@@ -10,13 +10,13 @@ from decimal import Decimal
 
 import pytest
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT
+from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
 from sandboxwatch.rules_engine.event_parser import event_from_dict
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.self_check import run_check
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.rules_engine.self_check import run_check
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from sandboxwatch.store.backends import StoreError
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import EventRecord
@@ -163,8 +163,8 @@ def test_a_rebuild_from_the_store_contains_an_event_that_no_longer_computes(stor
 
 
 def test_store_errors_tell_refused_values_from_outages(store: Store) -> None:
-    from sandboxwatch.local_services import free_port
     from sandboxwatch.store.backends import ServerBackend
+    from tests.local_services import free_port
 
     with pytest.raises(StoreError) as refused:
         store.backend.command(

@@ -19,8 +19,8 @@ from pypdf import PdfReader
 
 from sandboxwatch.api.app import create_app
 from sandboxwatch.api.live_state import LiveState
-from sandboxwatch.monthly_report import ReportError, build_report, month_bounds, report_csv
-from sandboxwatch.report_pdf import _fold, report_pdf
+from sandboxwatch.api.monthly_report import ReportError, build_report, month_bounds, report_csv
+from sandboxwatch.api.report_pdf import _fold, report_pdf
 from sandboxwatch.store.backends import EmbeddedBackend
 from sandboxwatch.store.case_trail import CaseTrail
 from sandboxwatch.store.clickhouse_store import Store
@@ -150,7 +150,7 @@ def test_api_report_is_participant_scoped(client: TestClient, monitored: Monitor
 
 
 def test_csv_report_never_hands_a_spreadsheet_a_formula() -> None:
-    from sandboxwatch.monthly_report import MonthlyReport
+    from sandboxwatch.api.monthly_report import MonthlyReport
 
     start, end = month_bounds("2025-11")
     rule = {"rule": "tx-cap", "kind": "max_transaction_value", "severity": "breach",
@@ -165,8 +165,8 @@ def test_csv_report_never_hands_a_spreadsheet_a_formula() -> None:
 
 
 def test_vietnamese_text_prints_as_written_with_a_unicode_font() -> None:
-    from sandboxwatch.monthly_report import MonthlyReport
-    from sandboxwatch.report_pdf import _unicode_font
+    from sandboxwatch.api.monthly_report import MonthlyReport
+    from sandboxwatch.api.report_pdf import _unicode_font
 
     start, end = month_bounds("2025-11")
     clause = "Nghị quyết 05/2025/NQ-CP, Điều 7: bảo đảm tài sản"

@@ -11,7 +11,8 @@ import pytest
 
 from sandboxwatch.cli import main
 from sandboxwatch.ingest.chain_events import retraction
-from sandboxwatch.rules_engine.engine import CONFLICTING_DUPLICATE, EVIDENCE_RETRACTED, RETRACTION_REFUSED, Engine
+from sandboxwatch.rules_engine.builtin_findings import CONFLICTING_DUPLICATE, EVIDENCE_RETRACTED, RETRACTION_REFUSED
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.event_parser import event_from_dict
 from sandboxwatch.rules_engine.licence import parse_licence
 from tests.helpers import DA_NANG, HEADER, account, ev, price, run, trade, ts
@@ -236,7 +237,7 @@ def test_every_contract_field_is_in_the_digest(kind: str) -> None:
 
 def test_parsed_lines_compare_by_their_bytes() -> None:
     from sandboxwatch.rules_engine.event_reader import read_jsonl
-    from sandboxwatch.self_check import run_check
+    from sandboxwatch.rules_engine.self_check import run_check
 
     rows = [price(participant="p1"), account("c1", participant="p1"), trade("c1", ts(hour=3), event_id="d1")]
     lines = [json.dumps(r) for r in rows]

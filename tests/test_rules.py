@@ -52,8 +52,9 @@ def test_allowed_sites_needs_a_listed_site_on_customer_events() -> None:
 
 def test_allowed_assets_ignores_reporting_currency_money() -> None:
     lic = licence_with(f"{{id: assets, kind: allowed_assets, {R}, assets: [USDT]}}")
-    found = run(lic, [trade(base="USDT"), trade(base="BTC"), funds(asset="VND"), onchain(asset="ETH")])
-    assert len(found) == 2
+    rows = [trade(base="USDT"), trade(base="BTC"), funds(asset="VND"), onchain(asset="ETH")]
+    found = run(lic, rows)
+    assert [f.evidence for f in found] == [(rows[1]["event_id"],), (rows[3]["event_id"],)]
     assert "BTC" in found[0].message and "ETH" in found[1].message
 
 
@@ -65,24 +66,22 @@ def test_settlement_currency_checks_trade_quote_and_bank_rail() -> None:
 
 def test_kyc_required_uses_state_at_that_moment() -> None:
     lic = licence_with(f"{{id: kyc, kind: kyc_required, {R}, require_bank_account: true}}")
-    found = run(
-        lic,
-        [
-            trade("c1", ts(hour=1)),  # no record yet
-            account("c1", ts(hour=2), kyc_status="pending"),
-            trade("c1", ts(hour=3)),
-            account("c1", ts(hour=4), bank_account_verified=False),
-            trade("c1", ts(hour=5)),
-            account("c1", ts(hour=6)),
-            trade("c1", ts(hour=7)),
-            account("c1", ts(hour=8), kyc_status="revoked"),
-            funds("withdrawal", "c1", ts(hour=9)),
-        ],
-    )
+    rows = [
+        trade("c1", ts(hour=1)),  # no record yet
+        account("c1", ts(hour=2), kyc_status="pending"),
+        trade("c1", ts(hour=3)),
+        account("c1", ts(hour=4), bank_account_verified=False),
+        trade("c1", ts(hour=5)),
+        account("c1", ts(hour=6)),
+        trade("c1", ts(hour=7)),
+        account("c1", ts(hour=8), kyc_status="revoked"),
+        funds("withdrawal", "c1", ts(hour=9)),
+    ]
+    found = run(lic, rows)
     assert ["no account record" in found[0].message, "pending" in found[1].message] == [True, True]
     assert "bank account" in found[2].message
     assert "revoked" in found[3].message
-    assert len(found) == 4
+    assert [f.evidence for f in found] == [(rows[i]["event_id"],) for i in (0, 2, 4, 8)]  # not the trade at 7h
 
 
 def test_kyc_bank_account_optional_when_not_required() -> None:
@@ -150,20 +149,19 @@ def test_valuation_unavailable_is_a_warning_and_skips_value_rules() -> None:
 
 def test_rolling_volume_reports_once_per_crossing_and_expires() -> None:
     lic = licence_with(f"{{id: vol, kind: rolling_volume, {R}, window: 24h, max: 3000}}")
-    found = run(
-        lic,
-        [
-            trade(when=ts(day=1, hour=1), quantity="1", price="1000"),
-            trade(when=ts(day=1, hour=2), quantity="1", price="2000"),  # 3000: equal, fine
-            trade(when=ts(day=1, hour=3), quantity="1", price="1"),  # 3001: crossing
-            trade(when=ts(day=1, hour=4), quantity="1", price="1"),  # still above: no repeat
-            trade(when=ts(day=2, hour=3), quantity="1", price="10"),  # first three expired: 11
-            trade(when=ts(day=2, hour=4), quantity="1", price="2991"),  # 10 + 2991: new crossing
-        ],
-    )
-    assert len(found) == 2
-    assert found[0].observed == Decimal(3001) and len(found[0].evidence) == 3
-    assert found[1].observed == Decimal(3001)
+    rows = [
+        trade(when=ts(day=1, hour=1), quantity="1", price="1000"),
+        trade(when=ts(day=1, hour=2), quantity="1", price="2000"),  # 3000: equal, fine
+        trade(when=ts(day=1, hour=3), quantity="1", price="1"),  # 3001: crossing
+        trade(when=ts(day=1, hour=4), quantity="1", price="1"),  # still above: no repeat
+        trade(when=ts(day=2, hour=3), quantity="1", price="10"),  # first three expired: 11
+        trade(when=ts(day=2, hour=4), quantity="1", price="2991"),  # 10 + 2991: new crossing
+    ]
+    found = run(lic, rows)
+    ids = [row["event_id"] for row in rows]
+    assert [f.observed for f in found] == [Decimal(3001), Decimal(3001)]
+    # Evidence: the window's events at each crossing (the day-1 4h trade left the window at day-2 4h exactly).
+    assert [f.evidence for f in found] == [tuple(ids[0:3]), tuple(ids[4:6])]
 
 
 def test_rolling_volume_reports_a_second_crossing_after_the_window_drained_without_an_event() -> None:
@@ -264,18 +262,16 @@ def test_travel_rule_threshold_inclusive_and_names_required() -> None:
     lic = licence_with(f"{{id: tr, kind: travel_rule, {R}, threshold: 2600000}}")
     full = {"originator": {"name": "A", "account": "1"}, "beneficiary": {"name": "B", "account": "2"}}
     no_name = {"originator": {"name": "A"}, "beneficiary": {"account": "2"}}
-    found = run(
-        lic,
-        [
-            price(),
-            onchain(amount="100", travel_rule=full),
-            onchain(amount="100", travel_rule=no_name),
-            onchain(amount="100"),
-            onchain(amount="99.99"),
-            funds(amount="999999999"),  # bank rail
-        ],
-    )
-    assert len(found) == 2
+    rows = [
+        price(),
+        onchain(amount="100", travel_rule=full),
+        onchain(amount="100", travel_rule=no_name),
+        onchain(amount="100"),
+        onchain(amount="99.99"),
+        funds(amount="999999999"),  # bank rail
+    ]
+    found = run(lic, rows)
+    assert [f.evidence for f in found] == [(rows[2]["event_id"],), (rows[3]["event_id"],)]
     assert "beneficiary name" in found[0].message and "originator and beneficiary" in found[1].message
 
 
@@ -322,8 +318,8 @@ def test_price_deviation_uses_listed_sources_and_exact_boundary() -> None:
 
 def test_self_trade() -> None:
     lic = licence_with(f"{{id: wash, kind: self_trade, {R}}}")
-    found = run(lic, [trade(counterparty_account="c1"), trade(counterparty_account="c2"), trade()])
-    assert len(found) == 1
+    rows = [trade(counterparty_account="c1"), trade(counterparty_account="c2"), trade()]
+    assert [f.evidence for f in run(lic, rows)] == [(rows[0]["event_id"],)]
 
 
 def test_reserve_coverage_ratio_boundary() -> None:

@@ -7,8 +7,9 @@ import pytest
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence, load_licence
-from sandboxwatch.self_check import run_check
-from sandboxwatch.simulate import SimulationConfig, Violation, build_scenario, scenario_lines
+from sandboxwatch.rules_engine.rules import RULE_KINDS
+from sandboxwatch.rules_engine.self_check import run_check
+from sandboxwatch.simulator import SimulationConfig, Violation, build_scenario, scenario_lines
 from tests.helpers import NATIONAL, da_nang
 
 
@@ -58,6 +59,10 @@ def test_simulation_is_deterministic() -> None:
     assert first == list(scenario_lines(build_scenario(licence, config)))
 
 
+def test_every_rule_kind_injects_its_violation() -> None:
+    assert [name for name, kind in RULE_KINDS.items() if kind.inject is None] == []
+
+
 @pytest.mark.parametrize("target", [300, 3000, 12_345, 30_000])
 def test_events_asks_for_exactly_that_many_events_and_the_truth_stays_right(target: int) -> None:
     """``--events N`` writes N events, injected violations included; one that cannot fit in N (the customer
@@ -78,7 +83,7 @@ def test_events_asks_for_exactly_that_many_events_and_the_truth_stays_right(targ
 
 
 def test_events_below_what_the_day_needs_is_refused_with_the_minimum() -> None:
-    from sandboxwatch.simulate import SimulationTooSmall
+    from sandboxwatch.simulator import SimulationTooSmall
 
     with pytest.raises(
         SimulationTooSmall, match=r"--events 100 is fewer than this licence's day needs: at least (\d+) "

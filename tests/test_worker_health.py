@@ -10,9 +10,9 @@ import pytest
 
 from sandboxwatch.alerts.health_endpoint import EndpointError, HealthEndpoint
 from sandboxwatch.alerts.metrics import Metrics
-from sandboxwatch.local_services import free_port
 from sandboxwatch.store.backends import StoreError
 from sandboxwatch.store.write_retry import WriteRetry
+from tests.local_services import free_port
 
 
 def get(url: str) -> tuple[int, str]:

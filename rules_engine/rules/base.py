@@ -1,5 +1,6 @@
-"""What a rule kind module provides: parameters, the event types it reads, a check, and optional
-clock handling for deadline rules. Modules stay plain functions over (rule, event, facts, state)."""
+"""What a rule kind module provides: parameters, the event types it reads, a check, optional clock handling
+for deadline rules, the runbook of its alert and the violation it injects into a simulated day. Modules stay
+plain functions over (rule, event, facts, state)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ class RuleKind:
     # True when the check reads facts.value, so the engine values the event (once) before calling it.
     valued: bool = False
     utilisation: Utilisation | None = None
+    # What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+    runbook: str = ""
+    # Writes one violation of this kind into a simulated day (``sandboxwatch simulate``): called with the
+    # simulator's Injection and the licence's rule; the engine itself never calls it.
+    inject: Callable[[Any, RuleSpec], None] | None = None
 
 
 def fixed(*types: str) -> Callable[[Any], frozenset[str]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, FundsEvent, TransferEvent
 from sandboxwatch.rules_engine.facts import Facts
@@ -10,6 +12,9 @@ from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, sh
 from sandboxwatch.rules_engine.reference_lists import AddressList, ReferenceError, is_address, load_address_list
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,4 +89,38 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     ]
 
 
-KIND = RuleKind("blocked_addresses", parse, fixed("deposit", "withdrawal", "transfer"), check)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    blocked = sorted(rule.params.addresses)[0]
+    builder.block += 1
+    row = builder.emit(
+        "transfer",
+        t + timedelta(minutes=7),
+        chain="ethereum",
+        tx_hash=builder.hex(64),
+        log_index=1,
+        block=builder.block,
+        **{"from": sim.custody, "to": blocked},
+        asset=builder.asset,
+        amount="150",
+        token=sim.token,
+    )
+    sim.add("blocked_addresses", "a custody transfer to a sanctioned address", [row])
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "Funds touched a sanctioned or blocked address: escalate immediately to the sanctions officer and "
+    "order the participant to freeze the related accounts."
+)
+
+KIND = RuleKind(
+    "blocked_addresses",
+    parse,
+    fixed("deposit", "withdrawal", "transfer"),
+    check,
+    runbook=RUNBOOK,
+    inject=inject,
+)

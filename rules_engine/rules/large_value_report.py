@@ -9,6 +9,7 @@ import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, ReportEvent, account_of
 from sandboxwatch.rules_engine.facts import Facts
@@ -17,6 +18,10 @@ from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
+
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 
@@ -99,4 +104,29 @@ def _types(params: Params) -> frozenset[str]:
     return params.applies_to | {"report"}
 
 
-KIND = RuleKind("large_value_report", parse, _types, check, new_state=new_state, on_clock=on_clock, valued=True)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    start = sim.start
+    params = rule.params
+    at = start - params.deadline - timedelta(hours=1)
+    name, _ = sim.bad_account("large_value_report", at - timedelta(minutes=1))
+    row = builder.bank("deposit", at, name, params.threshold)
+    also = tuple(k for k in sim.value_rules_hit(params.threshold) if k != "large_value_report")
+    sim.add("large_value_report", "a large deposit never reported", [row], also)
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = "A large-value transaction was not reported in time: request the overdue report now and record the delay."
+
+KIND = RuleKind(
+    "large_value_report",
+    parse,
+    _types,
+    check,
+    new_state=new_state,
+    on_clock=on_clock,
+    valued=True,
+    runbook=RUNBOOK,
+    inject=inject,
+)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, account_of
 from sandboxwatch.rules_engine.facts import Facts
@@ -12,6 +14,10 @@ from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
+
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 
@@ -46,4 +52,34 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     ]
 
 
-KIND = RuleKind("max_transaction_value", parse, lambda p: p.applies_to, check, valued=True)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    name, _ = sim.bad_account("max_transaction_value", t)
+    value = rule.params.max + 1000
+    row = builder.bank("deposit", t + timedelta(minutes=5), name, value)
+    sim.report_if_large(row, value)
+    sim.add(
+        "max_transaction_value",
+        "a deposit just above the per-transaction cap",
+        [row],
+        sim.value_rules_hit(value),
+    )
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "A single transaction above the licence cap: obtain the participant's explanation and check whether "
+    "limits are enforced in its order system."
+)
+
+KIND = RuleKind(
+    "max_transaction_value",
+    parse,
+    lambda p: p.applies_to,
+    check,
+    valued=True,
+    runbook=RUNBOOK,
+    inject=inject,
+)

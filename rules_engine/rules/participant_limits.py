@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, ParticipantEvent
 from sandboxwatch.rules_engine.facts import Facts
@@ -13,6 +15,9 @@ from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 from sandboxwatch.rules_engine.money import decimal_text, rounded
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +109,35 @@ def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
     return {name: rounded(ratio, 6) if ratio.is_finite() else ratio for name, ratio in state.items()}
 
 
-KIND = RuleKind("participant_limits", parse, fixed("participant"), check, new_state=new_state, utilisation=utilisation)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    params = rule.params
+    facts: dict[str, str] = {}
+    if params.min_charter_capital_vnd is not None:
+        facts["charter_capital_vnd"] = decimal_text(params.min_charter_capital_vnd / 2)
+    elif params.max_foreign_ownership_pct is not None:
+        facts["foreign_ownership_pct"] = decimal_text(min(params.max_foreign_ownership_pct + 10, Decimal(100)))
+    else:
+        facts["institutional_ownership_pct"] = "0"
+    row = builder.emit("participant", t + timedelta(hours=3), **facts)
+    sim.add("participant_limits", "participant facts below the licence conditions", [row])
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "A participant-level condition (capital or ownership) is no longer met: escalate to the licensing "
+    "team for a formal review."
+)
+
+KIND = RuleKind(
+    "participant_limits",
+    parse,
+    fixed("participant"),
+    check,
+    new_state=new_state,
+    utilisation=utilisation,
+    runbook=RUNBOOK,
+    inject=inject,
+)

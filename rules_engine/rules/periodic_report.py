@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, ReportEvent
 from sandboxwatch.rules_engine.facts import Facts
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
+
 
 _MONTHS = {"month": 1, "quarter": 3}
 
@@ -119,4 +124,24 @@ def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findi
     return found
 
 
-KIND = RuleKind("periodic_report", parse, fixed("report"), check, new_state=new_state, on_clock=on_clock)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    label = sim.due_period()
+    if label is not None:
+        sim.add("periodic_report", f"no periodic report for {label}", [], subject=builder.licence.participant)
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = "A periodic report is overdue: contact the participant's reporting officer and record the late filing."
+
+KIND = RuleKind(
+    "periodic_report",
+    parse,
+    fixed("report"),
+    check,
+    new_state=new_state,
+    on_clock=on_clock,
+    runbook=RUNBOOK,
+    inject=inject,
+)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, TradeEvent
 from sandboxwatch.rules_engine.facts import Facts
@@ -11,6 +13,9 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import HUNDRED, decimal_text, rounded
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +55,29 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     ]
 
 
-KIND = RuleKind("price_deviation", parse, fixed("trade"), check)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    small = sim.small
+    name, _ = sim.bad_account("price_deviation", t)
+    at = t + timedelta(minutes=5)
+    off = builder.reference(at) * (1 + (rule.params.max_pct + 2) / 100)
+    row = builder.trade(at, name, small, price=off)
+    sim.add("price_deviation", "a trade priced far from the reference market", [row])
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "Trades far from the reference market price: check for a pricing fault or abuse and ask the "
+    "participant for its quote log."
+)
+
+KIND = RuleKind(
+    "price_deviation",
+    parse,
+    fixed("trade"),
+    check,
+    runbook=RUNBOOK,
+    inject=inject,
+)

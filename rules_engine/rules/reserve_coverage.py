@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, ReserveEvent
 from sandboxwatch.rules_engine.facts import Facts
@@ -12,6 +14,9 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import ZERO, decimal_text, rounded
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +64,37 @@ def utilisation(rule: RuleSpec, state: State) -> Mapping[str, Decimal]:
     return {f"min_ratio:{asset}": rounded(r, 6) if r.is_finite() else r for asset, r in sorted(state.items())}
 
 
-KIND = RuleKind("reserve_coverage", parse, fixed("reserve"), check, new_state=new_state, utilisation=utilisation)
+CENT = Decimal("0.01")
+
+
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    ratio = rule.params.min_ratio
+    row = builder.emit(
+        "reserve",
+        t + timedelta(minutes=20, seconds=7),
+        asset=builder.asset,
+        custody_balance=decimal_text((Decimal(6_000_000) * ratio * Decimal("0.95")).quantize(CENT)),
+        client_liabilities="6000000",
+    )
+    sim.add("reserve_coverage", "custody below client liabilities", [row])
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "Custody holdings do not cover client liabilities: call the participant's compliance officer now and "
+    "require a reconciliation and top-up plan."
+)
+
+KIND = RuleKind(
+    "reserve_coverage",
+    parse,
+    fixed("reserve"),
+    check,
+    new_state=new_state,
+    utilisation=utilisation,
+    runbook=RUNBOOK,
+    inject=inject,
+)

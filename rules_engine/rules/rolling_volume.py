@@ -8,11 +8,13 @@ goes quiet, and breaks it again."""
 
 from __future__ import annotations
 
+import math
 from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, account_of
 from sandboxwatch.rules_engine.facts import Facts
@@ -22,6 +24,10 @@ from sandboxwatch.rules_engine.money import ZERO, decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
+
 
 DEFAULT_TYPES = ("trade",)
 EVIDENCE_LIMIT = 100
@@ -107,4 +113,38 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     ]
 
 
-KIND = RuleKind("rolling_volume", parse, lambda p: p.applies_to, check, new_state=new_state, valued=True)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    start = sim.start
+    params = rule.params
+    limit = min(sim.limit("max_transaction_value", "max"), sim.limit("structuring", "threshold"))
+    value = min(limit - 1000, params.max)
+    count = math.floor(params.max / value) + 1
+    gap = max(sim.window_of("structuring"), timedelta(hours=1)) + timedelta(hours=1)
+    if gap * count < params.window:
+        first = t - gap * (count - 1)
+        name, _ = sim.bad_account("rolling_volume", first - timedelta(minutes=1))
+        rows = [builder.trade(first + gap * i, name, value, price=builder.reference(start)) for i in range(count)]
+        for row in rows:
+            sim.report_if_large(row, value)
+        sim.add("rolling_volume", f"{count} trades that together pass the rolling cap", rows)
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "A customer exceeded the rolling volume cap: ask the participant to restrict the account until the "
+    "window clears and review its limit controls."
+)
+
+KIND = RuleKind(
+    "rolling_volume",
+    parse,
+    lambda p: p.applies_to,
+    check,
+    new_state=new_state,
+    valued=True,
+    runbook=RUNBOOK,
+    inject=inject,
+)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, FundsEvent, TradeEvent
 from sandboxwatch.rules_engine.facts import Facts
 from sandboxwatch.rules_engine.licence_params import ParamReader
+from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,4 +51,32 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     ]
 
 
-KIND = RuleKind("settlement_currency", parse, fixed("trade", "deposit", "withdrawal"), check)
+CENT = Decimal("0.01")
+
+
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    small = sim.small
+    name, _ = sim.bad_account("settlement_currency", t)
+    at = t + timedelta(minutes=5)
+    usdt = (small / builder.reference(at)).quantize(CENT)
+    row = builder.trade(at, name, small, quote="USD", price=Decimal(1), quantity=decimal_text(usdt))
+    sim.add("settlement_currency", "a trade settled in USD", [row])
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "Settlement in a currency the licence does not permit: request the settlement records and confirm "
+    "reversal or conversion."
+)
+
+KIND = RuleKind(
+    "settlement_currency",
+    parse,
+    fixed("trade", "deposit", "withdrawal"),
+    check,
+    runbook=RUNBOOK,
+    inject=inject,
+)

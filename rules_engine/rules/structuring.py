@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, account_of
 from sandboxwatch.rules_engine.facts import Facts
@@ -21,6 +22,10 @@ from sandboxwatch.rules_engine.money import ZERO, decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
+
 
 DEFAULT_TYPES = ("trade", "deposit", "withdrawal")
 
@@ -110,4 +115,35 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     ]
 
 
-KIND = RuleKind("structuring", parse, lambda p: p.applies_to, check, new_state=new_state, valued=True)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    params = rule.params
+    cap = sim.limit("max_transaction_value", "max")
+    each = (params.threshold / params.min_count).quantize(Decimal(1000)) + 1000
+    if each < params.threshold and each <= cap:
+        name, _ = sim.bad_account("structuring", t)
+        step = params.window / (params.min_count + 1)
+        rows = [
+            builder.bank("deposit", t + timedelta(minutes=5) + step * i, name, each) for i in range(params.min_count)
+        ]
+        sim.add("structuring", f"{params.min_count} deposits just under the reporting threshold", rows)
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "Several transactions just below the reporting threshold: escalate to AML review and ask for a "
+    "suspicious-transaction assessment."
+)
+
+KIND = RuleKind(
+    "structuring",
+    parse,
+    lambda p: p.applies_to,
+    check,
+    new_state=new_state,
+    valued=True,
+    runbook=RUNBOOK,
+    inject=inject,
+)

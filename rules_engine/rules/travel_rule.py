@@ -4,7 +4,9 @@ beneficiary names."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, FundsEvent
 from sandboxwatch.rules_engine.facts import Facts
@@ -12,6 +14,9 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+
+if TYPE_CHECKING:
+    from sandboxwatch.simulator.day_builder import Injection
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,4 +57,40 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     ]
 
 
-KIND = RuleKind("travel_rule", parse, fixed("deposit", "withdrawal"), check, valued=True)
+def inject(sim: Injection, rule: RuleSpec) -> None:
+    """The injected violation of a simulated day (simulator/)."""
+    builder = sim.builder
+    t = sim.t
+    threshold = rule.params.threshold
+    name, acct = sim.bad_account("travel_rule", t)
+    row = builder.onchain(
+        "withdrawal",
+        t + timedelta(minutes=5),
+        name,
+        acct["wallets"][0],
+        threshold * Decimal("1.05"),
+        travel=False,
+    )
+    sim.add(
+        "travel_rule",
+        "an on-chain withdrawal above the threshold without originator/beneficiary",
+        [row],
+        sim.value_rules_hit(threshold * Decimal("1.05")),
+    )
+
+
+# What the desk on duty does when a finding of this kind fires (the alert's runbook annotation).
+RUNBOOK = (
+    "A transfer above the Travel Rule threshold lacks originator/beneficiary data: request the missing "
+    "data and hold the counterparty until it is supplied."
+)
+
+KIND = RuleKind(
+    "travel_rule",
+    parse,
+    fixed("deposit", "withdrawal"),
+    check,
+    valued=True,
+    runbook=RUNBOOK,
+    inject=inject,
+)

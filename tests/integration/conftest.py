@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandboxwatch.local_services import (
+from tests.local_services import (
     AnvilNode,
     ClickHouseServer,
     LocalService,

@@ -21,11 +21,11 @@ from urllib.request import urlopen
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandboxwatch.local_services import LocalService
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG, ROOT
 from tests.integration.pipeline import Pipeline
+from tests.local_services import LocalService
 from tests.poison import comparable
 
 Findings = dict[str, tuple[str, tuple[str, ...]]]

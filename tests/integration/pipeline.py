@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from sandboxwatch.local_services import free_port
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.topics import Topics, ensure_topics
 from tests.helpers import DA_NANG, ROOT
+from tests.local_services import free_port
 
 
 class Pipeline:

@@ -15,13 +15,13 @@ from prometheus_client import start_http_server
 from sandboxwatch.alerts.alertmanager_config import alertmanager_config
 from sandboxwatch.alerts.notification_recorder import NotificationRecorder
 from sandboxwatch.alerts.rule_render import licence_rules, to_yaml
-from sandboxwatch.local_services import AlertmanagerServer, ClickHouseServer, PrometheusServer, free_port
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.inbound import InboundMessage
 from sandboxwatch.streams.monitor import Monitor
 from tests.helpers import DA_NANG
 from tests.integration.conftest import _start
+from tests.local_services import AlertmanagerServer, ClickHouseServer, PrometheusServer, free_port
 
 
 def test_a_breach_reaches_the_regulator_desk_and_is_recorded(clickhouse: ClickHouseServer, tmp_path: Path) -> None:

@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from sandboxwatch.local_services import ClickHouseServer
-from sandboxwatch.monthly_report import month_bounds
+from sandboxwatch.api.monthly_report import month_bounds
 from sandboxwatch.store.case_trail import CaseTrail
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import Scope
-from sandboxwatch.store.sql_text import datetime_literal
 from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
 from tests.helpers import ROOT
+from tests.local_services import ClickHouseServer
 
 MONTH = "2025-11"  # the simulated Da Nang day (seed 5) falls in it
 
@@ -48,7 +47,7 @@ def test_cases_list_verify_and_a_tampered_transition(monitored: tuple[str, Monit
     listed = cli("cases", "list", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT, "--state", "open")
     assert listed.returncode == 0, listed.stderr
     cases = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert len(cases) == days.store.count("findings", f"participant = '{DA_NANG_PARTICIPANT}'")
+    assert len(cases) == days.store.count("findings", DA_NANG_PARTICIPANT)
     assert {c["state"] for c in cases} == {"open"}
     trail = CaseTrail(days.store.backend, days.store.db)
     at = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -104,10 +103,8 @@ def test_report_monthly_writes_pdf_and_csv(monitored: tuple[str, Monitored], tmp
     rows = list(csv.DictReader(io.StringIO(table.read_text())))
     cases = [r for r in rows if r["section"] == "case"]
     start, end = month_bounds(MONTH)
-    within = (
-        f"participant = '{DA_NANG_PARTICIPANT}' AND ts >= {datetime_literal(start)} AND ts <= {datetime_literal(end)}"
-    )
-    assert len(cases) == days.store.count("findings", within) == 19  # one finding is dated outside the licence term
+    within = days.store.count("findings", DA_NANG_PARTICIPANT, ts_from=start, ts_to=end)
+    assert len(cases) == within == 19  # one finding is dated outside the licence term
     assert {r["month"] for r in rows} == {MONTH}
     bad = cli("report", "monthly", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT, "--month", "2025-13",
               "--out", str(table))  # fmt: skip

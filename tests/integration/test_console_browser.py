@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from sandboxwatch.api.keys import hash_key
-from sandboxwatch.local_services import ClickHouseServer, free_port
 from sandboxwatch.store.clickhouse_store import Store
 from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, monitored_days
 from tests.helpers import DA_NANG, NATIONAL, ROOT
+from tests.local_services import ClickHouseServer, free_port
 
 KEYS = f"""keys:
   - {{name: sbv-desk, role: regulator, sha256: {hash_key(SECRETS["regulator"])}}}

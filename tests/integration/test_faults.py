@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import ClickHouseServer, LocalService, NoidaBroker
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from tests.helpers import DA_NANG
 from tests.integration.conftest import _start
 from tests.integration.fault_scenarios import (
@@ -26,6 +25,7 @@ from tests.integration.fault_scenarios import (
     store_outage_run,
 )
 from tests.integration.pipeline import Pipeline
+from tests.local_services import ClickHouseServer, LocalService, NoidaBroker
 from tests.poison import interleave, poison_lines
 
 OUTAGE_S = 15.0

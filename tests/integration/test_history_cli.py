@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import ClickHouseServer
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import FINDING_COLUMNS, finding_row
 from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
 from tests.helpers import DA_NANG, ROOT
+from tests.local_services import ClickHouseServer
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_findings_list_show_summary_and_exports(monitored: tuple[str, Monitored]
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert rows and {r["participant"] for r in rows} == {DA_NANG_PARTICIPANT}
-    assert len(rows) == days.store.count("findings", f"participant = '{DA_NANG_PARTICIPANT}'")
+    assert len(rows) == days.store.count("findings", DA_NANG_PARTICIPANT)
     out = tmp_path / "f.parquet"
     parquet = cli("findings", "list", "--clickhouse", url, "--participant", DA_NANG_PARTICIPANT,
                   "--format", "parquet", "--out", str(out))  # fmt: skip

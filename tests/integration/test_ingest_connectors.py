@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from sandboxwatch.local_services import AnvilNode, ClickHouseServer, LocalService
 from sandboxwatch.streams.topics import Topics, ensure_topics
 from tests.chain_helpers import artifact, compile_token, deploy_token, send_tokens
 from tests.exchange_replay import ExchangeReplay
 from tests.helpers import ROOT
 from tests.integration.pipeline import Pipeline
+from tests.local_services import AnvilNode, ClickHouseServer, LocalService
 
 PARTICIPANT = "alphatrue-basal-pay"
 

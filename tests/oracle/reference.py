@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sandboxwatch.rules_engine.engine import LATE_EVENT, TYPE_RANK, VALUATION_UNAVAILABLE
+from sandboxwatch.rules_engine.builtin_findings import LATE_EVENT, VALUATION_UNAVAILABLE
+from sandboxwatch.rules_engine.engine import TYPE_RANK
 from sandboxwatch.rules_engine.events import (
     AccountEvent,
     Event,

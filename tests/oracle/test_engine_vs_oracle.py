@@ -17,7 +17,7 @@ from sandboxwatch.rules_engine.event_parser import event_from_dict
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.events import Event
 from sandboxwatch.rules_engine.findings import Finding
-from sandboxwatch.self_check import run_check
+from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.streams.engine_snapshots import Manifest, manifest_key, plan, restore
 from tests.oracle.reference import Expected, expected_findings, judged_order
 from tests.oracle.streams import ALLOWED_LATENESS, VALID_UNTIL, licence, streams

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from sandboxwatch.rules_engine.engine import LATE_EVENT, Engine
+from sandboxwatch.rules_engine.builtin_findings import LATE_EVENT
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.event_parser import event_from_dict
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import LicenceError, parse_licence

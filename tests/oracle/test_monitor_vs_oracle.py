@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sandboxwatch.rules_engine.event_parser import event_from_dict
 from sandboxwatch.rules_engine.event_reader import read_jsonl
-from sandboxwatch.self_check import run_check
+from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.store.backends import EmbeddedBackend
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.inbound import InboundMessage

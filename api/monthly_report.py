@@ -18,13 +18,13 @@ from decimal import Decimal
 from typing import Any
 
 from sandboxwatch.api.case_workflow import RESOLUTIONS, STATES, DueTimes
-from sandboxwatch.backtest import BacktestError, live_licence
 from sandboxwatch.rules_engine.engine import Engine, event_order
 from sandboxwatch.rules_engine.isolation import process_isolated
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR
+from sandboxwatch.store.backtest import BacktestError, live_licence
 from sandboxwatch.store.case_trail import CaseFilter, CaseTrail
-from sandboxwatch.store.clickhouse_store import Store, _now
+from sandboxwatch.store.clickhouse_store import Store, recorded_now
 from sandboxwatch.store.exports import csv_cell
 from sandboxwatch.store.history import SEVERITY_ORDER, Scope
 from sandboxwatch.store.report_queries import findings_by_rule
@@ -125,7 +125,7 @@ def utilisation_peaks(store: Store, licence: Licence, start: datetime, end: date
 
 def build_report(store: Store, participant: str, month: str, due: DueTimes | None = None) -> MonthlyReport:
     start, end = month_bounds(month)
-    now = _now()
+    now = recorded_now()
     rules = findings_by_rule(store.backend, store.db, participant, start, end)
     trail = CaseTrail(store.backend, store.db)
     filt = CaseFilter(participant=participant, since=start, until=end, limit=100_000)

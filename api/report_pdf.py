@@ -15,7 +15,7 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from sandboxwatch.monthly_report import MonthlyReport
+from sandboxwatch.api.monthly_report import MonthlyReport
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sandboxwatch.rules_engine.engine import INVALID_EVENT
+from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence, parse_licence
-from sandboxwatch.self_check import run_check
+from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.store.clickhouse_store import Store
-from sandboxwatch.store.sql_text import datetime_literal, quote
 
 # Invalid-event findings come from dead letters, not from events: no replay can reproduce them.
 NOT_REPLAYABLE = frozenset({INVALID_EVENT})
@@ -49,13 +48,9 @@ class BacktestError(ValueError):
 
 def live_licence(store: Store, participant: str, exclude_sha: str | None = None) -> Licence:
     """The licence version the monitor loaded most recently for the participant (kept in licence_versions)."""
-    rows = store.backend.rows(
-        f"SELECT body, path, sha256 FROM {store.db}.licence_versions WHERE participant = {quote(participant)} "
-        "ORDER BY loaded DESC"
-    )
-    for body, path, sha in rows:
+    for body, path, sha in store.licence_versions(participant):
         if sha != exclude_sha:
-            return parse_licence(str(body), str(path), Path(str(path)).parent)
+            return parse_licence(body, path, Path(path).parent)
     raise BacktestError(f"no live licence version of {participant} in the store; give --live FILE")
 
 
@@ -71,14 +66,7 @@ def backtest(store: Store, new: Licence, live: Licence, start: datetime, end: da
     events = [(0, r.event) for r in records]
     new_found = {f.finding_id: f for f in run_check(new, events, end).findings if _in_period(f, start, end)}
     live_found = {f.finding_id: f for f in run_check(live, events, end).findings if _in_period(f, start, end)}
-    stored = {
-        str(row[0])
-        for row in store.backend.rows(
-            f"SELECT DISTINCT finding_id FROM {store.db}.findings WHERE participant = {quote(participant)} "
-            f"AND ts >= {datetime_literal(start)} AND ts <= {datetime_literal(end)} "
-            f"AND kind != {quote(INVALID_EVENT)}"
-        )
-    }
+    stored = store.finding_ids_between(participant, start, end, exclude_kinds=NOT_REPLAYABLE)
     return BacktestResult(
         participant=participant,
         events=len(records),

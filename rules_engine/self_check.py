@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sandboxwatch.rules_engine.engine import Engine, EngineStats, event_order
+from sandboxwatch.rules_engine.engine import Engine, EngineStats, Origin
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES, Finding
 from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.replay import feed_in_event_order
 
 
 @dataclass(slots=True)
@@ -41,8 +42,7 @@ def run_check(
     engine = Engine(licence)
     findings: list[Finding] = []
     errors: list[EventError] = []
-    events: list[Event] = []
-    numbers: list[int] = []
+    events: list[tuple[Event, Origin]] = []
     participant = licence.participant
     usable = 0
     for number, item in records:
@@ -50,17 +50,11 @@ def run_check(
             errors.append(item)
             findings.append(engine.invalid(item))
         else:
-            events.append(item)
-            numbers.append(number)
+            events.append((item, (source, number, "")))
             usable += item.participant == participant
-    process = engine.process
-    order = sorted(range(len(events)), key=lambda i: event_order(events[i]))
-    for index in order:
-        # The engine contains an event whose checking raises (an invalid_event finding and a failure
-        # naming this line), whenever its reorder buffer releases it; the rest is judged.
-        found = process(events[index], (source, numbers[index], ""))
-        if found:
-            findings.extend(found)
+    # The engine contains an event whose checking raises (an invalid_event finding and a failure naming
+    # its line), whenever its reorder buffer releases it; the rest is judged.
+    findings.extend(feed_in_event_order(engine, events))
     findings.extend(engine.flush())
     if as_of is not None:
         findings.extend(engine.advance_to(as_of))
