@@ -270,7 +270,17 @@ HOSTILE_VALUES = (
 
 
 # Every rejection says where: the rule and field, the header field, or the YAML position.
-_WHERE = ("rule '", "rule #", "licence header", "not valid YAML", "nested deeper", "'rules'", "'licence'", "a licence")
+_WHERE = (
+    "rule '",
+    "rule #",
+    "licence header",
+    "not valid YAML",
+    "nested deeper",
+    "'rules'",
+    "'licence'",
+    "a licence",
+    "the licence file",
+)
 _PAIR = re.compile(r"(\w+): ([^,}\n]+)")
 
 
