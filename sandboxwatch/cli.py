@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import shutil
 import sys
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
 
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
@@ -38,27 +39,35 @@ def _licence(path: str) -> Licence:
 
 
 @contextlib.contextmanager
-def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str]]:
-    """Yield (lines, source name, format); undecodable bytes become bad lines, not a crash. The format is
-    the one asked for, else what the content is (docs/cli.md), the same for a file and for stdin."""
-    if path == "-":
-        binary = getattr(sys.stdin, "buffer", None)
-        stream: TextIO = decode_events(binary) if binary is not None else sys.stdin
-        source = "<stdin>"
-    else:
-        try:
-            stream = decode_events(open(path, "rb"))  # noqa: SIM115
-        except OSError as exc:
-            raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
+def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str, Callable[[], Iterator[str]]]]:
+    """Yield (lines, source name, format, a way to read the lines again); undecodable bytes become bad
+    lines, not a crash. The format is the one asked for, else what the content is (docs/cli.md), the same
+    for a file and for stdin. Standard input is spooled to a temporary file first, so that `check` can read
+    it again to sort it if it turns out not to be in time order."""
+    with contextlib.ExitStack() as stack:
         source = path
-    try:
-        lines = bounded_lines(stream)
+        if path == "-":
+            spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="sandboxwatch-stdin-"))
+            binary = getattr(sys.stdin, "buffer", None)
+            if binary is not None:
+                shutil.copyfileobj(binary, spool, 1 << 20)
+            else:
+                for text in sys.stdin:
+                    spool.write(text.encode("utf-8", "surrogateescape"))
+            spool.flush()
+            path, source = spool.name, "<stdin>"
+
+        def reopen() -> Iterator[str]:
+            try:
+                stream = stack.enter_context(decode_events(open(path, "rb")))  # noqa: SIM115
+            except OSError as exc:
+                raise Unusable(f"{source}: cannot read the events file: {exc.strerror}") from None
+            return bounded_lines(stream)
+
+        lines = reopen()
         first = next(lines, "")
-        chosen = fmt or detect_format(source if path != "-" else "", first)
-        yield itertools.chain((first,) if first else (), lines), source, chosen
-    finally:
-        if path != "-":
-            stream.close()
+        chosen = fmt or detect_format(source if source != "<stdin>" else "", first)
+        yield itertools.chain((first,) if first else (), lines), source, chosen, reopen
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -69,8 +78,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             as_of = parse_timestamp(args.as_of)
         except ValueError as exc:
             raise Unusable(f"--as-of: {exc}") from None
-    with _open_events(args.events, args.events_format) as (lines, source, fmt):
-        result = run_check(licence, read_events(lines, source, fmt), as_of, source)
+    with _open_events(args.events, args.events_format) as (lines, source, fmt, again):
+        result = run_check(
+            licence, read_events(lines, source, fmt), as_of, source, reread=lambda: read_events(again(), source, fmt)
+        )
         read_format = fmt
     for error in result.errors:
         print(error.describe(), file=sys.stderr)
@@ -82,6 +93,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         writer(result.findings, sys.stdout)
     stats = result.stats
     by_severity = ", ".join(f"{stats.findings[s]} {s}" for s in SEVERITIES if stats.findings[s])
+    if result.unsorted_at:
+        print(
+            f"{source}: not in event-time order from line {result.unsorted_at} on; {result.order}",
+            file=sys.stderr,
+        )
     print(
         f"{stats.events} events checked against {licence.id} ({len(result.errors)} invalid, "
         f"{stats.duplicates} duplicate, {stats.other_participant} of other participants): "
