@@ -48,7 +48,7 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 
 def measure(workers: int, kafka: str, clickhouse: ClickHouseServer, venues: list[Venue], lines: list[str],
-            partitions: int, folder: Path) -> tuple[float, float]:  # fmt: skip
+            partitions: int, folder: Path, fetch_wait: float) -> tuple[float, float]:  # fmt: skip
     """(events/s between 10% and 90% stored, CPU seconds the workers used per wall second in that window)."""
     name = f"scale{workers}x{int(time.time())}"
     topics = Topics(f"{name}.events", f"{name}.findings", f"{name}.deadletter", partitions, f"{name}-monitor")
@@ -66,6 +66,7 @@ def measure(workers: int, kafka: str, clickhouse: ClickHouseServer, venues: list
             "--kafka", kafka, "--clickhouse", store_url, *licences,
             "--partitions", str(partitions), "--topic-prefix", name,
             "--metrics-port", str(free_port()), "--data-dir", str(folder / f"{name}-{slot}"),
+            "--fetch-max-wait", str(fetch_wait),
         ]  # fmt: skip
         log = (folder / f"{name}-{slot}.log").open("wb")
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -97,6 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events-per-venue", type=int, default=25_000)
     parser.add_argument("--partitions", type=int, default=4)
+    # tansu holds an empty fetch for the whole wait even when data arrives (OPERATIONS.md, "Fetch wait"),
+    # which with faust's 1.5 s default bounds a worker by latency instead of CPU; `up` uses 0.1 s too.
+    parser.add_argument("--fetch-max-wait", type=float, default=0.1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -111,7 +115,9 @@ def main() -> None:
             results = {}
             for workers in (1, 2):
                 load = os.getloadavg()[0]
-                rate, cores = measure(workers, broker.address, clickhouse, venues, lines, args.partitions, folder)
+                rate, cores = measure(
+                    workers, broker.address, clickhouse, venues, lines, args.partitions, folder, args.fetch_max_wait
+                )
                 results[workers] = rate
                 print(
                     f"{workers} worker(s): {rate:,.0f} events/s over {len(lines):,} events on {args.partitions} "
