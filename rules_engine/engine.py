@@ -81,6 +81,16 @@ def event_order(event: Event) -> tuple[datetime, int]:
     return event.ts, TYPE_RANK.get(event.type, 3)
 
 
+def duplicate_key(event: Event, participant: str) -> object | None:
+    """The key ``Engine.process`` dedupes on for a licence's participant (docs/events.md, Duplicates), or
+    None for an event it ignores; for a caller that decides duplicates in arrival order itself."""
+    if event.participant == participant:
+        return event.event_id
+    if event.type == "price":
+        return (event.participant, event.event_id)
+    return None
+
+
 @dataclass(slots=True)
 class EngineStats:
     events: int = 0
@@ -376,6 +386,14 @@ class Engine:
         state.setdefault("failures", [])
         state.setdefault("watermark", None)
         self.__dict__.update(state)
+
+    def refuse_conflicting(self, event: Event) -> list[Finding]:
+        """A later arrival under a key whose first version differs, as the caller decided in arrival order
+        (the self-check judges a file in event-time order, where a re-used id with an earlier time would
+        otherwise come first and hide the version that arrived first): counted and reported, not judged."""
+        self.stats.events += 1
+        self.stats.duplicates += 1
+        return self._conflict(event, event.digest or content_digest(event))
 
     def _conflict(self, event: Event, digest: int) -> list[Finding]:
         """Two different events under one id: the later one is not judged (which of the two is true is not

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
+import shutil
 import sys
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
-from sandboxwatch.rules_engine.event_reader import open_events, read_events
+from sandboxwatch.rules_engine.event_reader import (
+    bounded_lines,
+    decode_events,
+    detect_format,
+    leading_lines,
+    read_events,
+)
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licence
 from sandboxwatch.rules_engine.self_check import run_check
@@ -31,14 +40,35 @@ def _licence(path: str) -> Licence:
 
 
 @contextlib.contextmanager
-def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str]]:
-    """``open_events`` (shared with ``up``); a file that cannot be opened is unusable input (exit 2)."""
+def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], str, str, Callable[[], Iterator[str]]]]:
+    """Yield (lines, source name, format, a way to read the lines again); undecodable bytes become bad
+    lines, not a crash. The format is the one asked for, else what the content is (docs/cli.md), the same
+    for a file and for stdin. Standard input is spooled to a temporary file first, so that `check` can read
+    it again to sort it if it turns out not to be in time order."""
     with contextlib.ExitStack() as stack:
-        try:
-            opened = stack.enter_context(open_events(path, fmt))
-        except OSError as exc:
-            raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
-        yield opened
+        source = path
+        if path == "-":
+            spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="sandboxwatch-stdin-"))
+            binary = getattr(sys.stdin, "buffer", None)
+            if binary is not None:
+                shutil.copyfileobj(binary, spool, 1 << 20)
+            else:
+                for text in sys.stdin:
+                    spool.write(text.encode("utf-8", "surrogateescape"))
+            spool.flush()
+            path, source = spool.name, "<stdin>"
+
+        def reopen() -> Iterator[str]:
+            try:
+                stream = stack.enter_context(decode_events(open(path, "rb")))  # noqa: SIM115
+            except OSError as exc:
+                raise Unusable(f"{source}: cannot read the events file: {exc.strerror}") from None
+            return bounded_lines(stream)
+
+        lines = reopen()
+        head, first = leading_lines(lines)
+        chosen = fmt or detect_format(source if source != "<stdin>" else "", first)
+        yield itertools.chain(head, lines), source, chosen, reopen
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -49,8 +79,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             as_of = parse_timestamp(args.as_of)
         except ValueError as exc:
             raise Unusable(f"--as-of: {exc}") from None
-    with _open_events(args.events, args.events_format) as (lines, source, fmt):
-        result = run_check(licence, read_events(lines, source, fmt), as_of, source)
+    with _open_events(args.events, args.events_format) as (lines, source, fmt, again):
+        result = run_check(
+            licence, read_events(lines, source, fmt), as_of, source, reread=lambda: read_events(again(), source, fmt)
+        )
         read_format = fmt
     for error in result.errors:
         print(error.describe(), file=sys.stderr)
@@ -62,6 +94,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         writer(result.findings, sys.stdout)
     stats = result.stats
     by_severity = ", ".join(f"{stats.findings[s]} {s}" for s in SEVERITIES if stats.findings[s])
+    if result.unsorted_at:
+        print(
+            f"{source}: not in event-time order from line {result.unsorted_at} on; {result.order}",
+            file=sys.stderr,
+        )
     print(
         f"{stats.events} events checked against {licence.id} ({len(result.errors)} invalid, "
         f"{stats.duplicates} duplicate, {stats.other_participant} of other participants): "

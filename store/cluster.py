@@ -122,15 +122,16 @@ _ADD_COLUMN = re.compile(r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+) ADD COLUMN (
 
 
 _CLUSTER_ADD_COLUMN = re.compile(
-    r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+) ON CLUSTER \w+ ADD COLUMN (?P<column>\w+)\s"
+    r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+)(?: ON CLUSTER \w+)? ADD COLUMN (?P<column>\w+)\s"
 )
 
 
 def added_column(statement: str) -> tuple[str, str, str] | None:
-    """(db, table, column) of a cluster ``ADD COLUMN``. ClickHouse 18.16 runs such an ALTER on every replica
-    of the shard although the Replicated table has already carried the change to the others, so a replica
-    may answer "column already exists" (code 44) for a migration that did happen: the caller checks the
-    column is there instead of failing the migration."""
+    """(db, table, column) of an ``ADD COLUMN``, on one server or a cluster. The column may already be there
+    although the migration is not recorded: two workers starting on a new database migrate at the same time
+    (a scaled-out deployment does), and on a cluster ClickHouse 18.16 runs the ALTER on every replica of the
+    shard although the Replicated table has already carried the change to the others. Either answers "column
+    already exists" (code 44) for a change that did happen: the caller checks the column instead of failing."""
     match = _CLUSTER_ADD_COLUMN.match(statement.strip())
     return (match["db"], match["table"], match["column"]) if match else None
 

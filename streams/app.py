@@ -32,6 +32,7 @@ from sandboxwatch.streams.inbound import InboundMessage, key_participant
 from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
+from sandboxwatch.streams.partitioning import home_partition
 from sandboxwatch.streams.topics import STATE_TABLE
 from sandboxwatch.streams.worker_settings import WorkerSettings
 
@@ -79,6 +80,10 @@ class StreamWorker:
         self._processed: dict[int, int] = {}
         self._highwater: dict[int, int] = {}
         self._assigned: frozenset[int] = frozenset()
+        # Events partitions owned before the last rebalance, and the new set once one happened: the next
+        # batch first hands over the participants whose partitions moved (_reassigned).
+        self._owned: frozenset[int] = frozenset()
+        self._reassignment: frozenset[int] | None = None
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
         self.app = self._build_app()
@@ -125,6 +130,7 @@ class StreamWorker:
             STATE_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=topics.partitions
         )
         app.agent(self.events_topic, name="monitor")(self._agent)
+        app.on_partitions_assigned.connect(self._on_assigned)
         app.timer(1.0)(self._report_readiness)
         app.timer(1.0)(self._flush_quiet)
         return app
@@ -168,10 +174,13 @@ class StreamWorker:
                 await self._snapshot()
 
     async def _handle(self, messages: list[InboundMessage]) -> None:
+        loop = asyncio.get_running_loop()
+        if self._reassignment is not None:
+            owned, self._reassignment = self._reassignment, None
+            await loop.run_in_executor(self._executor, self._reassigned, owned)
         messages = await self._after_rewind(messages)
         if not messages:
             return
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._restore_participants, messages)
         outcome = await loop.run_in_executor(self._executor, self.monitor.process_batch, messages)
         await self._publish(outcome)
@@ -181,6 +190,34 @@ class StreamWorker:
         self.processed += outcome.lines  # event lines, not messages: a message may carry a batch
         if self.on_batch:
             self.on_batch(outcome)
+
+    # rebalance ----------------------------------------------------------------------------------------
+    def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned")
+        topic = self.settings.topics.events
+        self._reassignment = frozenset(tp.partition for tp in assigned or () if tp.topic == topic)
+
+    def _reassigned(self, owned: frozenset[int]) -> None:
+        """After a rebalance, a participant whose partition was not already here is taken again as at a
+        restart: from the snapshot in the table (recovered for the partitions now assigned) and the
+        committed offset, seeking back to the snapshot where needed. An engine held here for a partition
+        another worker owned only ever saw market-wide prices, and must never be snapshotted over that
+        worker's (``_snapshot``). Participants of partitions kept across the rebalance keep their engines:
+        their stream goes on where it was. Runs in the monitor's thread, after any batch still in it."""
+        kept = self._owned & owned
+        partitions = self.settings.topics.partitions
+        for participant in self.monitor.licences:
+            if home_partition(participant, partitions) in kept:
+                continue
+            self.monitor.engines.pop(participant, None)
+            self._restored.discard(participant)
+            self._manifests.pop(participant, None)
+            self._dirty.pop(participant, None)
+            self._home.pop(participant, None)
+        for partition in owned - kept:
+            self._checked_partitions.discard(partition)
+            self._rewind.pop(partition, None)
+        self._owned = owned
 
     # restart ------------------------------------------------------------------------------------------
     def _manifest(self, participant: str) -> Manifest | None:
@@ -245,6 +282,10 @@ class StreamWorker:
             kept.append(message)
         return kept
 
+    def _owned_partitions(self) -> set[int]:
+        topic = self.settings.topics.events
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
+
     def _all_manifests(self) -> list[Manifest]:
         return [m for m in (self._manifest(p) for p in self.monitor.licences) if m is not None]
 
@@ -277,9 +318,12 @@ class StreamWorker:
         started = time.monotonic()
         dirty, self._dirty = self._dirty, {}
         loop = asyncio.get_running_loop()
+        owned = self._owned_partitions()
         for participant, offsets in dirty.items():
             engine = self.monitor.engines.get(participant)
-            if engine is None:
+            # Only the worker that owns a participant's own partition snapshots it (it is the one that saw
+            # its events); the others hold an engine for it only to pass it market-wide prices.
+            if engine is None or self._home.get(participant) not in owned:
                 continue
             previous = self._manifests.get(participant)
             manifest, writes = await loop.run_in_executor(self._executor, plan, engine, participant, previous, offsets)

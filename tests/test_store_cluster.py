@@ -212,5 +212,9 @@ def test_a_cluster_add_column_is_recognised_so_an_already_there_answer_can_be_ch
         "findings_local",
         "digest_version",
     )
-    assert added_column("ALTER TABLE sw.findings ADD COLUMN digest_version UInt8") is None
+    assert added_column("ALTER TABLE sw.findings ADD COLUMN digest_version UInt8") == (
+        "sw",
+        "findings",
+        "digest_version",
+    )
     assert added_column("DROP TABLE IF EXISTS sw.findings ON CLUSTER c1") is None

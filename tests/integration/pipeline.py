@@ -37,21 +37,47 @@ class Pipeline:
         self.metrics_port = free_port()
         self.worker: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.licences: list[Path] = [DA_NANG]
+        # Further workers of the same group (scale-out): slot -> process, each with its own metrics port.
+        self.others: dict[int, subprocess.Popen[bytes]] = {}
+        self.other_ports: dict[int, int] = {}
+
+    def _command(self, metrics_port: int, data_dir: Path) -> list[str]:
+        licences = [arg for path in self.licences for arg in ("--licence", str(path))]
+        return [
+            sys.executable, "-m", "streams.worker",
+            "--kafka", self.kafka,
+            "--clickhouse", self.store_url,
+            *licences,
+            "--partitions", str(self.topics.partitions),
+            "--topic-prefix", self.name,
+            "--metrics-port", str(metrics_port),
+            "--data-dir", str(data_dir),
+        ]  # fmt: skip
 
     def start_worker(self) -> None:
         self.starts += 1
         log = (self.workdir / f"worker-{self.starts}.log").open("wb")
-        command = [
-            sys.executable, "-m", "streams.worker",
-            "--kafka", self.kafka,
-            "--clickhouse", self.store_url,
-            "--licence", str(DA_NANG),
-            "--partitions", str(self.topics.partitions),
-            "--topic-prefix", self.name,
-            "--metrics-port", str(self.metrics_port),
-            "--data-dir", str(self.workdir / "faust"),
-        ]  # fmt: skip
+        command = self._command(self.metrics_port, self.workdir / "faust")
         self.worker = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_other_worker(self, slot: int) -> None:
+        """Another worker process in the same consumer group (slot >= 1), sharing the partitions."""
+        self.starts += 1
+        port = self.other_ports.setdefault(slot, free_port())
+        log = (self.workdir / f"worker-{self.starts}.log").open("wb")
+        command = self._command(port, self.workdir / f"faust-{slot}")
+        self.others[slot] = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop_other_workers(self) -> None:
+        for process in self.others.values():
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     def kill_worker(self) -> None:
         assert self.worker is not None
@@ -78,6 +104,9 @@ class Pipeline:
         while time.monotonic() < deadline:
             if self.worker is not None and self.worker.poll() is not None:
                 raise AssertionError(f"worker exited ({self.worker.returncode}):\n{self.worker_log()}")
+            for slot, other in self.others.items():
+                if other.poll() is not None and other.returncode not in (0, -signal.SIGKILL):
+                    raise AssertionError(f"worker {slot} exited ({other.returncode}):\n{self.worker_log()}")
             try:
                 if condition():
                     return
@@ -86,17 +115,18 @@ class Pipeline:
             time.sleep(poll)
         raise AssertionError(f"timed out waiting for {what}:\n{self.worker_log()}")
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, slot: int = 0) -> str:
         from urllib.request import urlopen
 
-        with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+        port = self.other_ports[slot] if slot else self.metrics_port
+        with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             return str(response.read().decode())
 
 
-def expected_findings(path: Path) -> set[str]:
+def expected_findings(path: Path, licence: Path = DA_NANG) -> set[str]:
     """What the self-check finds in the same file: the live monitor must agree with it exactly."""
     result = subprocess.run(
-        [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", str(path)],
+        [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(licence), "--events", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
