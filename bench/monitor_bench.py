@@ -21,10 +21,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,12 +50,8 @@ def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
     json.dumps into JSONCompactEachRow."""
     fast_decode = event_reader.decode_json
 
-    def row_insert(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            backend._insert_rows(f"INSERT INTO {backend.database}.{table} ({', '.join(columns)})", rows)
-
     event_reader.decode_json = event_reader._DECODER.decode  # type: ignore[assignment]
-    setattr(backend, "insert", row_insert)  # noqa: B010 - an instance attribute shadows the method
+    setattr(backend, "insert", backend.insert_row_by_row)  # noqa: B010 - an instance attribute shadows the method
     try:
         yield
     finally:

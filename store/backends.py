@@ -175,6 +175,12 @@ class EmbeddedBackend:
         # best_effort: orjson writes datetimes as RFC 3339 with their offset, the 'basic' parser reads none.
         self._query(f"{head} SETTINGS date_time_input_format = 'best_effort' FORMAT JSONCompactColumns {blob.decode()}")
 
+    def insert_row_by_row(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """The insert as it was before the columnar one (each row through json.dumps into JSONCompactEachRow):
+        kept for bench/monitor_bench.py, which measures the two against each other in one run."""
+        if rows:
+            self._insert_rows(f"INSERT INTO {self.database}.{table} ({', '.join(columns)})", rows)
+
     def _insert_rows(self, head: str, rows: Sequence[Sequence[Any]]) -> None:
         dumps = json.dumps
         lines = (dumps([_json_cell(v) for v in row]) for row in rows)
