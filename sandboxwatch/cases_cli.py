@@ -10,9 +10,7 @@ import sys
 from typing import Any
 
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_OK, Unusable
-from sandboxwatch.history_cli import _store, _write
-
-STORE_HELP = "clickhouse://HOST:PORT/DB or chdb://PATH"
+from sandboxwatch.history_cli import STORE_HELP, _store, _write
 
 
 def due_times(text: str | None) -> Any:

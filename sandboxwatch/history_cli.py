@@ -26,6 +26,9 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise Unusable(f"--{name}: {exc}") from None
 
 
+STORE_HELP = "clickhouse://HOST:PORT/DB or chdb://PATH"
+
+
 def _store(url: str) -> Any:
     """The store a query reads. An embedded store must already exist: a query that created an empty one
     where a path was mistyped would answer "no findings" about data it never saw (or write into /etc)."""
@@ -217,11 +220,10 @@ def cmd_api_new_key(args: argparse.Namespace) -> int:
 
 
 def add_history_commands(commands: Any) -> None:
-    store_help = "clickhouse://HOST:PORT/DB or chdb://PATH"
     findings = commands.add_parser("findings", help="query stored findings (as the API does)")
     sub = findings.add_subparsers(dest="findings_command", required=True)
     listing = sub.add_parser("list", help="findings by participant, rule, kind, severity, time range, text")
-    listing.add_argument("--clickhouse", required=True, help=store_help)
+    listing.add_argument("--clickhouse", required=True, help=STORE_HELP)
     listing.add_argument("--participant", help="only this participant's findings")
     listing.add_argument("--rule", help="only findings of this licence rule id")
     listing.add_argument("--kind", help="only findings of this rule kind (or built-in kind, e.g. invalid_event)")
@@ -237,12 +239,12 @@ def add_history_commands(commands: Any) -> None:
     listing.set_defaults(run=cmd_findings_list)
     show = sub.add_parser("show", help="one finding with its evidence events and notes")
     show.add_argument("finding_id", help="the finding's id (finding_id)")
-    show.add_argument("--clickhouse", required=True, help=store_help)
+    show.add_argument("--clickhouse", required=True, help=STORE_HELP)
     show.set_defaults(run=cmd_findings_show)
     summary = sub.add_parser(
         "summary", help="a participant's compliance summary for a period (exit 1 if not compliant, 4 if no data)"
     )
-    summary.add_argument("--clickhouse", required=True, help=store_help)
+    summary.add_argument("--clickhouse", required=True, help=STORE_HELP)
     summary.add_argument("--participant", required=True, help="the participant to summarise")
     summary.add_argument("--from", dest="since", required=True, help="period start (RFC 3339, included)")
     summary.add_argument("--to", dest="until", required=True, help="period end (RFC 3339, included)")
@@ -251,20 +253,20 @@ def add_history_commands(commands: Any) -> None:
     audit = commands.add_parser("audit", help="the tamper-evident findings trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="exit 0 if intact, 1 if any row was altered, removed or reordered")
-    verify.add_argument("--clickhouse", required=True, help=store_help)
+    verify.add_argument("--clickhouse", required=True, help=STORE_HELP)
     verify.add_argument("--participant", help="verify only this participant's chain (default: every chain)")
     verify.add_argument(
         "--heads", help="chain heads archived earlier ('audit heads'): also catches a rewritten or cut-short chain"
     )
     verify.set_defaults(run=cmd_audit_verify)
     heads = audit_sub.add_parser("heads", help="print each participant's chain head, to archive outside the database")
-    heads.add_argument("--clickhouse", required=True, help=store_help)
+    heads.add_argument("--clickhouse", required=True, help=STORE_HELP)
     heads.add_argument("--out", help="write the heads to this file instead of standard output")
     heads.set_defaults(run=cmd_audit_heads)
 
     back = commands.add_parser("backtest", help="replay stored events through a new licence version")
     back.add_argument("--licence", required=True, help="the new licence version")
-    back.add_argument("--clickhouse", required=True, help=store_help)
+    back.add_argument("--clickhouse", required=True, help=STORE_HELP)
     back.add_argument("--from", dest="since", required=True, help="findings from this event time (RFC 3339)")
     back.add_argument("--to", dest="until", required=True, help="findings up to this event time (RFC 3339)")
     back.add_argument("--live", help="the live licence file (default: the version the monitor last loaded)")
@@ -275,7 +277,7 @@ def add_history_commands(commands: Any) -> None:
     api = commands.add_parser("api", help="the HTTP API and web console")
     api_sub = api.add_subparsers(dest="api_command", required=True)
     serve = api_sub.add_parser("serve", help="serve the API (OpenAPI at /docs) and the console (/)")
-    serve.add_argument("--clickhouse", required=True, help=store_help)
+    serve.add_argument("--clickhouse", required=True, help=STORE_HELP)
     serve.add_argument("--keys", required=True, help="YAML file of API key hashes and roles")
     serve.add_argument("--licence", action="append", help="licence file, for pre-checks and utilisation (repeatable)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
