@@ -5,92 +5,26 @@ participant answers its own, an auditor only reads. Every page visited is saved 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sandboxwatch.api.keys import hash_key
-from sandboxwatch.store.clickhouse_store import Store
-from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, monitored_days
-from tests.helpers import DA_NANG, NATIONAL, ROOT
+from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS
+from tests.integration.console_fixtures import headless_chromium, serve_console, sign_in, wait
 from tests.integration.console_screens import save_screen
-from tests.local_services import ClickHouseServer, free_port
-
-KEYS = f"""keys:
-  - {{name: sbv-desk, role: regulator, sha256: {hash_key(SECRETS["regulator"])}}}
-  - {{name: audit-firm, role: auditor, sha256: {hash_key(SECRETS["auditor"])}}}
-  - {{name: alphatrue-ops, role: participant, participant: {DA_NANG_PARTICIPANT},
-      sha256: {hash_key(SECRETS["alphatrue"])}}}
-"""
+from tests.local_services import ClickHouseServer
 
 
 @pytest.fixture(scope="module")
 def console(clickhouse: ClickHouseServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = clickhouse.url("cc" + uuid.uuid4().hex[:10])
-    monitored_days(Store.open(url), accounts=40)
-    folder = tmp_path_factory.mktemp("api")
-    (folder / "keys.yaml").write_text(KEYS)
-    port = free_port()
-    log = (folder / "api.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sandboxwatch.cli", "api", "serve", "--clickhouse", url, "--keys",
-         str(folder / "keys.yaml"), "--licence", str(DA_NANG), "--licence", str(NATIONAL), "--port", str(port)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((folder / "api.log").read_text()) from None
-            time.sleep(0.3)
-    yield base
-    server.terminate()
-    server.wait(20)
+    yield from serve_console(clickhouse, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        if os.environ.get("CI"):
-            raise AssertionError("chromium and chromium-driver are not installed")
-        pytest.skip("Debian chromium and chromium-driver are not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    profile = tempfile.mkdtemp(prefix="sandboxwatch-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile}"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
-    driver.set_window_size(1400, 1100)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait(driver: Any, condition: Any, timeout: float = 20.0) -> Any:
-    """Until ``condition`` holds; a table redrawn while it is read (stale rows) is read again."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+    yield from headless_chromium(height=1100)
 
 
 def by_id(driver: Any, name: str) -> Any:
@@ -106,11 +40,7 @@ def css(driver: Any, selector: str) -> list[Any]:
 
 
 def open_cases(driver: Any, base: str, secret: str) -> None:
-    driver.get(base + "/")
-    driver.execute_script("sessionStorage.clear()")
-    driver.get(base + "/")
-    by_id(driver, "login-key").send_keys(secret)
-    by_id(driver, "login-button").click()
+    sign_in(driver, base, secret)
     wait(driver, lambda d: by_id(d, "whoami").is_displayed())
     wait(driver, lambda d: css(d, "nav button[data-tab='cases']"))
     css(driver, "nav button[data-tab='cases']")[0].click()

@@ -14,7 +14,8 @@ import pytest
 
 from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS
 from tests.helpers import ROOT
-from tests.integration.test_console_browser import browser, console, sign_in, wait  # noqa: F401
+from tests.integration.console_fixtures import sign_in, wait
+from tests.integration.test_console_browser import browser, console  # noqa: F401
 
 SCREENSHOTS = Path(os.environ.get("SANDBOXWATCH_SCREENSHOTS") or ROOT / "tests" / "artifacts" / "screenshots")
 RESERVE_CSV = (
