@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
+from sandboxwatch.api.app import create_app
 from sandboxwatch.api.keys import KeyRing, Principal, hash_key
+from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.rules_engine.licence import Licence, load_licence
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
+from sandboxwatch.store.backends import EmbeddedBackend
 from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.history import History
 from sandboxwatch.streams.inbound import InboundMessage
 from sandboxwatch.streams.monitor import Monitor
 from tests.helpers import DA_NANG, NATIONAL
@@ -64,3 +74,30 @@ def monitored_days(store: Store, accounts: int = 60) -> Monitored:
 
 def event_ids(lines: list[str]) -> set[str]:
     return {json.loads(line)["event_id"] for line in lines}
+
+
+def api_database(prefix: str, accounts: int = 60, raise_server_exceptions: bool = True) -> tuple[Any, Any, Any]:
+    """The fixtures an API test module needs over a database of its own: ``monitored`` (two participants'
+    monitored days), ``client`` (the app over it, every role's key) and the autouse ``_own_database``, which
+    points the embedded backend (shared by every module of the session) back at this module's database before
+    each test. Assign all three at module level: ``monitored, client, _own_database = api_database("x")``."""
+    database = prefix + uuid.uuid4().hex[:8]
+
+    @pytest.fixture(scope="module", name="monitored")
+    def monitored(backend: EmbeddedBackend) -> Monitored:
+        backend.database = database
+        store = Store(backend)
+        store.migrate()
+        return monitored_days(store, accounts=accounts)
+
+    @pytest.fixture(scope="module", name="client")
+    def client(monitored: Monitored) -> Iterator[TestClient]:
+        app = create_app(History(monitored.store), key_ring(), LiveState(monitored.store, monitored.licences))
+        with TestClient(app, raise_server_exceptions=raise_server_exceptions) as test_client:
+            yield test_client
+
+    @pytest.fixture(autouse=True, name="_own_database")
+    def own_database(backend: EmbeddedBackend) -> None:
+        backend.database = database
+
+    return monitored, client, own_database

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,42 +13,17 @@ pytest.importorskip("chdb")
 
 from fastapi.testclient import TestClient
 
-from sandboxwatch.api.app import create_app
 from sandboxwatch.api.keys import KeyFileError, load_keys
-from sandboxwatch.api.live_state import LiveState
-from sandboxwatch.store.backends import EmbeddedBackend
-from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import History
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,
     SECRETS,
     Monitored,
-    key_ring,
-    monitored_days,
+    api_database,
 )
 
-DATABASE = "api" + uuid.uuid4().hex[:8]
-
-
-@pytest.fixture(scope="module")
-def monitored(backend: EmbeddedBackend) -> Monitored:
-    backend.database = DATABASE
-    store = Store(backend)
-    store.migrate()
-    return monitored_days(store)
-
-
-@pytest.fixture(autouse=True)
-def _own_database(backend: EmbeddedBackend) -> None:
-    backend.database = DATABASE  # the embedded backend is shared with other modules' databases
-
-
-@pytest.fixture(scope="module")
-def client(monitored: Monitored) -> Iterator[TestClient]:
-    app = create_app(History(monitored.store), key_ring(), LiveState(monitored.store, monitored.licences))
-    with TestClient(app) as test_client:
-        yield test_client
+monitored, client, _own_database = api_database("api")
 
 
 def get(client: TestClient, path: str, who: str | None, **params: Any) -> Any:

@@ -5,8 +5,6 @@ another's data) and bad input (4xx, never 500)."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.api.self_check_upload import MAX_UPLOAD
 from sandboxwatch.cli import main
 from sandboxwatch.rules_engine.licence import load_licence
-from sandboxwatch.store.backends import EmbeddedBackend
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import History
 from tests.api_fixtures import (
@@ -29,12 +26,11 @@ from tests.api_fixtures import (
     NATIONAL_PARTICIPANT,
     SECRETS,
     Monitored,
+    api_database,
     key_ring,
-    monitored_days,
 )
 from tests.helpers import DA_NANG, NATIONAL
 
-DATABASE = "desk" + uuid.uuid4().hex[:8]
 WINDOW = {"from": "2025-11-01T00:00:00+07:00", "to": "2025-11-14T23:59:59+07:00"}
 UPLOAD = f"/api/v1/participants/{DA_NANG_PARTICIPANT}/self-check"
 RESERVE_CSV = (
@@ -43,24 +39,7 @@ RESERVE_CSV = (
 )
 
 
-@pytest.fixture(scope="module")
-def monitored(backend: EmbeddedBackend) -> Monitored:
-    backend.database = DATABASE
-    store = Store(backend)
-    store.migrate()
-    return monitored_days(store)
-
-
-@pytest.fixture(autouse=True)
-def _own_database(backend: EmbeddedBackend) -> None:
-    backend.database = DATABASE
-
-
-@pytest.fixture(scope="module")
-def client(monitored: Monitored) -> Iterator[TestClient]:
-    app = create_app(History(monitored.store), key_ring(), LiveState(monitored.store, monitored.licences))
-    with TestClient(app) as test_client:
-        yield test_client
+monitored, client, _own_database = api_database("desk")
 
 
 def auth(who: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import json
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 from sandboxwatch.api.app import create_app
 from sandboxwatch.api.body_limit import MAX_BODY
 from sandboxwatch.api.live_state import LiveState
-from sandboxwatch.store.backends import EmbeddedBackend, connect
+from sandboxwatch.store.backends import connect
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import History
 from sandboxwatch.store.records import FINDING_COLUMNS
@@ -32,12 +31,11 @@ from tests.api_fixtures import (
     NATIONAL_PARTICIPANT,
     SECRETS,
     Monitored,
+    api_database,
     key_ring,
-    monitored_days,
 )
 
 DROP = object()  # a mutation that removes the field
-DATABASE = "apih" + uuid.uuid4().hex[:8]
 EDGE_TIMES = (
     "0001-01-01T00:00:00Z",
     "0001-01-01T00:00:00+14:00",
@@ -49,24 +47,7 @@ EDGE_TIMES = (
 )
 
 
-@pytest.fixture(scope="module")
-def monitored(backend: EmbeddedBackend) -> Monitored:
-    backend.database = DATABASE
-    store = Store(backend)
-    store.migrate()
-    return monitored_days(store, accounts=30)
-
-
-@pytest.fixture(autouse=True)
-def _own_database(backend: EmbeddedBackend) -> None:
-    backend.database = DATABASE
-
-
-@pytest.fixture(scope="module")
-def client(monitored: Monitored) -> Iterator[TestClient]:
-    app = create_app(History(monitored.store), key_ring(), LiveState(monitored.store, monitored.licences))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+monitored, client, _own_database = api_database("apih", accounts=30, raise_server_exceptions=False)
 
 
 def auth(who: str) -> dict[str, str]:

@@ -3,8 +3,6 @@ bulk actions, filters, due dates, and the hash-chained record catching an altere
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,38 +12,23 @@ pytest.importorskip("chdb")
 
 from fastapi.testclient import TestClient
 
-from sandboxwatch.api.app import create_app
 from sandboxwatch.api.case_workflow import CaseState, DueTimes, WorkflowError, decide
 from sandboxwatch.api.case_workflow import Request as CaseRequest
-from sandboxwatch.api.live_state import LiveState
-from sandboxwatch.store.backends import EmbeddedBackend
 from sandboxwatch.store.case_trail import CaseFilter, CaseTrail
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import History, Scope
-from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, Monitored, key_ring, monitored_days
+from tests.api_fixtures import (
+    DA_NANG_PARTICIPANT,
+    NATIONAL_PARTICIPANT,
+    SECRETS,
+    Monitored,
+    api_database,
+)
 
-DATABASE = "cases" + uuid.uuid4().hex[:8]
 LATER = datetime.now(UTC) + timedelta(days=2)  # the desk's clock in these tests: two days after the findings
 
 
-@pytest.fixture(scope="module")
-def monitored(backend: EmbeddedBackend) -> Monitored:
-    backend.database = DATABASE
-    store = Store(backend)
-    store.migrate()
-    return monitored_days(store, accounts=40)
-
-
-@pytest.fixture(autouse=True)
-def _own_database(backend: EmbeddedBackend) -> None:
-    backend.database = DATABASE
-
-
-@pytest.fixture(scope="module")
-def client(monitored: Monitored) -> Iterator[TestClient]:
-    app = create_app(History(monitored.store), key_ring(), LiveState(monitored.store, monitored.licences))
-    with TestClient(app) as test_client:
-        yield test_client
+monitored, client, _own_database = api_database("cases", accounts=40)
 
 
 def call(client: TestClient, method: str, path: str, who: str, body: Any = None, **params: Any) -> Any:
