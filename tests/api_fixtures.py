@@ -23,6 +23,7 @@ from sandboxwatch.store.history import History
 from sandboxwatch.streams.inbound import InboundMessage
 from sandboxwatch.streams.monitor import Monitor
 from tests.helpers import DA_NANG, NATIONAL
+from tests.local_services import ClickHouseServer
 
 DA_NANG_PARTICIPANT = "alphatrue-basal-pay"
 NATIONAL_PARTICIPANT = "vn-casp-pilot-01"
@@ -70,6 +71,12 @@ def monitored_days(store: Store, accounts: int = 60) -> Monitored:
     for licence, path in ((licences[DA_NANG_PARTICIPANT], DA_NANG), (licences[NATIONAL_PARTICIPANT], NATIONAL)):
         store.record_licence(licence, Path(path))
     return Monitored(store, licences, lines)
+
+
+def monitored_on_server(clickhouse: ClickHouseServer, prefix: str, accounts: int = 40) -> tuple[str, Monitored]:
+    """Monitored days in a fresh database of a real ClickHouse server, with the URL the CLI is given."""
+    url = clickhouse.url(prefix + uuid.uuid4().hex[:10])
+    return url, monitored_days(Store.open(url), accounts=accounts)
 
 
 def event_ids(lines: list[str]) -> set[str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -126,3 +129,11 @@ def run(licence: Licence, rows: Iterable[dict[str, Any]], *, sort: bool = True) 
 
 def rules_of(findings: Iterable[Finding]) -> list[str]:
     return [f.rule for f in findings]
+
+
+def sandboxwatch_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The CLI as an operator runs it: its own process, this checkout's code, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "sandboxwatch.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
+    )  # fmt: skip

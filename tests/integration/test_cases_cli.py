@@ -7,11 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,8 +18,8 @@ from sandboxwatch.api.monthly_report import month_bounds
 from sandboxwatch.store.case_trail import CaseTrail
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import Scope
-from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
-from tests.helpers import ROOT
+from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_on_server
+from tests.helpers import sandboxwatch_cli as cli
 from tests.local_services import ClickHouseServer
 
 MONTH = "2025-11"  # the simulated Da Nang day (seed 5) falls in it
@@ -31,15 +27,7 @@ MONTH = "2025-11"  # the simulated Da Nang day (seed 5) falls in it
 
 @pytest.fixture(scope="module")
 def monitored(clickhouse: ClickHouseServer) -> tuple[str, Monitored]:
-    url = clickhouse.url("k" + uuid.uuid4().hex[:10])
-    return url, monitored_days(Store.open(url), accounts=40)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sandboxwatch.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    return monitored_on_server(clickhouse, "k")
 
 
 def test_cases_list_verify_and_a_tampered_transition(monitored: tuple[str, Monitored]) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,22 +11,15 @@ import pytest
 
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import FINDING_COLUMNS, finding_row
-from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
-from tests.helpers import DA_NANG, ROOT
+from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days, monitored_on_server
+from tests.helpers import DA_NANG
+from tests.helpers import sandboxwatch_cli as cli
 from tests.local_services import ClickHouseServer
 
 
 @pytest.fixture(scope="module")
 def monitored(clickhouse: ClickHouseServer) -> tuple[str, Monitored]:
-    url = clickhouse.url("h" + uuid.uuid4().hex[:10])
-    return url, monitored_days(Store.open(url), accounts=40)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sandboxwatch.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    return monitored_on_server(clickhouse, "h")
 
 
 def test_findings_list_show_summary_and_exports(monitored: tuple[str, Monitored], tmp_path: Path) -> None:
