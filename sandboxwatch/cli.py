@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable, unwritable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
 from sandboxwatch.rules_engine.event_reader import (
@@ -88,8 +88,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(error.describe(), file=sys.stderr)
     writer = WRITERS[args.format]
     if args.out and args.out != "-":
-        with open(args.out, "w", encoding="utf-8", newline="") as out:
-            writer(result.findings, out)
+        try:
+            with open(args.out, "w", encoding="utf-8", newline="") as out:
+                writer(result.findings, out)
+        except OSError as exc:
+            raise unwritable("--out", args.out, exc) from None
     else:
         writer(result.findings, sys.stdout)
     stats = result.stats
@@ -384,22 +387,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_for_throughput()
     try:
         code: int = args.run(args)
+        sys.stdout.flush()
     except (Unusable, StoreError) as exc:
         print(f"sandboxwatch: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        if not _output_failed(exc):
+            return _internal(exc)
+        # The output could not be written (a full disk, /dev/full): what was asked for was not delivered.
+        _discard_stdout()
+        print(f"sandboxwatch: cannot write the output: {exc.strerror}", file=sys.stderr)
+        return EXIT_UNUSABLE
     except Exception as exc:
         if is_project_error(exc):
             # One of the project's own errors (a licence, settings, checkpoint, key file or service that
             # cannot be used) that a command did not turn into Unusable: the input's fault, said in one line.
             print(f"sandboxwatch: {one_line(exc)}", file=sys.stderr)
             return EXIT_UNUSABLE
-        # A bug, not the input's fault: its own code and one line, never exit 1.
-        detail = str(exc).splitlines()[0][:300] if str(exc) else "no detail"
-        print(f"sandboxwatch: internal error ({type(exc).__name__}: {detail}); please report it", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(exc)
     return code
+
+
+def _internal(exc: BaseException) -> int:
+    """A bug, not the input's fault: its own code and one line, never exit 1."""
+    detail = str(exc).splitlines()[0][:300] if str(exc) else "no detail"
+    print(f"sandboxwatch: internal error ({type(exc).__name__}: {detail}); please report it", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _output_failed(exc: OSError) -> bool:
+    """Whether an OSError is an output that could not be written for want of room or a working device (a
+    full disk, /dev/full, a file too large): the environment's to fix, never a bug. The files a command
+    names are checked where they are written (``--out``); this is what is left: standard output."""
+    import errno
+
+    return exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's own flush at exit does not fail again and
+    print a traceback of its own after the one line."""
+    import os
+
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -22,3 +22,10 @@ EXIT_AGENT_FAILED = 70
 class Unusable(Exception):
     """Input that cannot be used at all (exit 2), as opposed to bad lines inside it; the message is the one
     line the user sees."""
+
+
+def unwritable(option: str, path: str, exc: OSError) -> Unusable:
+    """An output the command cannot write (a missing folder, a directory, a full disk such as /dev/full):
+    the user's to fix, so exit 2 with the option, the file and the system's reason in one line."""
+    reason = exc.strerror or type(exc).__name__
+    return Unusable(f"{option} {path}: cannot write: {reason}")

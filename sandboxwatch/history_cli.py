@@ -6,13 +6,20 @@ The CLI runs with the operator's own database credentials, so it reads with the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import re
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable, unwritable
+from sandboxwatch.rules_engine.licence import one_line
+from sandboxwatch.rules_engine.plain_text import plain
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -29,11 +36,69 @@ def _time(value: str | None, name: str) -> datetime | None:
 STORE_HELP = "clickhouse://HOST:PORT/DB or chdb://PATH"
 
 
+def shown_url(url: str) -> str:
+    """A store URL as a message may print it: without its password."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def check_store_url(url: str) -> None:
+    """A server URL the driver can use, checked before anything connects: a malformed one is bad usage (exit
+    2, one line naming the option), not an internal error deep inside the driver."""
+    if url.startswith("chdb://"):
+        return
+    shown = shown_url(url)
+    if not url.startswith(("clickhouse://", "clickhouses://")):
+        raise Unusable(f"--clickhouse: unknown store URL {shown!r}: expected {STORE_HELP}")
+    try:
+        port = urlsplit(url).port  # raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise Unusable(f"--clickhouse {shown}: not a usable store URL ({exc}); expected {STORE_HELP}") from None
+    if port == 0:
+        raise Unusable(f"--clickhouse {shown}: not a usable store URL (port 0); expected {STORE_HELP}")
+
+
+def _chdb_holder(path: Path) -> str | None:
+    """Who holds an embedded store's directory, if anyone: chdb (ClickHouse) keeps an exclusive lock on its
+    ``status`` file while a process has it open, so a second process cannot open it. Tried without
+    waiting; the holder's pid is in the file (and in ``up.lock`` next to it for ``sandboxwatch up``)."""
+    import fcntl
+
+    try:
+        handle = (path / "status").open("rb")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            found = re.search(rb"PID: (\d+)", handle.read(200))
+            return f"pid {found.group(1).decode()}" if found else "another process"
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_driver() -> Iterator[None]:
+    """The server driver logs a warning with a traceback for every failed connection attempt; the CLI says
+    the same in one line (the StoreError), so the driver's log is held back while the store is opened."""
+    logger = logging.getLogger("clickhouse_driver")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _store(url: str) -> Any:
     """The store a query reads. An embedded store must already exist: a query that created an empty one
     where a path was mistyped would answer "no findings" about data it never saw (or write into /etc)."""
+    from sandboxwatch.store.backends import StoreError
     from sandboxwatch.store.clickhouse_store import Store
 
+    check_store_url(url)
     if url.startswith("chdb://"):
         path = Path(url.removeprefix("chdb://").split("?", 1)[0])
         if not (path / "metadata").is_dir():
@@ -42,15 +107,28 @@ def _store(url: str) -> Any:
                 f"--clickhouse {url}: {path} {what}; chdb://PATH names the data directory of an embedded store "
                 "(DATA_DIR/chdb of 'sandboxwatch up')"
             )
+        holder = _chdb_holder(path)
+        if holder:
+            raise Unusable(
+                f"--clickhouse {url}: the data dir {path} is in use by {holder} (a running 'sandboxwatch up' "
+                "or another command); an embedded store is opened by one process at a time: stop it, or query "
+                "a server store"
+            )
     try:
-        return Store.open(url)
+        with _quiet_driver():
+            return Store.open(url)
     except OSError as exc:
-        raise Unusable(f"--clickhouse {url}: cannot open the store: {exc.strerror or exc}") from None
+        raise Unusable(f"--clickhouse {shown_url(url)}: cannot open the store: {exc.strerror or exc}") from None
+    except StoreError as exc:
+        raise Unusable(f"--clickhouse {shown_url(url)}: {one_line(str(exc))}") from None
 
 
 def _write(data: bytes | str, out: str | None) -> None:
     if out and out != "-":
-        Path(out).write_bytes(data if isinstance(data, bytes) else data.encode())
+        try:
+            Path(out).write_bytes(data if isinstance(data, bytes) else data.encode())
+        except OSError as exc:
+            raise unwritable("--out", out, exc) from None
     elif isinstance(data, bytes):
         sys.stdout.buffer.write(data)
     else:
@@ -108,17 +186,45 @@ def cmd_findings_summary(args: argparse.Namespace) -> int:
     return EXIT_OK if result["compliant"] else EXIT_FINDINGS
 
 
+# 'audit heads' writes about 100 bytes per participant: 16 MiB is over 100,000 participants.
+MAX_HEADS_BYTES = 16 << 20
+_ENTRY_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _archived_heads(path: str) -> dict[str, Any]:
+    """The heads file 'audit heads' wrote: a JSON object of participant -> {"seq": N, "entry_hash": HEX}.
+    Anything else is refused with what was expected, before the store is read."""
+    from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
+    from sandboxwatch.store.finding_trail import Head
+
+    not_heads = f"--heads {path}: not a heads file written by 'audit heads'"
+    try:
+        raw = json.loads(read_text_file(path, MAX_HEADS_BYTES, "--heads"))
+    except InputFileError as exc:
+        raise Unusable(str(exc)) from None
+    except ValueError as exc:
+        raise Unusable(f"{not_heads}: not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        shape = "a list" if isinstance(raw, list) else f"a {type(raw).__name__}"
+        raise Unusable(f'{not_heads}: {shape}, not an object of participant: {{"seq": N, "entry_hash": HEX}}')
+    heads = {}
+    for participant, head in raw.items():
+        seq = head.get("seq") if isinstance(head, dict) else None
+        digest = head.get("entry_hash") if isinstance(head, dict) else None
+        if type(seq) is not int or seq < 0 or not isinstance(digest, str) or not _ENTRY_HASH.fullmatch(digest):
+            raise Unusable(
+                f'{not_heads}: participant {plain(participant)}: needs "seq" (a whole number from 0) and '
+                '"entry_hash" (64 hex digits)'
+            )
+        heads[participant] = Head(seq, digest)
+    return heads
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from sandboxwatch.store.finding_trail import TAIL_NOTE, Head
+    from sandboxwatch.store.finding_trail import TAIL_NOTE
 
     store = _store(args.clickhouse)
-    expected = None
-    if args.heads:
-        try:
-            raw = json.loads(Path(args.heads).read_text(encoding="utf-8"))
-            expected = {p: Head(int(h["seq"]), str(h["entry_hash"])) for p, h in raw.items()}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise Unusable(f"--heads {args.heads}: not a heads file written by 'audit heads': {exc}") from None
+    expected = _archived_heads(args.heads) if args.heads else None
     problems = store.trail.verify(args.participant, expected)
     for problem in problems:
         print(problem.describe())
