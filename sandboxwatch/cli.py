@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
+from sandboxwatch.cli_types import port_number
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable, unwritable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
@@ -154,14 +157,29 @@ def cmd_up(args: argparse.Namespace) -> int:
     from sandboxwatch.ingest.settings import SettingsError, load_chain_settings
 
     _licence(args.licence)
+    _data_dir(Path(args.data_dir))
     if args.events and not Path(args.events).is_file():
-        raise Unusable(f"{args.events}: cannot read the events file: no such file")
+        what = "not a regular file" if Path(args.events).exists() else "no such file"
+        raise Unusable(f"{args.events}: cannot read the events file: {what}")
     try:
         if args.chain_config:
             load_chain_settings(Path(args.chain_config))
         return _up(args)
     except (SettingsError, ConnectorError, DataDirBusy, EndpointError, UnusableEvents) as exc:
         raise Unusable(str(exc)) from None
+
+
+def _data_dir(path: Path) -> None:
+    """The data dir must be a directory ``up`` can create and write, checked before anything is started or
+    published (a regular file there used to end in an internal error after the replay)."""
+    if path.exists() and not path.is_dir():
+        raise Unusable(f"--data-dir {path}: not a directory; name a directory for the embedded store and broker")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Unusable(f"--data-dir {path}: cannot be created: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise Unusable(f"--data-dir {path}: not writable")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -233,6 +251,14 @@ EPILOG = """exit status (every command; docs/cli.md):
   70 a stream worker whose agent failed (run, up)"""
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other refusal: the option and the reason, and where
+    the help is, rather than the whole usage block before them."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions as written (the exit status table keeps its lines), and every option's default shown
     unless its help already says it."""
@@ -270,7 +296,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sandboxwatch", description=DESCRIPTION, epilog=EPILOG)
+    parser = Parser(prog="sandboxwatch", description=DESCRIPTION, epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="self-check events against a licence")
@@ -329,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default=".sandboxwatch", help="where the embedded store and broker live")
     up.add_argument("--accounts", type=int, default=3000, help="customer accounts of the simulated day")
     up.add_argument("--seed", type=int, default=1, help="random seed of the simulated day")
-    up.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics, /live and /ready")
+    up.add_argument("--metrics-port", type=port_number, default=9464, help="port of /metrics, /live and /ready")
     up.add_argument(
         "--once",
         action="store_true",
@@ -349,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     recorder = alerts_commands.add_parser("recorder", help="store every Alertmanager notification in ClickHouse")
     recorder.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
     recorder.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    recorder.add_argument("--port", type=int, default=9095, help="port to listen on")
+    recorder.add_argument("--port", type=port_number, default=9095, help="port to listen on")
     recorder.add_argument(
         "--token-file", help="bearer token posts must carry (else $SANDBOXWATCH_RECORDER_TOKEN); required"
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandboxwatch.cli_types import bounded_int, port_number
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable, unwritable
 from sandboxwatch.rules_engine.licence import one_line
 from sandboxwatch.rules_engine.plain_text import plain
@@ -31,6 +32,15 @@ def _time(value: str | None, name: str) -> datetime | None:
         return parse_timestamp(value)
     except ValueError as exc:
         raise Unusable(f"--{name}: {exc}") from None
+
+
+def _period(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """``--from`` and ``--to``, refused when the period ends before it starts (an empty period would
+    otherwise read as "no data" or "compliant")."""
+    since, until = _time(args.since, "from"), _time(args.until, "to")
+    if since is not None and until is not None and since > until:
+        raise Unusable(f"--from {args.since} is after --to {args.until}: the period ends before it starts")
+    return since, until
 
 
 STORE_HELP = "clickhouse://HOST:PORT/DB or chdb://PATH"
@@ -139,10 +149,8 @@ def cmd_findings_list(args: argparse.Namespace) -> int:
     from sandboxwatch.store.exports import findings_csv, findings_parquet
     from sandboxwatch.store.history import FindingFilter, History, Scope
 
-    filt = FindingFilter(
-        args.participant, args.rule, args.kind, args.severity, _time(args.since, "from"), _time(args.until, "to"),
-        args.q, args.limit, 0,
-    )  # fmt: skip
+    since, until = _period(args)
+    filt = FindingFilter(args.participant, args.rule, args.kind, args.severity, since, until, args.q, args.limit, 0)
     rows = History(_store(args.clickhouse)).findings(Scope(), filt)
     if args.format == "parquet":
         if not args.out:
@@ -175,7 +183,7 @@ def cmd_findings_show(args: argparse.Namespace) -> int:
 def cmd_findings_summary(args: argparse.Namespace) -> int:
     from sandboxwatch.store.history import History, Scope
 
-    since, until = _time(args.since, "from"), _time(args.until, "to")
+    since, until = _period(args)
     assert since is not None and until is not None
     result = History(_store(args.clickhouse)).summary(Scope(), args.participant, since, until)
     assert result is not None  # the CLI reads with the regulator's scope
@@ -251,14 +259,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from sandboxwatch.rules_engine.licence import LicenceError, load_licence
     from sandboxwatch.store.backtest import BacktestError, backtest, live_licence
 
+    since, until = _period(args)
+    assert since is not None and until is not None
     try:
         new = load_licence(args.licence)
         store = _store(args.clickhouse)
-        live = load_licence(args.live) if args.live else live_licence(store, new.participant, _sha(args.licence))
+        digest = _sha(args.licence)
+        live = load_licence(args.live) if args.live else live_licence(store, new.participant, digest)
     except (LicenceError, BacktestError) as exc:
         raise Unusable(str(exc)) from None
-    since, until = _time(args.since, "from"), _time(args.until, "to")
-    assert since is not None and until is not None
+    if not args.live and {v[2] for v in store.licence_versions(new.participant)} == {digest}:
+        print(
+            f"the store holds only this version of {new.participant}'s licence (sha256 {digest[:12]}): it is the "
+            "live one, compared with itself (give --live FILE to compare with another)",
+            file=sys.stderr,
+        )
     result = backtest(store, new, live, since, until)
     lines = []
     for change, findings in (("appears", result.appears), ("disappears", result.disappears)):
@@ -274,9 +289,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _sha(path: str) -> str:
+    """The licence's digest as the store records it (Store.record_licence: the text as read, newlines as
+    ``\n``), so a version the monitor loaded is recognised whatever the file's line endings."""
     import hashlib
 
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file
+    from sandboxwatch.rules_engine.licence import MAX_BYTES, LicenceError
+
+    try:
+        data, _ = read_regular_file(path, MAX_BYTES, "licence")
+    except InputFileError as exc:
+        raise LicenceError(path, [f"the file {exc.reason}"]) from None
+    text = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def cmd_api_serve(args: argparse.Namespace) -> int:
@@ -326,6 +351,8 @@ def cmd_api_new_key(args: argparse.Namespace) -> int:
 
 
 def add_history_commands(commands: Any) -> None:
+    from sandboxwatch.store.history import MAX_LIMIT
+
     findings = commands.add_parser("findings", help="query stored findings (as the API does)")
     sub = findings.add_subparsers(dest="findings_command", required=True)
     listing = sub.add_parser("list", help="findings by participant, rule, kind, severity, time range, text")
@@ -337,7 +364,9 @@ def add_history_commands(commands: Any) -> None:
     listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"), help="only this severity")
     listing.add_argument("--from", dest="since", help="event time from (RFC 3339, included)")
     listing.add_argument("--to", dest="until", help="event time to (RFC 3339, included)")
-    listing.add_argument("--limit", type=int, default=10_000, help="at most this many findings")
+    listing.add_argument(
+        "--limit", type=bounded_int(1, MAX_LIMIT), default=10_000, help=f"at most this many findings (1 to {MAX_LIMIT})"
+    )
     listing.add_argument(
         "--format", choices=("jsonl", "csv", "parquet", "table"), default="jsonl", help="output format"
     )
@@ -387,7 +416,7 @@ def add_history_commands(commands: Any) -> None:
     serve.add_argument("--keys", required=True, help="YAML file of API key hashes and roles")
     serve.add_argument("--licence", action="append", help="licence file, for pre-checks and utilisation (repeatable)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--port", type=port_number, default=8080, help="port to listen on")
     serve.add_argument(
         "--case-due", help="when cases fall due by severity (default critical=1d,breach=3d,warning=10d,info=30d)"
     )

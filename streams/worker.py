@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sandboxwatch.alerts.health_endpoint import HealthEndpoint
 from sandboxwatch.alerts.metrics import Metrics
+from sandboxwatch.cli_types import port_number
 from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
@@ -108,7 +109,7 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
     p.add_argument("--licence", action="append", type=Path, required=True, help="licence file (repeatable)")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the topics this worker creates")
-    p.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics, /live and /ready")
+    p.add_argument("--metrics-port", type=port_number, default=9464, help="port of /metrics, /live and /ready")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics, /live and /ready")
     p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"), help="the worker's local state")
     p.add_argument(
