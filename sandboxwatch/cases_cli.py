@@ -28,11 +28,12 @@ def cmd_cases_list(args: argparse.Namespace) -> int:
     from sandboxwatch.store.clickhouse_store import recorded_now
     from sandboxwatch.store.history import Scope
 
+    due = due_times(args.case_due)  # a malformed --case-due stops here, before the store is opened
     store = _store(args.clickhouse)
     overdue = None if args.overdue is None else args.overdue == "yes"
     filt = CaseFilter(args.participant, None, args.state, args.assignee, args.severity, None, overdue,
                       limit=args.limit)  # fmt: skip
-    rows = CaseTrail(store.backend, store.db).cases(Scope(), filt, due_times(args.case_due).seconds, recorded_now())
+    rows = CaseTrail(store.backend, store.db).cases(Scope(), filt, due.seconds, recorded_now())
     _write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), args.out)
     print(f"{len(rows)} cases", file=sys.stderr)
     return EXIT_OK
@@ -65,7 +66,8 @@ def cmd_report_monthly(args: argparse.Namespace) -> int:
         month_bounds(args.month)
     except ReportError as exc:
         raise Unusable(f"--month: {exc}") from None
-    report = build_report(_store(args.clickhouse), args.participant, args.month, due_times(args.case_due))
+    due = due_times(args.case_due)
+    report = build_report(_store(args.clickhouse), args.participant, args.month, due)
     if fmt == "pdf":
         from sandboxwatch.api.report_pdf import report_pdf
 

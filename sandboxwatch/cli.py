@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sandboxwatch.history_cli import add_history_commands
     from sandboxwatch.ingest_cli import add_ingest_commands
     from sandboxwatch.sanctions_cli import add_sanctions_commands
-    from sandboxwatch.streams.worker import add_worker_arguments
+    from sandboxwatch.streams.worker_args import add_worker_arguments
 
     add_ingest_commands(commands)
     add_sanctions_commands(commands)
