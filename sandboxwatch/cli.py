@@ -245,7 +245,8 @@ Each command's options: sandboxwatch COMMAND --help."""
 EPILOG = """exit status (every command; docs/cli.md):
   0  done: no breach or critical finding
   1  a breach or critical finding (check, up --once), a trail problem (audit verify), not compliant
-  2  unusable input: a bad licence, settings, option or file; nothing valid read; a data dir in use
+  2  unusable input: a bad licence, settings, option or file; nothing valid read; a data dir in use;
+     a store that cannot be used or reached; an output that cannot be written
   3  an internal error (a bug), reported in one line
   4  findings summary: no event of the participant in the period (nothing judged)
   70 a stream worker whose agent failed (run, up)"""

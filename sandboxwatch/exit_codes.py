@@ -9,7 +9,8 @@ EXIT_OK = 0
 # A breach or critical finding (check, up --once), a trail problem (audit verify), a participant not
 # compliant (findings summary).
 EXIT_FINDINGS = 1
-# The input cannot be used at all: a bad licence, settings or option, nothing valid read, a data dir in use.
+# The input cannot be used at all: a bad licence, settings, file or option, nothing valid read, a data dir in
+# use, a store that cannot be used or reached, an output that cannot be written (a full disk).
 EXIT_UNUSABLE = 2
 # findings summary: no event of the participant in the period, so nothing was judged.
 EXIT_NO_DATA = 4
