@@ -225,14 +225,14 @@ def cmd_alerts_render(args: argparse.Namespace) -> int:
 
 def cmd_alerts_recorder(args: argparse.Namespace) -> int:
     from sandboxwatch.alerts.notification_recorder import NotificationRecorder, TokenError, load_token
-    from sandboxwatch.store.clickhouse_store import Store
+    from sandboxwatch.history_cli import open_store
 
     try:
         token = load_token(args.token_file)
     except TokenError as exc:
         print(f"sandboxwatch alerts recorder: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    server = NotificationRecorder(Store.open(args.clickhouse), token).server(args.host, args.port)
+    server = NotificationRecorder(open_store(args.clickhouse, create=True), token).server(args.host, args.port)
     print(f"recording Alertmanager notifications at http://{args.host}:{args.port}/notify/<receiver>", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -105,11 +105,18 @@ def _quiet_driver() -> Iterator[None]:
 def _store(url: str) -> Any:
     """The store a query reads. An embedded store must already exist: a query that created an empty one
     where a path was mistyped would answer "no findings" about data it never saw (or write into /etc)."""
+    return open_store(url)
+
+
+def open_store(url: str, create: bool = False) -> Any:
+    """The store ``--clickhouse`` names, or exit 2 in one line: a malformed URL, a server that cannot be
+    reached, an embedded store another process holds, or (unless ``create``: a command that writes, such
+    as the alert recorder) an embedded store that does not exist."""
     from sandboxwatch.store.backends import StoreError
     from sandboxwatch.store.clickhouse_store import Store
 
     check_store_url(url)
-    if url.startswith("chdb://"):
+    if url.startswith("chdb://") and not create:
         path = Path(url.removeprefix("chdb://").split("?", 1)[0])
         if not (path / "metadata").is_dir():
             what = "is not a directory" if path.exists() and not path.is_dir() else "holds no embedded store"
@@ -117,6 +124,8 @@ def _store(url: str) -> Any:
                 f"--clickhouse {url}: {path} {what}; chdb://PATH names the data directory of an embedded store "
                 "(DATA_DIR/chdb of 'sandboxwatch up')"
             )
+    if url.startswith("chdb://"):
+        path = Path(url.removeprefix("chdb://").split("?", 1)[0])
         holder = _chdb_holder(path)
         if holder:
             raise Unusable(
