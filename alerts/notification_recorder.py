@@ -22,9 +22,9 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
+from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
 from sandboxwatch.rules_engine.json_bounds import loads_bounded
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.notifications import notification_history, write_notifications
@@ -38,6 +38,7 @@ MAX_BODY = 1024 * 1024  # Alertmanager caps a webhook at a few hundred alerts; t
 MAX_ALERTS = 1000
 MAX_RECEIVER = 200
 MIN_TOKEN = 16
+MAX_TOKEN_FILE_BYTES = 64 << 10  # a token is a line; a file of kilobytes is not one
 
 
 class TokenError(ValueError):
@@ -53,9 +54,9 @@ def load_token(token_file: str | None, environ: dict[str, str] | None = None) ->
     env = os.environ if environ is None else environ
     if token_file:
         try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TokenError(f"--token-file {token_file}: cannot read the token: {exc}") from None
+            token = read_text_file(token_file, MAX_TOKEN_FILE_BYTES, "--token-file").strip()
+        except InputFileError as exc:
+            raise TokenError(str(exc)) from None
         where = f"--token-file {token_file}"
     else:
         token = env.get(TOKEN_ENV, "").strip()

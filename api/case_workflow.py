@@ -31,6 +31,9 @@ REASON_MAX = 2_000
 ASSIGNEE_MAX = 200
 
 # When a case falls due after its finding reached the store, by severity (``api serve --case-due``).
+# A due time is days or weeks; ten years is past any real one, and keeps due dates inside what the store's
+# DateTime columns and Python's datetime hold (99999999999d overflowed both).
+MAX_DUE = timedelta(days=3650)
 DEFAULT_DUE = {
     "critical": timedelta(days=1),
     "breach": timedelta(days=3),
@@ -147,7 +150,11 @@ class DueTimes:
                 raise ValueError(f"{part!r}: severity must be one of {', '.join(DEFAULT_DUE)}")
             unit = value[-1:]
             number = value[:-1]
-            if unit not in ("d", "h") or not number.isdigit():
+            if unit not in ("d", "h") or not number.isascii() or not number.isdigit():
                 raise ValueError(f"{part!r}: expected a whole number of days or hours, like 3d or 12h")
-            after[name] = timedelta(days=int(number)) if unit == "d" else timedelta(hours=int(number))
+            due = timedelta(days=int(number)) if len(number) <= 9 and unit == "d" else None
+            due = timedelta(hours=int(number)) if len(number) <= 9 and unit == "h" else due
+            if due is None or due > MAX_DUE:
+                raise ValueError(f"{part!r}: at most {MAX_DUE.days} days ({MAX_DUE.days}d or {MAX_DUE.days * 24}h)")
+            after[name] = due
         return cls(after)

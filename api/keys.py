@@ -17,7 +17,12 @@ from typing import Any
 
 import yaml
 
+from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
+from sandboxwatch.rules_engine.licence import one_line
 from sandboxwatch.store.history import Scope
+
+# A key file holds a few dozen entries of under 200 bytes each; anything near a megabyte is not one.
+MAX_KEY_FILE_BYTES = 1 << 20
 
 ROLES = ("regulator", "auditor", "participant")
 
@@ -70,9 +75,11 @@ class KeyRing:
 
 def load_keys(path: Path) -> KeyRing:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise KeyFileError(f"{path}: cannot read the key file: {exc}") from None
+        raw = yaml.safe_load(read_text_file(path, MAX_KEY_FILE_BYTES, "key file"))
+    except InputFileError as exc:
+        raise KeyFileError(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise KeyFileError(f"{path}: not a valid key file: {one_line(str(exc))}") from None
     items = raw.get("keys") if isinstance(raw, dict) else None
     if not isinstance(items, list) or not items:
         raise KeyFileError(f"{path}: needs a non-empty 'keys:' list")

@@ -11,6 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
+
+# A connector's checkpoint is a few positions per stream; 64 MiB is far past any real one.
+MAX_CHECKPOINT_BYTES = 64 << 20
+
 
 class CheckpointError(Exception):
     """The checkpoint file exists but cannot be used; starting over silently would re-read or skip history."""
@@ -21,12 +26,12 @@ class Checkpoint:
         self.path = path
 
     def load(self) -> dict[str, Any]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not self.path.exists() and not self.path.is_symlink():
             return {}
-        except OSError as exc:
-            raise CheckpointError(f"{self.path}: cannot read the checkpoint: {exc.strerror}") from None
+        try:
+            text = read_text_file(self.path, MAX_CHECKPOINT_BYTES, "checkpoint")
+        except InputFileError as exc:
+            raise CheckpointError(str(exc)) from None
         try:
             data = json.loads(text)
         except ValueError as exc:

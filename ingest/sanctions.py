@@ -17,6 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file
+
+# OFAC's largest file, SDN_ADVANCED.XML, is about 100 MB: room for it to double, and no room for /dev/zero.
+MAX_SOURCE_BYTES = 256 << 20
+
 DIGITAL_CURRENCY = "Digital Currency Address - "
 _REMARK = re.compile(r"Digital Currency Address - ([A-Za-z0-9]+)\s+([^\s;]+)")
 
@@ -119,11 +124,16 @@ def _csv(text: str, source: Path, published: date | None) -> SanctionsList:
     return SanctionsList(published, "sdn.csv", tuple(found))
 
 
-def read_sanctions(source: Path, published: date | None = None) -> SanctionsList:
+def _source_bytes(source: Path) -> bytes:
     try:
-        data = source.read_bytes()
-    except OSError as exc:
-        raise SanctionsError(f"{source}: cannot read: {exc.strerror}") from None
+        data, _ = read_regular_file(source, MAX_SOURCE_BYTES, "--source")
+    except InputFileError as exc:
+        raise SanctionsError(str(exc)) from None
+    return data
+
+
+def read_sanctions(source: Path, published: date | None = None) -> SanctionsList:
+    data = _source_bytes(source)
     if data.lstrip().startswith(b"<"):
         try:
             root = ET.fromstring(data)
@@ -147,7 +157,7 @@ def read_sanctions(source: Path, published: date | None = None) -> SanctionsList
 
 def address_file_text(listed: SanctionsList, source: Path) -> str:
     """The ``blocked_addresses`` file: comment header with the list's date, then one address per line."""
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = hashlib.sha256(_source_bytes(source)).hexdigest()
     lines = [
         "# OFAC SDN digital currency addresses (written by `sandboxwatch sanctions import`; do not edit).",
         f"# published: {listed.published.isoformat()}",

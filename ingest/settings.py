@@ -14,10 +14,13 @@ from typing import Any
 
 import yaml
 
+from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
 ADDRESS_LENGTH = 42
+# A connector settings file is a page of YAML; a megabyte is not one.
+MAX_SETTINGS_BYTES = 1 << 20
 
 
 # ccxt network codes, and the raw ids venues send where ccxt cannot translate them (Binance's ETH, TRX,
@@ -100,9 +103,9 @@ class ChainSettings:
 
 def _load(path: Path, section: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
+        raw = yaml.safe_load(read_text_file(path, MAX_SETTINGS_BYTES, "settings file"))
+    except InputFileError as exc:
+        raise SettingsError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get(section), dict):
@@ -298,8 +301,10 @@ def read_liabilities(path: Path) -> dict[str, Decimal]:
     from sandboxwatch.rules_engine.money import parse_decimal
 
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        raw = json.loads(read_text_file(path, MAX_SETTINGS_BYTES, "client liabilities file"))
+    except InputFileError as exc:
+        raise SettingsError(str(exc)) from None
+    except ValueError as exc:
         raise SettingsError(f"{path}: cannot read client liabilities: {exc}") from None
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: client liabilities must be a JSON object of asset: amount")

@@ -108,7 +108,7 @@ def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> Ev
 def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     """One JSONL line to an event; shared by the file reader and the stream consumer."""
     if len(text) > MAX_LINE_CHARS:
-        return EventError(source, line, None, f"a line of {len(text)} characters is longer than {MAX_LINE_CHARS}",
+        return EventError(source, line, None, f"a line longer than {MAX_LINE_CHARS} characters",
                           _raw(text))  # fmt: skip
     if text[:1] == BOM:
         text = text[1:]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from sandboxwatch.rules_engine.findings import SEVERITIES
+from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file, undecodable
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, show
 from sandboxwatch.rules_engine.rule_spec import LicenceHeader, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
@@ -38,12 +39,22 @@ HEADER_TEXT_MAX = 200  # id, participant: names, also used as API path ids (at m
 
 
 class LicenceError(Exception):
-    """All the reasons a licence cannot be used, one per line."""
+    """All the reasons a licence cannot be used, one per line. One reason is one line: ``FILE: licence
+    rejected: REASON``, or ``FILE:LINE:COLUMN: REASON`` when it has a position in the file (``at``: line,
+    column and the reason without them, for a YAML syntax error or bytes that are not UTF-8), as compilers and
+    editors print it. ``problems`` always name the position in words."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        super().__init__(f"{source}: licence rejected:\n" + "\n".join(f"  - {p}" for p in problems))
+    def __init__(self, source: str, problems: list[str], at: tuple[int, int, str] | None = None) -> None:
+        if at is not None and len(problems) == 1:
+            text = f"{source}:{at[0]}:{at[1]}: {at[2]}"
+        elif len(problems) == 1:
+            text = f"{source}: licence rejected: {problems[0]}"
+        else:
+            text = f"{source}: licence rejected:\n" + "\n".join(f"  - {p}" for p in problems)
+        super().__init__(text)
         self.source = source
         self.problems = problems
+        self.at = at
 
 
 class DuplicateKey(yaml.YAMLError):
@@ -261,11 +272,11 @@ def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems:
     kind = RULE_KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
         known = ", ".join(sorted(RULE_KINDS))
-        problems.append(f"{where}: field 'kind': unknown rule kind {kind_name!r} (known: {known})")
+        problems.append(f"{where}: field 'kind': unknown rule kind {show(kind_name)} (known: {known})")
         ok = False
     severity = raw.get("severity")
     if severity not in SEVERITIES:
-        problems.append(f"{where}: field 'severity': must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+        problems.append(f"{where}: field 'severity': must be one of {', '.join(SEVERITIES)}, not {show(severity)}")
         ok = False
     clause = raw.get("clause")
     if not isinstance(clause, str) or not clause.strip():
@@ -310,8 +321,10 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
         document = yaml.load(text, Loader=_Loader)
     except DuplicateKey as exc:
         raise LicenceError(source, [str(exc)]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(source, exc) from None
     except yaml.YAMLError as exc:
-        raise LicenceError(source, [f"not valid YAML: {exc}"]) from None
+        raise LicenceError(source, [f"not valid YAML: {one_line(str(exc))}"]) from None
     except RecursionError:
         raise LicenceError(source, [f"nested deeper than {MAX_DEPTH} levels"]) from None
     if not isinstance(document, dict):
@@ -342,19 +355,39 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
     return Licence(header=header, rules=tuple(rules), source=source)
 
 
+def one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _yaml_error(source: str, exc: yaml.MarkedYAMLError) -> LicenceError:
+    """PyYAML's message is several lines quoting ``in "<unicode string>", line N, column M`` and a caret:
+    one line instead, at the problem's position, naming where the construct it is inside began."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = one_line(exc.problem or exc.context or "not valid YAML")
+    context = exc.context_mark
+    if exc.context and exc.problem and context is not None:
+        problem += f" ({one_line(exc.context)} at line {context.line + 1}, column {context.column + 1})"
+    if mark is None:
+        return LicenceError(source, [f"not valid YAML: {problem}"])
+    line, column = mark.line + 1, mark.column + 1
+    located = f"not valid YAML at line {line}, column {column}: {problem}"
+    return LicenceError(source, [located], at=(line, column, f"not valid YAML: {problem}"))
+
+
 def load_licence(path: str | Path) -> Licence:
     location = Path(path)
     try:
-        with location.open("rb") as file:
-            data = file.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise LicenceError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
-    if len(data) > MAX_BYTES:
-        raise LicenceError(str(path), [f"the file is larger than {MAX_BYTES:,} bytes"])
+        data, _ = read_regular_file(location, MAX_BYTES, "licence")
+    except InputFileError as exc:
+        raise LicenceError(str(path), [f"the file {exc.reason}"]) from None
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise LicenceError(str(path), [f"not UTF-8 text (byte {exc.start + 1})"]) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = f"byte offset {exc.start}: 0x{data[exc.start]:02x}"
+        at = (line, column, f"not UTF-8 text ({byte}); save the licence as UTF-8")
+        raise LicenceError(str(path), [f"not UTF-8 text at {undecodable(data, exc)}"], at=at) from None
     return parse_licence(text, str(path), location.parent)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sandboxwatch.rules_engine.events import EVENT_TYPES
 from sandboxwatch.rules_engine.money import ZERO, parse_decimal
+from sandboxwatch.rules_engine.plain_text import plain
 from sandboxwatch.rules_engine.timestamps import parse_duration
 
 # Counts in a licence (accounts, events in a window, a day of the month) are far below a billion: a larger
@@ -19,8 +20,7 @@ MAX_COUNT = 1_000_000_000
 
 def show(value: object) -> str:
     """A value as quoted in a rejection, cut short: the message must name the problem, not echo a megabyte."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return plain(value)
 
 
 class ParamError(ValueError):

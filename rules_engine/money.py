@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from sandboxwatch.rules_engine.plain_text import plain
+
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 MAX_DIGITS = 28
@@ -45,7 +47,7 @@ def parse_decimal(value: object) -> Decimal:
         except InvalidOperation:
             raise _not_a_number(value) from None
         if not result.is_finite():
-            raise ValueError(f"must be a finite number, not {value!r}")
+            raise ValueError(f"must be a finite number, not {plain(value)}")
         return result
     if isinstance(value, bool):
         raise ValueError("must be a decimal string, not a boolean")
@@ -69,13 +71,13 @@ def parse_decimal(value: object) -> Decimal:
     else:
         raise ValueError(f"must be a decimal string, not {type(value).__name__}")
     if not result.is_finite():
-        raise ValueError(f"must be a finite number, not {value!r}")
+        raise ValueError(f"must be a finite number, not {plain(value)}")
     return check_bounds(result)
 
 
 def _not_a_number(value: str) -> ValueError:
     if value.strip().lstrip("+-").lower() in _YAML_NON_FINITE:
-        return ValueError(f"must be a finite number, not {value!r}")
+        return ValueError(f"must be a finite number, not {plain(value)}")
     return ValueError(f"not a decimal number: {value[:MAX_TEXT]!r}")
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat as stat_mode
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file
 
 if TYPE_CHECKING:
     from sandboxwatch.rules_engine.engine import Engine
@@ -75,36 +76,12 @@ def is_address(text: str) -> bool:
 
 
 def _read_bounded(path: Path) -> tuple[bytes, tuple[int, int]]:
-    """The bytes of a regular file of at most MAX_LIST_BYTES. Opened without blocking and checked on the
-    open descriptor, so a path swapped for a FIFO or a device between a check and the read cannot hang or
-    flood the load; the read itself stops one byte past the bound."""
+    """The bytes of a regular file of at most MAX_LIST_BYTES (rules_engine/input_files.py: never a FIFO or a
+    device, never more than the bound)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise ReferenceError(f"cannot read address list {path}: {exc.strerror}") from None
-    except ValueError:  # a NUL character in the path
-        raise ReferenceError(f"cannot read address list {str(path)!r}: not a file name") from None
-    try:
-        info = os.fstat(fd)
-        if not stat_mode.S_ISREG(info.st_mode):
-            raise ReferenceError(f"address list {path} is not a regular file (a device, FIFO or directory)")
-        if info.st_size > MAX_LIST_BYTES:
-            raise ReferenceError(f"address list {path} is larger than {MAX_LIST_BYTES:,} bytes")
-        chunks = []
-        left = MAX_LIST_BYTES + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise ReferenceError(f"cannot read address list {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > MAX_LIST_BYTES:
-        raise ReferenceError(f"address list {path} is larger than {MAX_LIST_BYTES:,} bytes")
+        data, info = read_regular_file(path, MAX_LIST_BYTES, "address list")
+    except InputFileError as exc:
+        raise ReferenceError(str(exc)) from None
     return data, (info.st_mtime_ns, info.st_size)
 
 

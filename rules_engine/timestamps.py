@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
+from sandboxwatch.rules_engine.plain_text import plain
+
 _DURATION = re.compile(r"^([1-9][0-9]*)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # One tzinfo object per offset: aware datetimes sharing a tzinfo compare field by field, without calling
@@ -65,14 +67,14 @@ def _check_offset(offset: timedelta, value: object) -> None:
 def parse_duration(value: object) -> timedelta:
     """Parse the licence duration form (``90s``, ``15m``, ``24h``, ``30d``)."""
     if not isinstance(value, str):
-        raise ValueError(f"duration must be a string like '24h', not {value!r}")
+        raise ValueError(f"duration must be a string like '24h', not {plain(value)}")
     match = _DURATION.match(value.strip()) if len(value) <= MAX_TEXT else None
     if not match:
         raise ValueError(f"bad duration {value[:MAX_TEXT]!r}: use a positive whole number with s, m, h or d")
     count = match.group(1)
     seconds = int(count) * _UNIT_SECONDS[match.group(2)] if len(count) <= 12 else None
     if seconds is None or seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"duration {value!r} is longer than {MAX_DURATION.days} days")
+        raise ValueError(f"duration {plain(value)} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from sandboxwatch.rules_engine.events import Event, FundsEvent, TradeEvent, TransferEvent
 from sandboxwatch.rules_engine.facts import Facts, PriceBook
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
+from sandboxwatch.rules_engine.plain_text import plain
 
 _ONE = Decimal(1)
 
@@ -48,7 +49,7 @@ def fees_param(reader: ParamReader) -> bool:
         return False
     choice = reader.text("fees")
     if choice not in FEES:
-        raise ParamError("fees", f"must be one of {', '.join(FEES)}, not {choice!r}")
+        raise ParamError("fees", f"must be one of {', '.join(FEES)}, not {plain(choice)}")
     return choice == "include"
 
 

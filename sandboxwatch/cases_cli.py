@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any
 
+from sandboxwatch.cli_types import bounded_int
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_OK, Unusable
 from sandboxwatch.history_cli import STORE_HELP, _store, _write
 
@@ -27,11 +28,12 @@ def cmd_cases_list(args: argparse.Namespace) -> int:
     from sandboxwatch.store.clickhouse_store import recorded_now
     from sandboxwatch.store.history import Scope
 
+    due = due_times(args.case_due)  # a malformed --case-due stops here, before the store is opened
     store = _store(args.clickhouse)
     overdue = None if args.overdue is None else args.overdue == "yes"
     filt = CaseFilter(args.participant, None, args.state, args.assignee, args.severity, None, overdue,
                       limit=args.limit)  # fmt: skip
-    rows = CaseTrail(store.backend, store.db).cases(Scope(), filt, due_times(args.case_due).seconds, recorded_now())
+    rows = CaseTrail(store.backend, store.db).cases(Scope(), filt, due.seconds, recorded_now())
     _write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), args.out)
     print(f"{len(rows)} cases", file=sys.stderr)
     return EXIT_OK
@@ -64,7 +66,8 @@ def cmd_report_monthly(args: argparse.Namespace) -> int:
         month_bounds(args.month)
     except ReportError as exc:
         raise Unusable(f"--month: {exc}") from None
-    report = build_report(_store(args.clickhouse), args.participant, args.month, due_times(args.case_due))
+    due = due_times(args.case_due)
+    report = build_report(_store(args.clickhouse), args.participant, args.month, due)
     if fmt == "pdf":
         from sandboxwatch.api.report_pdf import report_pdf
 
@@ -78,6 +81,8 @@ def cmd_report_monthly(args: argparse.Namespace) -> int:
 
 
 def add_case_commands(commands: Any) -> None:
+    from sandboxwatch.store.history import MAX_LIMIT
+
     cases = commands.add_parser("cases", help="the case workflow on findings")
     sub = cases.add_subparsers(dest="cases_command", required=True)
     listing = sub.add_parser("list", help="cases with their state, most urgent first (JSON lines)")
@@ -88,7 +93,9 @@ def add_case_commands(commands: Any) -> None:
     listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"), help="only this severity")
     listing.add_argument("--overdue", choices=("yes", "no"), help="only overdue cases (yes) or only cases not overdue")
     listing.add_argument("--case-due", help="due times by severity, e.g. critical=1d,breach=3d,warning=10d,info=30d")
-    listing.add_argument("--limit", type=int, default=10_000, help="at most this many cases")
+    listing.add_argument(
+        "--limit", type=bounded_int(1, MAX_LIMIT), default=10_000, help=f"at most this many cases (1 to {MAX_LIMIT})"
+    )
     listing.add_argument("--out", help="write here instead of standard output")
     listing.set_defaults(run=cmd_cases_list)
     verify = sub.add_parser("verify", help="exit 0 if the case transitions are intact, 1 if altered or removed")

@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable
+from sandboxwatch.cli_types import port_number
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable, unwritable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
 from sandboxwatch.rules_engine.event_reader import (
@@ -88,8 +91,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(error.describe(), file=sys.stderr)
     writer = WRITERS[args.format]
     if args.out and args.out != "-":
-        with open(args.out, "w", encoding="utf-8", newline="") as out:
-            writer(result.findings, out)
+        try:
+            with open(args.out, "w", encoding="utf-8", newline="") as out:
+                writer(result.findings, out)
+        except OSError as exc:
+            raise unwritable("--out", args.out, exc) from None
     else:
         writer(result.findings, sys.stdout)
     stats = result.stats
@@ -151,14 +157,29 @@ def cmd_up(args: argparse.Namespace) -> int:
     from sandboxwatch.ingest.settings import SettingsError, load_chain_settings
 
     _licence(args.licence)
+    _data_dir(Path(args.data_dir))
     if args.events and not Path(args.events).is_file():
-        raise Unusable(f"{args.events}: cannot read the events file: no such file")
+        what = "not a regular file" if Path(args.events).exists() else "no such file"
+        raise Unusable(f"{args.events}: cannot read the events file: {what}")
     try:
         if args.chain_config:
             load_chain_settings(Path(args.chain_config))
         return _up(args)
     except (SettingsError, ConnectorError, DataDirBusy, EndpointError, UnusableEvents) as exc:
         raise Unusable(str(exc)) from None
+
+
+def _data_dir(path: Path) -> None:
+    """The data dir must be a directory ``up`` can create and write, checked before anything is started or
+    published (a regular file there used to end in an internal error after the replay)."""
+    if path.exists() and not path.is_dir():
+        raise Unusable(f"--data-dir {path}: not a directory; name a directory for the embedded store and broker")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Unusable(f"--data-dir {path}: cannot be created: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise Unusable(f"--data-dir {path}: not writable")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -204,14 +225,14 @@ def cmd_alerts_render(args: argparse.Namespace) -> int:
 
 def cmd_alerts_recorder(args: argparse.Namespace) -> int:
     from sandboxwatch.alerts.notification_recorder import NotificationRecorder, TokenError, load_token
-    from sandboxwatch.store.clickhouse_store import Store
+    from sandboxwatch.history_cli import open_store
 
     try:
         token = load_token(args.token_file)
     except TokenError as exc:
         print(f"sandboxwatch alerts recorder: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    server = NotificationRecorder(Store.open(args.clickhouse), token).server(args.host, args.port)
+    server = NotificationRecorder(open_store(args.clickhouse, create=True), token).server(args.host, args.port)
     print(f"recording Alertmanager notifications at http://{args.host}:{args.port}/notify/<receiver>", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -224,10 +245,19 @@ Each command's options: sandboxwatch COMMAND --help."""
 EPILOG = """exit status (every command; docs/cli.md):
   0  done: no breach or critical finding
   1  a breach or critical finding (check, up --once), a trail problem (audit verify), not compliant
-  2  unusable input: a bad licence, settings, option or file; nothing valid read; a data dir in use
+  2  unusable input: a bad licence, settings, option or file; nothing valid read; a data dir in use;
+     a store that cannot be used or reached; an output that cannot be written
   3  an internal error (a bug), reported in one line
   4  findings summary: no event of the participant in the period (nothing judged)
   70 a stream worker whose agent failed (run, up)"""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other refusal: the option and the reason, and where
+    the help is, rather than the whole usage block before them."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -267,7 +297,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sandboxwatch", description=DESCRIPTION, epilog=EPILOG)
+    parser = Parser(prog="sandboxwatch", description=DESCRIPTION, epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="self-check events against a licence")
@@ -326,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default=".sandboxwatch", help="where the embedded store and broker live")
     up.add_argument("--accounts", type=int, default=3000, help="customer accounts of the simulated day")
     up.add_argument("--seed", type=int, default=1, help="random seed of the simulated day")
-    up.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics, /live and /ready")
+    up.add_argument("--metrics-port", type=port_number, default=9464, help="port of /metrics, /live and /ready")
     up.add_argument(
         "--once",
         action="store_true",
@@ -346,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     recorder = alerts_commands.add_parser("recorder", help="store every Alertmanager notification in ClickHouse")
     recorder.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
     recorder.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    recorder.add_argument("--port", type=int, default=9095, help="port to listen on")
+    recorder.add_argument("--port", type=port_number, default=9095, help="port to listen on")
     recorder.add_argument(
         "--token-file", help="bearer token posts must carry (else $SANDBOXWATCH_RECORDER_TOKEN); required"
     )
@@ -356,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sandboxwatch.history_cli import add_history_commands
     from sandboxwatch.ingest_cli import add_ingest_commands
     from sandboxwatch.sanctions_cli import add_sanctions_commands
-    from sandboxwatch.streams.worker import add_worker_arguments
+    from sandboxwatch.streams.worker_args import add_worker_arguments
 
     add_ingest_commands(commands)
     add_sanctions_commands(commands)
@@ -384,22 +414,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_for_throughput()
     try:
         code: int = args.run(args)
+        sys.stdout.flush()
     except (Unusable, StoreError) as exc:
         print(f"sandboxwatch: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        if not _output_failed(exc):
+            return _internal(exc)
+        # The output could not be written (a full disk, /dev/full): what was asked for was not delivered.
+        _discard_stdout()
+        print(f"sandboxwatch: cannot write the output: {exc.strerror}", file=sys.stderr)
+        return EXIT_UNUSABLE
     except Exception as exc:
         if is_project_error(exc):
             # One of the project's own errors (a licence, settings, checkpoint, key file or service that
             # cannot be used) that a command did not turn into Unusable: the input's fault, said in one line.
             print(f"sandboxwatch: {one_line(exc)}", file=sys.stderr)
             return EXIT_UNUSABLE
-        # A bug, not the input's fault: its own code and one line, never exit 1.
-        detail = str(exc).splitlines()[0][:300] if str(exc) else "no detail"
-        print(f"sandboxwatch: internal error ({type(exc).__name__}: {detail}); please report it", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(exc)
     return code
+
+
+def _internal(exc: BaseException) -> int:
+    """A bug, not the input's fault: its own code and one line, never exit 1."""
+    detail = str(exc).splitlines()[0][:300] if str(exc) else "no detail"
+    print(f"sandboxwatch: internal error ({type(exc).__name__}: {detail}); please report it", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _output_failed(exc: OSError) -> bool:
+    """Whether an OSError is an output that could not be written for want of room or a working device (a
+    full disk, /dev/full, a file too large): the environment's to fix, never a bug. The files a command
+    names are checked where they are written (``--out``); this is what is left: standard output."""
+    import errno
+
+    return exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's own flush at exit does not fail again and
+    print a traceback of its own after the one line."""
+    import os
+
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,21 @@ The CLI runs with the operator's own database credentials, so it reads with the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import re
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable
+from sandboxwatch.cli_types import bounded_int, port_number
+from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable, unwritable
+from sandboxwatch.rules_engine.licence import one_line
+from sandboxwatch.rules_engine.plain_text import plain
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -26,15 +34,89 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise Unusable(f"--{name}: {exc}") from None
 
 
+def _period(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """``--from`` and ``--to``, refused when the period ends before it starts (an empty period would
+    otherwise read as "no data" or "compliant")."""
+    since, until = _time(args.since, "from"), _time(args.until, "to")
+    if since is not None and until is not None and since > until:
+        raise Unusable(f"--from {args.since} is after --to {args.until}: the period ends before it starts")
+    return since, until
+
+
 STORE_HELP = "clickhouse://HOST:PORT/DB or chdb://PATH"
+
+
+def shown_url(url: str) -> str:
+    """A store URL as a message may print it: without its password."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def check_store_url(url: str) -> None:
+    """A server URL the driver can use, checked before anything connects: a malformed one is bad usage (exit
+    2, one line naming the option), not an internal error deep inside the driver."""
+    if url.startswith("chdb://"):
+        return
+    shown = shown_url(url)
+    if not url.startswith(("clickhouse://", "clickhouses://")):
+        raise Unusable(f"--clickhouse: unknown store URL {shown!r}: expected {STORE_HELP}")
+    try:
+        port = urlsplit(url).port  # raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise Unusable(f"--clickhouse {shown}: not a usable store URL ({exc}); expected {STORE_HELP}") from None
+    if port == 0:
+        raise Unusable(f"--clickhouse {shown}: not a usable store URL (port 0); expected {STORE_HELP}")
+
+
+def _chdb_holder(path: Path) -> str | None:
+    """Who holds an embedded store's directory, if anyone: chdb (ClickHouse) keeps an exclusive lock on its
+    ``status`` file while a process has it open, so a second process cannot open it. Tried without
+    waiting; the holder's pid is in the file (and in ``up.lock`` next to it for ``sandboxwatch up``)."""
+    import fcntl
+
+    try:
+        handle = (path / "status").open("rb")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            found = re.search(rb"PID: (\d+)", handle.read(200))
+            return f"pid {found.group(1).decode()}" if found else "another process"
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_driver() -> Iterator[None]:
+    """The server driver logs a warning with a traceback for every failed connection attempt; the CLI says
+    the same in one line (the StoreError), so the driver's log is held back while the store is opened."""
+    logger = logging.getLogger("clickhouse_driver")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _store(url: str) -> Any:
     """The store a query reads. An embedded store must already exist: a query that created an empty one
     where a path was mistyped would answer "no findings" about data it never saw (or write into /etc)."""
+    return open_store(url)
+
+
+def open_store(url: str, create: bool = False) -> Any:
+    """The store ``--clickhouse`` names, or exit 2 in one line: a malformed URL, a server that cannot be
+    reached, an embedded store another process holds, or (unless ``create``: a command that writes, such
+    as the alert recorder) an embedded store that does not exist."""
+    from sandboxwatch.store.backends import StoreError
     from sandboxwatch.store.clickhouse_store import Store
 
-    if url.startswith("chdb://"):
+    check_store_url(url)
+    if url.startswith("chdb://") and not create:
         path = Path(url.removeprefix("chdb://").split("?", 1)[0])
         if not (path / "metadata").is_dir():
             what = "is not a directory" if path.exists() and not path.is_dir() else "holds no embedded store"
@@ -42,15 +124,30 @@ def _store(url: str) -> Any:
                 f"--clickhouse {url}: {path} {what}; chdb://PATH names the data directory of an embedded store "
                 "(DATA_DIR/chdb of 'sandboxwatch up')"
             )
+    if url.startswith("chdb://"):
+        path = Path(url.removeprefix("chdb://").split("?", 1)[0])
+        holder = _chdb_holder(path)
+        if holder:
+            raise Unusable(
+                f"--clickhouse {url}: the data dir {path} is in use by {holder} (a running 'sandboxwatch up' "
+                "or another command); an embedded store is opened by one process at a time: stop it, or query "
+                "a server store"
+            )
     try:
-        return Store.open(url)
+        with _quiet_driver():
+            return Store.open(url)
     except OSError as exc:
-        raise Unusable(f"--clickhouse {url}: cannot open the store: {exc.strerror or exc}") from None
+        raise Unusable(f"--clickhouse {shown_url(url)}: cannot open the store: {exc.strerror or exc}") from None
+    except StoreError as exc:
+        raise Unusable(f"--clickhouse {shown_url(url)}: {one_line(str(exc))}") from None
 
 
 def _write(data: bytes | str, out: str | None) -> None:
     if out and out != "-":
-        Path(out).write_bytes(data if isinstance(data, bytes) else data.encode())
+        try:
+            Path(out).write_bytes(data if isinstance(data, bytes) else data.encode())
+        except OSError as exc:
+            raise unwritable("--out", out, exc) from None
     elif isinstance(data, bytes):
         sys.stdout.buffer.write(data)
     else:
@@ -61,10 +158,8 @@ def cmd_findings_list(args: argparse.Namespace) -> int:
     from sandboxwatch.store.exports import findings_csv, findings_parquet
     from sandboxwatch.store.history import FindingFilter, History, Scope
 
-    filt = FindingFilter(
-        args.participant, args.rule, args.kind, args.severity, _time(args.since, "from"), _time(args.until, "to"),
-        args.q, args.limit, 0,
-    )  # fmt: skip
+    since, until = _period(args)
+    filt = FindingFilter(args.participant, args.rule, args.kind, args.severity, since, until, args.q, args.limit, 0)
     rows = History(_store(args.clickhouse)).findings(Scope(), filt)
     if args.format == "parquet":
         if not args.out:
@@ -97,7 +192,7 @@ def cmd_findings_show(args: argparse.Namespace) -> int:
 def cmd_findings_summary(args: argparse.Namespace) -> int:
     from sandboxwatch.store.history import History, Scope
 
-    since, until = _time(args.since, "from"), _time(args.until, "to")
+    since, until = _period(args)
     assert since is not None and until is not None
     result = History(_store(args.clickhouse)).summary(Scope(), args.participant, since, until)
     assert result is not None  # the CLI reads with the regulator's scope
@@ -108,17 +203,45 @@ def cmd_findings_summary(args: argparse.Namespace) -> int:
     return EXIT_OK if result["compliant"] else EXIT_FINDINGS
 
 
+# 'audit heads' writes about 100 bytes per participant: 16 MiB is over 100,000 participants.
+MAX_HEADS_BYTES = 16 << 20
+_ENTRY_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _archived_heads(path: str) -> dict[str, Any]:
+    """The heads file 'audit heads' wrote: a JSON object of participant -> {"seq": N, "entry_hash": HEX}.
+    Anything else is refused with what was expected, before the store is read."""
+    from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
+    from sandboxwatch.store.finding_trail import Head
+
+    not_heads = f"--heads {path}: not a heads file written by 'audit heads'"
+    try:
+        raw = json.loads(read_text_file(path, MAX_HEADS_BYTES, "--heads"))
+    except InputFileError as exc:
+        raise Unusable(str(exc)) from None
+    except ValueError as exc:
+        raise Unusable(f"{not_heads}: not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        shape = "a list" if isinstance(raw, list) else f"a {type(raw).__name__}"
+        raise Unusable(f'{not_heads}: {shape}, not an object of participant: {{"seq": N, "entry_hash": HEX}}')
+    heads = {}
+    for participant, head in raw.items():
+        seq = head.get("seq") if isinstance(head, dict) else None
+        digest = head.get("entry_hash") if isinstance(head, dict) else None
+        if type(seq) is not int or seq < 0 or not isinstance(digest, str) or not _ENTRY_HASH.fullmatch(digest):
+            raise Unusable(
+                f'{not_heads}: participant {plain(participant)}: needs "seq" (a whole number from 0) and '
+                '"entry_hash" (64 hex digits)'
+            )
+        heads[participant] = Head(seq, digest)
+    return heads
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from sandboxwatch.store.finding_trail import TAIL_NOTE, Head
+    from sandboxwatch.store.finding_trail import TAIL_NOTE
 
     store = _store(args.clickhouse)
-    expected = None
-    if args.heads:
-        try:
-            raw = json.loads(Path(args.heads).read_text(encoding="utf-8"))
-            expected = {p: Head(int(h["seq"]), str(h["entry_hash"])) for p, h in raw.items()}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise Unusable(f"--heads {args.heads}: not a heads file written by 'audit heads': {exc}") from None
+    expected = _archived_heads(args.heads) if args.heads else None
     problems = store.trail.verify(args.participant, expected)
     for problem in problems:
         print(problem.describe())
@@ -145,14 +268,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from sandboxwatch.rules_engine.licence import LicenceError, load_licence
     from sandboxwatch.store.backtest import BacktestError, backtest, live_licence
 
+    since, until = _period(args)
+    assert since is not None and until is not None
     try:
         new = load_licence(args.licence)
         store = _store(args.clickhouse)
-        live = load_licence(args.live) if args.live else live_licence(store, new.participant, _sha(args.licence))
+        digest = _sha(args.licence)
+        live = load_licence(args.live) if args.live else live_licence(store, new.participant, digest)
     except (LicenceError, BacktestError) as exc:
         raise Unusable(str(exc)) from None
-    since, until = _time(args.since, "from"), _time(args.until, "to")
-    assert since is not None and until is not None
+    if not args.live and {v[2] for v in store.licence_versions(new.participant)} == {digest}:
+        print(
+            f"the store holds only this version of {new.participant}'s licence (sha256 {digest[:12]}): it is the "
+            "live one, compared with itself (give --live FILE to compare with another)",
+            file=sys.stderr,
+        )
     result = backtest(store, new, live, since, until)
     lines = []
     for change, findings in (("appears", result.appears), ("disappears", result.disappears)):
@@ -168,9 +298,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _sha(path: str) -> str:
+    """The licence's digest as the store records it (Store.record_licence: the text as read, newlines as
+    ``\n``), so a version the monitor loaded is recognised whatever the file's line endings."""
     import hashlib
 
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file
+    from sandboxwatch.rules_engine.licence import MAX_BYTES, LicenceError
+
+    try:
+        data, _ = read_regular_file(path, MAX_BYTES, "licence")
+    except InputFileError as exc:
+        raise LicenceError(path, [f"the file {exc.reason}"]) from None
+    text = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def cmd_api_serve(args: argparse.Namespace) -> int:
@@ -220,6 +360,8 @@ def cmd_api_new_key(args: argparse.Namespace) -> int:
 
 
 def add_history_commands(commands: Any) -> None:
+    from sandboxwatch.store.history import MAX_LIMIT
+
     findings = commands.add_parser("findings", help="query stored findings (as the API does)")
     sub = findings.add_subparsers(dest="findings_command", required=True)
     listing = sub.add_parser("list", help="findings by participant, rule, kind, severity, time range, text")
@@ -231,7 +373,9 @@ def add_history_commands(commands: Any) -> None:
     listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"), help="only this severity")
     listing.add_argument("--from", dest="since", help="event time from (RFC 3339, included)")
     listing.add_argument("--to", dest="until", help="event time to (RFC 3339, included)")
-    listing.add_argument("--limit", type=int, default=10_000, help="at most this many findings")
+    listing.add_argument(
+        "--limit", type=bounded_int(1, MAX_LIMIT), default=10_000, help=f"at most this many findings (1 to {MAX_LIMIT})"
+    )
     listing.add_argument(
         "--format", choices=("jsonl", "csv", "parquet", "table"), default="jsonl", help="output format"
     )
@@ -281,7 +425,7 @@ def add_history_commands(commands: Any) -> None:
     serve.add_argument("--keys", required=True, help="YAML file of API key hashes and roles")
     serve.add_argument("--licence", action="append", help="licence file, for pre-checks and utilisation (repeatable)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--port", type=port_number, default=8080, help="port to listen on")
     serve.add_argument(
         "--case-due", help="when cases fall due by severity (default critical=1d,breach=3d,warning=10d,info=30d)"
     )

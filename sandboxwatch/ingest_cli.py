@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sandboxwatch.cli_types import port_number
 from sandboxwatch.exit_codes import EXIT_OK, EXIT_UNUSABLE
 from sandboxwatch.ingest.checkpoint import CheckpointError
 from sandboxwatch.ingest.retry import ConnectorError
@@ -28,7 +29,7 @@ def _common(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--once", action="store_true", help="one poll, then exit (a cron job or a test)")
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port_number,
         help="serve the connector's Prometheus metrics (ingest lag per stream, last answer) on this port",
     )
     parser.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port (default: all)")

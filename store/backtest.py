@@ -47,11 +47,18 @@ class BacktestError(ValueError):
 
 
 def live_licence(store: Store, participant: str, exclude_sha: str | None = None) -> Licence:
-    """The licence version the monitor loaded most recently for the participant (kept in licence_versions)."""
-    for body, path, sha in store.licence_versions(participant):
-        if sha != exclude_sha:
-            return parse_licence(body, path, Path(path).parent)
-    raise BacktestError(f"no live licence version of {participant} in the store; give --live FILE")
+    """The licence version the monitor loaded most recently for the participant (kept in licence_versions),
+    other than ``exclude_sha`` (the new version, when the monitor has already loaded it too). When the store
+    holds no other version, the new one is the live one: it is returned, and a backtest of it against itself
+    rightly shows no change (this used to say "no live licence version", which was not true)."""
+    versions = store.licence_versions(participant)
+    if not versions:
+        raise BacktestError(
+            f"no licence version of {participant} in the store (the monitor records each version it loads); "
+            "give --live FILE"
+        )
+    body, path, _ = next((v for v in versions if v[2] != exclude_sha), versions[0])
+    return parse_licence(body, path, Path(path).parent)
 
 
 def _in_period(finding: Finding, start: datetime, end: datetime) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 from sandboxwatch.store.backends import Backend
 from sandboxwatch.store.finding_trail import GENESIS, Head, Problem
-from sandboxwatch.store.history import Scope
+from sandboxwatch.store.history import MAX_LIMIT, Scope
 from sandboxwatch.store.records import utf8_text
 from sandboxwatch.store.sql_text import datetime_literal, in_list, quote, utc_text
 
@@ -127,7 +127,7 @@ class CaseTrail:
             found.append(f"ts >= {datetime_literal(filt.since)}")
         if filt.until is not None:
             found.append(f"ts <= {datetime_literal(filt.until)}")
-        limit = max(1, min(filt.limit, 100_000))
+        limit = max(1, min(filt.limit, MAX_LIMIT))
         offset = max(0, min(filt.offset, 10_000_000))
         # Inner aliases differ from the column names: ClickHouse would resolve a WHERE on a column to its alias.
         rows = self.backend.rows(

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 from sandboxwatch.alerts.health_endpoint import HealthEndpoint
 from sandboxwatch.alerts.metrics import Metrics
@@ -19,6 +18,7 @@ from sandboxwatch.streams.app import StreamWorker
 from sandboxwatch.streams.broker_offsets import BrokerOffsets
 from sandboxwatch.streams.monitor import Monitor
 from sandboxwatch.streams.topics import Topics, ensure_topics
+from sandboxwatch.streams.worker_args import add_worker_arguments
 from sandboxwatch.streams.worker_settings import WorkerSettings
 
 
@@ -101,25 +101,6 @@ def run(settings: WorkerSettings) -> int:
         print(f"sandboxwatch worker: the monitor agent failed ({worker.failed!r}); exiting", file=sys.stderr)
         return EXIT_AGENT_FAILED
     return EXIT_OK
-
-
-def add_worker_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kafka", required=True, help="bootstrap HOST:PORT")
-    p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
-    p.add_argument("--licence", action="append", type=Path, required=True, help="licence file (repeatable)")
-    p.add_argument("--partitions", type=int, default=4, help="partitions of the topics this worker creates")
-    p.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics, /live and /ready")
-    p.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics, /live and /ready")
-    p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"), help="the worker's local state")
-    p.add_argument(
-        "--fetch-max-wait",
-        type=float,
-        default=1.5,
-        metavar="SECONDS",
-        help="longest the broker may hold an empty fetch; lower it for brokers that hold fetches even when "
-        "data arrives (Apache Kafka does not: the default is faust's)",
-    )
-    p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")
 
 
 def parser() -> argparse.ArgumentParser:

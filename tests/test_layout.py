@@ -17,6 +17,7 @@ ENTRY_POINTS = {
     "cases_cli.py",
     "replay_file.py",  # what up publishes for an events file (the embedded runner's)
     "cli.py",
+    "cli_types.py",  # argument types every command shares (ports, bounded numbers)
     "embedded.py",
     "exit_codes.py",
     "finding_output.py",

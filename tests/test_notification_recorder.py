@@ -151,7 +151,7 @@ def test_the_token_comes_from_a_file_or_the_environment_and_is_required(tmp_path
     assert load_token(None, {TOKEN_ENV: TOKEN}) == TOKEN
     with pytest.raises(TokenError, match="no bearer token"):
         load_token(None, {})
-    with pytest.raises(TokenError, match="cannot read"):
+    with pytest.raises(TokenError, match="absent cannot be read: No such file"):
         load_token(str(tmp_path / "absent"), {})
     path.write_text("short\n")
     with pytest.raises(TokenError, match="at least 16"):

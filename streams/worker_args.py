@@ -1,0 +1,28 @@
+"""The options of ``sandboxwatch run``, apart from the worker itself: building the command line must not
+import the stream framework (faust takes over a second to import, on every command, even ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sandboxwatch.cli_types import port_number
+
+
+def add_worker_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kafka", required=True, help="bootstrap HOST:PORT")
+    p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
+    p.add_argument("--licence", action="append", type=Path, required=True, help="licence file (repeatable)")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the topics this worker creates")
+    p.add_argument("--metrics-port", type=port_number, default=9464, help="port of /metrics, /live and /ready")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics, /live and /ready")
+    p.add_argument("--data-dir", type=Path, default=Path(".sandboxwatch/faust"), help="the worker's local state")
+    p.add_argument(
+        "--fetch-max-wait",
+        type=float,
+        default=1.5,
+        metavar="SECONDS",
+        help="longest the broker may hold an empty fetch; lower it for brokers that hold fetches even when "
+        "data arrives (Apache Kafka does not: the default is faust's)",
+    )
+    p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")
