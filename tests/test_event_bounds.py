@@ -62,12 +62,12 @@ def test_each_bound_names_field_and_reason(changes: dict[str, Any], field: str, 
 
 
 def test_bounds_that_are_not_about_one_field() -> None:
-    huge_int = _line()[:-1] + ', "quantity": ' + "9" * 5000 + "}"
+    huge_int = _line(quantity="N").replace('"quantity": "N"', '"quantity": ' + "9" * 5000)
     error = _error(huge_int)
     assert error.field == "quantity" and "5000-digit number" in error.reason
     assert "4300" not in error.reason  # Python's own int() limit never surfaces
     assert "not valid JSON" in _error('{"a": 1e999999}').reason or _error('{"a": 1e999999}').field is not None
-    assert _error(_line(quantity=None)[:-1] + ', "quantity": 1e999999}').reason.startswith("must be a decimal")
+    assert _error(_line(quantity="N").replace('"N"', "1e999999")).reason.startswith("must be a decimal")
     deep = _line()[:-1] + ', "x": ' + "[" * 20000 + "]" * 20000 + "}"
     assert _error(deep).reason == "nested deeper than 8 levels"  # judged before the decoder recurses
     in_text = _line(account="[" * 30 + "{" * 30)

@@ -111,3 +111,16 @@ def test_a_jsonl_lines_digest_is_still_the_crc_of_its_text() -> None:
     event = parse_json_line(line, "s", 1)
     assert not isinstance(event, EventError)
     assert event.digest == zlib.crc32(line.encode("utf-8"))
+
+
+def test_a_line_with_a_repeated_key_gives_up_and_check_the_same_invalid_event(tmp_path: Path, store: Store) -> None:
+    good = trade("c1", ts(hour=5), event_id="t1")
+    bad = json.dumps(trade("c1", ts(hour=6), event_id="t2"))[:-1] + ', "quantity": "999999999"}'
+    path = tmp_path / "events.jsonl"
+    path.write_text(_lines(price(), account("c1"), good) + bad + "\n")
+    with open_events(str(path), None) as (lines, source, chosen):
+        result = run_check(CAP, read_events(lines, source, chosen), source=source)
+    assert [(e.line, e.field) for e in result.errors] == [(4, "quantity")]
+    assert [f.kind for f in result.findings] == ["invalid_event"]
+    assert up_ids(CAP, path, store) == [f.finding_id for f in result.findings]
+    assert store.count("dead_letters") == 1
