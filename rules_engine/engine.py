@@ -119,6 +119,9 @@ class Engine:
         # Event key -> digest of its content: a re-delivery is silent, a different event under a seen id is
         # reported (event_digest). Chain observations also keep where they were seen, for retractions.
         self._seen: dict[object, int] = {}
+        # (key, digest) of every conflicting version reported: the same version arriving again is a
+        # re-delivery of it, reported once (only conflicts are kept, so this stays small).
+        self._conflicted: set[tuple[object, int]] = set()
         self._observed: dict[str, int] = {}
         self._retraction_sources = licence.header.retraction_sources
         self._lateness = licence.header.allowed_lateness
@@ -177,7 +180,7 @@ class Engine:
         prior = seen.get(key)
         if prior is not None:
             stats.duplicates += 1
-            return [] if prior == digest or not prior else self._conflict(event, digest)
+            return [] if prior == digest or not prior else self._conflict(event, key, digest)
         seen[key] = digest
         ts = event.ts
         watermark = self.watermark
@@ -379,6 +382,7 @@ class Engine:
             if not hasattr(header, name):
                 object.__setattr__(header, name, default)
         state.setdefault("_observed", {})
+        state.setdefault("_conflicted", set())
         state.setdefault("_retraction_sources", header.retraction_sources)
         state.setdefault("_lateness", header.allowed_lateness)
         state.setdefault("_newest", state.get("clock"))
@@ -393,11 +397,17 @@ class Engine:
         otherwise come first and hide the version that arrived first): counted and reported, not judged."""
         self.stats.events += 1
         self.stats.duplicates += 1
-        return self._conflict(event, event.digest or content_digest(event))
+        key = duplicate_key(event, self._participant)
+        return self._conflict(event, key, event.digest or content_digest(event))
 
-    def _conflict(self, event: Event, digest: int) -> list[Finding]:
+    def _conflict(self, event: Event, key: object, digest: int) -> list[Finding]:
         """Two different events under one id: the later one is not judged (which of the two is true is not
-        the monitor's call), and a warning says so instead of merging them without a word."""
+        the monitor's call), and a warning says so instead of merging them without a word. The same
+        conflicting version again is a re-delivery of it: counted as a duplicate, reported once."""
+        conflicted = self._conflicted
+        if (key, digest) in conflicted:
+            return []
+        conflicted.add((key, digest))
         stats = self.stats
         stats.conflicts += 1
         stats.findings["warning"] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -27,7 +28,7 @@ from sandboxwatch.rules_engine.events import (
     TransferEvent,
     TravelRuleInfo,
 )
-from sandboxwatch.rules_engine.money import ZERO, OversizeNumber, parse_decimal
+from sandboxwatch.rules_engine.money import ZERO, OversizeNumber, parse_event_decimal
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
 # Bounds (docs/events.md): every text field is valid Unicode of at most MAX_TEXT characters (ids, names,
@@ -54,7 +55,8 @@ Envelope = tuple[str, str, str, datetime, str | None, dict[str, Any]]
 
 def _str(obj: Mapping[str, Any], name: str) -> str:
     value = obj.get(name)
-    if type(value) is str and value.isascii() and value and len(value) <= MAX_TEXT:
+    # isprintable: for ASCII text, free of the control characters (U+0000..U+001F, U+007F)
+    if type(value) is str and value.isascii() and value and len(value) <= MAX_TEXT and value.isprintable():
         return value
     if value is None:
         raise FieldError(name, "required field is missing")
@@ -69,7 +71,7 @@ def _text(value: object, name: str) -> str:
         raise FieldError(name, "must not be empty")
     if len(value) > MAX_TEXT:
         raise FieldError(name, f"a text of {len(value)} characters is longer than {MAX_TEXT}")
-    problem = unicode_problem(value)
+    problem = unicode_problem(value) or hidden_character(value)
     if problem:
         raise FieldError(name, problem)
     return value
@@ -86,9 +88,33 @@ def unicode_problem(value: str) -> str | None:
     return None
 
 
+# Characters no identifier, code or name of an event may hold (docs/events.md, Bounds): control characters
+# (C0, DEL, C1), which break reports, logs and terminals, and the bidirectional embeddings, overrides and
+# isolates, which make a text display as something else than it is ("acc-1\u202e9-cca" reads as another
+# account). Both are refused with the character's position, never stripped (that would merge two ids).
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def hidden_character(value: str) -> str | None:
+    """Why a text is refused for a control or bidirectional formatting character, or None."""
+    if value.isascii() and value.isprintable():
+        return None
+    found = _HIDDEN.search(value)
+    if found is None:
+        return None
+    char = ord(found.group())
+    kind = "a bidirectional formatting character" if char > 0x9F else "a control character"
+    return f"holds {kind} U+{char:04X} at character {found.start() + 1}"
+
+
 def clean_text(value: object) -> str | None:
     """A text usable in a report (an error's event id or participant), or None."""
-    if isinstance(value, str) and 0 < len(value) <= MAX_TEXT and unicode_problem(value) is None:
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_TEXT
+        and unicode_problem(value) is None
+        and hidden_character(value) is None
+    ):
         return value
     return None
 
@@ -123,7 +149,7 @@ def _dec(obj: Mapping[str, Any], name: str, *, positive: bool = False) -> Decima
     if value is None:
         raise FieldError(name, "required field is missing")
     try:
-        result = parse_decimal(value)
+        result = parse_event_decimal(value)
     except ValueError as exc:
         raise FieldError(name, str(exc)) from None
     if positive and result <= ZERO:
@@ -163,7 +189,7 @@ def _str_list(obj: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
     if len(value) > MAX_ITEMS:
         raise FieldError(name, f"a list of {len(value)} items is longer than {MAX_ITEMS}")
     for index, item in enumerate(value):
-        if not (type(item) is str and 0 < len(item) <= MAX_TEXT and item.isascii()):
+        if not (type(item) is str and 0 < len(item) <= MAX_TEXT and item.isascii() and item.isprintable()):
             _text(item, f"{name}[{index}]")
     return tuple(value)
 
@@ -175,7 +201,8 @@ def _party(value: Any, name: str) -> Party | None:
         raise FieldError(name, "must be an object with name and account")
     party_name, account = value.get("name"), value.get("account")
     for key, item in (("name", party_name), ("account", account)):
-        if item is not None and not (type(item) is str and item.isascii() and len(item) <= MAX_TEXT) and item != "":
+        plain = type(item) is str and item.isascii() and len(item) <= MAX_TEXT and item.isprintable()
+        if item is not None and not plain and item != "":
             _text(item, f"{name}.{key}")
     return Party(name=party_name or None, account=account or None)
 

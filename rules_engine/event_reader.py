@@ -17,7 +17,7 @@ import orjson
 from sandboxwatch.rules_engine.event_digest import line_digest
 from sandboxwatch.rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
 from sandboxwatch.rules_engine.events import Event, EventError
-from sandboxwatch.rules_engine.json_bounds import too_deep
+from sandboxwatch.rules_engine.json_bounds import repeated_key, repeated_key_reason, too_deep, unique_object
 from sandboxwatch.rules_engine.money import OversizeNumber
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
@@ -43,43 +43,78 @@ def _bounded_int(text: str) -> object:
     return int(text) if len(text) <= _MAX_INT_DIGITS else OversizeNumber(len(text.lstrip("-")))
 
 
-# One decoder for all lines: json.loads with a keyword argument builds a new decoder on every call.
-_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int)
+# One decoder for all lines: json.loads with a keyword argument builds a new decoder on every call. It marks an
+# object that repeats a key (json_bounds.unique_object), which the line's parser then refuses.
+_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int, object_pairs_hook=unique_object)
 # orjson decodes a line about four times faster and gives the same objects as _DECODER for every line it
-# accepts, except numbers: _DECODER turns an integer literal of more than 19 characters into an
-# OversizeNumber (refused by digit count) where orjson gives an int, or past 2**64 a float; a float literal
-# is a float in both. So a line whose value holds any float, or an int that long, and every line orjson
-# refuses (a lone surrogate escape, NaN, 1e999, bad JSON), is decoded again by _DECODER: values and error
-# reasons stay exactly as before. (Walking the decoded value is cheaper than searching the text for digits.)
+# accepts, except numbers and repeated keys: _DECODER turns an integer literal of more than 19 characters
+# into an OversizeNumber (refused by digit count) where orjson gives an int, or past 2**64 a float; a float
+# literal is a float in both; and orjson keeps a repeated key's last value without a word. So a line whose
+# value holds any float, or an int that long, or may repeat a key, and every line orjson refuses (a lone
+# surrogate escape, NaN, 1e999, bad JSON), is decoded again by _DECODER: values and error reasons stay
+# exactly as before, and a repeated key is found. (Walking the decoded value is cheaper than searching the
+# text for digits.)
 _LOW, _HIGH = -(10 ** (_MAX_INT_DIGITS - 1)), 10**_MAX_INT_DIGITS
 
 
-def _unlike_decoder(value: Any) -> bool:
-    """Whether an orjson value may differ from _DECODER's: holds a float or an integer whose literal is
-    longer than 19 characters (below -10**18 or from 10**19 up). Depth is bounded before decoding."""
-    for item in value.values() if type(value) is dict else value:
+def _strings(value: Any) -> int:
+    """How many JSON strings (keys, string values and items) an orjson value holds, or -1 when it may
+    differ from _DECODER's: it holds a float or an integer whose literal is longer than 19 characters
+    (below -10**18 or from 10**19 up). Depth is bounded before decoding. Counted down from "every key and
+    value a string", so the common item, a string, costs no more than a type check."""
+    if type(value) is dict:
+        strings = 2 * len(value)
+        items = value.values()
+    else:
+        strings = len(value)
+        items = value
+    for item in items:
         kind = type(item)
         if kind is str:
             continue
+        strings -= 1
         if kind is int:
             if not _LOW < item < _HIGH:
-                return True
-        elif kind is float or ((kind is dict or kind is list) and _unlike_decoder(item)):
-            return True
-    return False
+                return -1
+        elif kind is float:
+            return -1
+        elif kind is dict or kind is list:
+            inner = _strings(item)
+            if inner < 0:
+                return -1
+            strings += inner
+    return strings
+
+
+def _quoted(text: str) -> int:
+    """How many JSON strings valid JSON text holding a backslash has, counted by its quote marks (two a
+    string), or -1 when that cannot be told cheaply (an escaped backslash, which may precede a closing
+    quote). Without a backslash every quote mark is one end of a string."""
+    if "\\\\" in text:
+        return -1
+    return (text.count('"') - text.count('\\"')) // 2  # every backslash-quote is a quote inside a string
 
 
 def decode_json(text: str) -> Any:
     """One line's JSON value; raises ValueError (or RecursionError) like ``_DECODER.decode``."""
+    return _decode(text)[0]
+
+
+def _decode(text: str) -> tuple[Any, bool]:
+    """``decode_json``, and whether _DECODER decoded it (only then can it hold a ``RepeatedKeys``).
+
+    A repeated key costs orjson one value, so the decoded value then holds fewer strings (the lost key, at
+    least) than the text: only when the counts agree is orjson's value the whole line's."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return _DECODER.decode(text)
+        return _DECODER.decode(text), True
     if type(value) is dict or type(value) is list:
-        if _unlike_decoder(value):
-            return _DECODER.decode(text)
-        return value
-    return _DECODER.decode(text)  # a scalar line: rare, and never an event
+        strings = _strings(value)
+        if strings >= 0 and (text.count('"') == 2 * strings if "\\" not in text else _quoted(text) == strings):
+            return value, False
+        return _DECODER.decode(text), True
+    return _DECODER.decode(text), True  # a scalar line: rare, and never an event
 
 
 def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> EventError:
@@ -119,9 +154,13 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
         return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
     try:
-        obj = decode_json(text)
+        obj, slow = _decode(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
+    if slow:
+        where = repeated_key(obj)
+        if where is not None:
+            return error_for(source, line, text, obj, FieldError(where, repeated_key_reason(where)))
     try:
         event = event_from_dict(obj)
     except FieldError as exc:
@@ -168,9 +207,13 @@ def _csv_cell(name: str, cell: str) -> Any:
         if too_deep(cell, MAX_DEPTH):
             raise FieldError(name, f"cell nested deeper than {MAX_DEPTH} levels")
         try:
-            return _DECODER.decode(cell)
+            value = _DECODER.decode(cell)
         except (ValueError, RecursionError) as exc:
             raise FieldError(name, f"cell is not valid JSON: {str(exc)[:200]}") from None
+        where = repeated_key(value)
+        if where is not None:
+            raise FieldError(f"{name}.{where}", repeated_key_reason(where))
+        return value
     if name in _LIST_FIELDS:
         return [item.strip() for item in cell.split(";") if item.strip()]
     if name in _BOOL_FIELDS:
@@ -226,6 +269,8 @@ def read_csv(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | E
 def csv_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError, dict[str, Any]]]:
     """``read_csv`` with each row's cells as the JSON object they stand for (what ``up`` publishes)."""
     reader = _CsvReader(_without_bom(lines))
+    header_checked = False
+    repeated: FieldError | None = None
     while True:
         try:
             row = next(reader)
@@ -239,6 +284,13 @@ def csv_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event 
         if None in row:
             yield number, EventError(source, number, None, "more cells than header columns", _raw(raw)), {}
             continue
+        if not header_checked:
+            header_checked = True
+            repeated = _repeated_column(reader.fieldnames or ())
+        if repeated is not None:
+            # The cells kept are those of the column's last occurrence (csv.DictReader's): only for the report.
+            yield number, error_for(source, number, raw, row, repeated), {}
+            continue
         if len(raw) > MAX_LINE_CHARS:
             error = EventError(source, number, None, f"a row longer than {MAX_LINE_CHARS} characters", _raw(raw))
             yield number, error, {}
@@ -250,10 +302,32 @@ def csv_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event 
                     continue
                 obj[name] = _csv_cell(name, cell)
             event = event_from_dict(obj)
-            event.digest = line_digest(raw)
+            event.digest = line_digest(csv_object_text(obj))
             yield number, event, obj
         except FieldError as exc:
             yield number, error_for(source, number, raw, obj, exc), obj
+
+
+def _repeated_column(header: Sequence[str]) -> FieldError | None:
+    """A header naming a column twice makes every row ambiguous, as a repeated JSON key does a line."""
+    seen: dict[str, int] = {}
+    for index, name in enumerate(header, start=1):
+        if name in seen:
+            return FieldError(
+                name,
+                f"the column {name!r} appears more than once in the header (columns {seen[name]} and {index}): "
+                "which of its cells is meant is ambiguous",
+            )
+        seen[name] = index
+    return None
+
+
+def csv_object_text(obj: dict[str, Any]) -> str:
+    """A CSV row as the JSON object its non-empty cells stand for: what ``up`` publishes for the row, and
+    what its digest is taken of (docs/events.md, Duplicates). Unambiguous where the row's text joined by
+    commas is not (cells "a,b" and "c" against "a" and "b,c"), and the same digest the stream gives the
+    published object, so ``check`` and ``up`` tell a re-delivered row from a conflicting one alike."""
+    return json.dumps(obj, separators=(",", ":"), default=str)
 
 
 def detect_format(name: str, first_line: str | None = None) -> str:

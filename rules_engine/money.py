@@ -8,6 +8,7 @@ these bounds a value is held exactly in the default 28-digit decimal context, an
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from sandboxwatch.rules_engine.plain_text import plain
@@ -22,6 +23,12 @@ MAX_INTEGER_DIGITS = 24
 MAX_TEXT = 64
 _SHORT = 19
 _YAML_NON_FINITE = frozenset({".inf", ".nan"})
+_NON_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
+# The events contract's decimal string (docs/events.md, Bounds): ASCII digits, an optional leading '-', an
+# optional fraction with digits on both sides of the point, an optional exponent. Decimal() itself also takes
+# "400_000_000", Arabic-Indic or other Unicode digits, surrounding blanks, a leading '+', "1." and ".5": a
+# reader of the same line in another language may not, so a line is refused rather than read generously.
+EVENT_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 class OversizeNumber:
@@ -73,6 +80,18 @@ def parse_decimal(value: object) -> Decimal:
     if not result.is_finite():
         raise ValueError(f"must be a finite number, not {plain(value)}")
     return check_bounds(result)
+
+
+def parse_event_decimal(value: object) -> Decimal:
+    """``parse_decimal`` for an event's field: a string must also be written in the contract's grammar."""
+    if type(value) is str and not EVENT_DECIMAL.fullmatch(value) and len(value) <= MAX_TEXT:
+        if value.strip().lstrip("+-").lower() in _NON_FINITE:
+            raise ValueError(f"must be a finite number, not {value!r}")
+        raise ValueError(
+            f"not a decimal number in the events' form: {value!r} (ASCII digits with an optional leading '-', "
+            "fraction and exponent, like 1250.5, -3 or 1e6; no blanks, '+', '_', other digits or bare point)"
+        )
+    return parse_decimal(value)
 
 
 def _not_a_number(value: str) -> ValueError:

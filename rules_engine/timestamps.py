@@ -20,6 +20,10 @@ MIN_YEAR, MAX_YEAR = 1970, 2199
 MAX_OFFSET = timedelta(hours=14)
 MAX_TEXT = 64
 MAX_DURATION = timedelta(days=3650)
+# Fractional seconds past the sixth digit: datetime holds microseconds, and fromisoformat drops the rest
+# without a word ("...00.123456789" becomes ".123456"). Zeros there change nothing; any other digit would
+# move the instant, so it is refused (docs/events.md, Bounds).
+_SUB_MICROSECOND = re.compile(r"[.,][0-9]{6}([0-9]+)")
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -35,6 +39,12 @@ def parse_timestamp(value: object) -> datetime:
             parsed = datetime.fromisoformat(value)
         except ValueError as exc:
             raise ValueError(f"not an RFC 3339 timestamp: {value!r} ({exc})") from None
+        point = value.find(".") if "," not in value else value.find(",")
+        if point > 0 and value[point + 7 : point + 8].isdigit() and _finer_than_microseconds(value):
+            raise ValueError(
+                f"{value!r} is more precise than a microsecond (more than 6 fractional digits, not all zeros "
+                "after the sixth): at most 6 are held, and dropping the rest would move the instant"
+            )
     else:
         raise ValueError(f"must be an RFC 3339 string, not {type(value).__name__}")
     if not MIN_YEAR <= parsed.year <= MAX_YEAR:
@@ -57,6 +67,11 @@ def parse_timestamp(value: object) -> datetime:
         raise ValueError(f"timestamp {value!s} has no UTC offset")
     _check_offset(offset, value)
     return parsed
+
+
+def _finer_than_microseconds(value: str) -> bool:
+    finer = _SUB_MICROSECOND.search(value)
+    return finer is not None and bool(finer.group(1).strip("0"))
 
 
 def _check_offset(offset: timedelta, value: object) -> None:

@@ -7,7 +7,12 @@ line), so ``up`` and ``check`` judge the same events and report the same bad lin
   stream's invalid_event finding is the one ``check`` makes for it, with the same id;
 - the events go out in ``check``'s order (event time, stable) on one partition, so the engine sees them
   in the order ``check`` judges them and nothing in a replayed file is late, however the stream batches
-  the messages; a CSV row goes out as the JSON object its cells stand for.
+  the messages; a CSV row goes out as the JSON object its cells stand for;
+- duplicates are decided in file order, as ``check`` decides them (docs/events.md, Duplicates): a later
+  copy of an id never goes out before the first copy, whatever its event time. Sorting alone would put a
+  later version with an earlier ``ts`` first, and the stream would judge it and refuse the first copy,
+  hiding that copy's breach; published after the first, it is the re-delivery or conflicting duplicate
+  ``check`` reports, with the same finding id.
 
 A message the broker or the client refuses (its size) is replaced by an ``ingest_error`` with the reason,
 so it is dead-lettered, reported and counted like any other line that could not be monitored."""
@@ -19,8 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sandboxwatch.rules_engine.engine import event_order
+from sandboxwatch.rules_engine.arrival_order import FirstCopies
 from sandboxwatch.rules_engine.event_reader import (
+    csv_object_text,
     csv_records,
     jsonl_texts,
     open_events,
@@ -50,6 +56,7 @@ def read_replay(path: str, fmt: str | None, participant: str) -> Replay:
     """Raises OSError when the file cannot be opened."""
     events: list[tuple[tuple[datetime, int], int, Message]] = []
     errors: list[tuple[int, Message]] = []
+    order = FirstCopies().order  # a later copy of an id sorts after its first, as check decides duplicates
     with open_events(path, fmt) as (lines, source, chosen):
         replay = Replay(source, chosen)
         for number, item, text in _records(lines, source, chosen):
@@ -57,7 +64,7 @@ def read_replay(path: str, fmt: str | None, participant: str) -> Replay:
                 errors.append((number, error_message(item)))
             else:
                 replay.usable += item.participant == participant
-                events.append((event_order(item), number, (item.participant.encode(), text.encode())))
+                events.append((order(item), number, (item.participant.encode(), text.encode())))
     events.sort(key=lambda entry: entry[0])  # stable: equal instants keep file order, as in check
     replay.invalid = len(errors)
     for number, message in errors:
@@ -72,7 +79,7 @@ def read_replay(path: str, fmt: str | None, participant: str) -> Replay:
 def _records(lines: Iterator[str], source: str, fmt: str) -> Iterator[tuple[int, Event | EventError, str]]:
     if fmt == "csv":
         for number, item, obj in csv_records(lines, source):
-            text = json.dumps(obj, separators=(",", ":"), default=str) if isinstance(item, Event) else ""
+            text = csv_object_text(obj) if isinstance(item, Event) else ""
             yield number, item, text
         return
     for number, text in jsonl_texts(lines):

@@ -20,10 +20,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from typing import TypeVar
 
 from sandboxwatch.alerts.metrics import Metrics
-from sandboxwatch.rules_engine.engine import Engine, event_order
+from sandboxwatch.rules_engine.arrival_order import judging_order
+from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.events import EventError
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence
@@ -159,7 +161,7 @@ class Monitor:
                 else:
                     records.append(item)
         outcome.lines = len(records) + len(invalid)
-        records.sort(key=lambda r: event_order(r.event))
+        records = judging_order(records, attrgetter("event"))  # a later copy of an id after its first
         accepted = outcome.accepted = self._run_engines(records, outcome)
         for error, message in invalid:
             self._invalid(error, message, outcome)

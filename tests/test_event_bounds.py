@@ -54,6 +54,29 @@ def _error(text: str) -> EventError:
         ({"account": "a" * 257}, "account", "longer than 256"),
         ({"site": ["DN-SP2"]}, "site", "must be a string, not list"),
         ({"event_id": ""}, "event_id", "must not be empty"),
+        # Decimal() reads all of these; the events' grammar does not (docs/events.md, Bounds).
+        ({"quantity": "400_000_000"}, "quantity", "not a decimal number in the events' form: '400_000_000'"),
+        ({"quantity": "\u0664\u0660\u0660"}, "quantity", "not a decimal number in the events' form"),  # Arabic-Indic
+        ({"quantity": "\uff11\uff10"}, "quantity", "not a decimal number in the events' form"),  # fullwidth
+        ({"quantity": " 100"}, "quantity", "not a decimal number in the events' form"),
+        ({"quantity": "100 "}, "quantity", "not a decimal number in the events' form"),
+        ({"quantity": "+100"}, "quantity", "not a decimal number in the events' form"),
+        ({"quantity": "100."}, "quantity", "not a decimal number in the events' form"),
+        ({"quantity": ".5"}, "quantity", "not a decimal number in the events' form"),
+        ({"quantity": "1e5\n"}, "quantity", "not a decimal number in the events' form"),
+        ({"quantity": "Infinity"}, "quantity", "must be a finite number"),
+        ({"quantity": "sNaN"}, "quantity", "must be a finite number"),
+        # Nanoseconds: datetime keeps microseconds, fromisoformat drops the rest without a word.
+        ({"ts": "2025-10-01T10:00:00.123456789+07:00"}, "ts", "more precise than a microsecond"),
+        ({"ts": "2025-10-01T10:00:00,0000001Z"}, "ts", "more precise than a microsecond"),
+        # Control characters and bidirectional formatting in ids, names and codes.
+        ({"event_id": "t\x001"}, "event_id", "holds a control character U+0000 at character 2"),
+        ({"participant": "p1\x1b[2J"}, "participant", "holds a control character U+001B at character 3"),
+        ({"account": "c\x7f1"}, "account", "holds a control character U+007F at character 2"),
+        ({"account": "c\x851"}, "account", "holds a control character U+0085 at character 2"),
+        ({"account": "acc-1\u202e9-cca"}, "account", "bidirectional formatting character U+202E at character 6"),
+        ({"site": "\u2066DN-SP2\u2069"}, "site", "bidirectional formatting character U+2066 at character 1"),
+        ({"counterparty_account": "c2\n"}, "counterparty_account", "holds a control character U+000A"),
     ],
 )
 def test_each_bound_names_field_and_reason(changes: dict[str, Any], field: str, reason: str) -> None:
@@ -61,13 +84,30 @@ def test_each_bound_names_field_and_reason(changes: dict[str, Any], field: str, 
     assert error.field == field and reason in error.reason, error
 
 
+def test_the_exact_forms_are_still_accepted() -> None:
+    for quantity in ("100", "0.5", "100.000", "1e2", "1E+2", "15e-1", "007"):
+        assert isinstance(parse_json_line(_line(quantity=quantity), "f", 1), TradeEvent), quantity
+    negative = _error(_line(quantity="-0.5"))  # the grammar takes a sign; the field's own rule refuses it
+    assert negative.field == "quantity" and negative.reason == "must be greater than zero, not -0.5"
+    for stamp in ("2025-10-01T10:00:00.123456789+07:00".replace("789", "000"), "2025-10-01T10:00:00.1234560Z"):
+        event = parse_json_line(_line(ts=stamp), "f", 1)
+        assert isinstance(event, TradeEvent) and event.ts.microsecond == 123456, stamp
+    named = _line(account="Nguyễn Văn A", travel_rule={"originator": {"name": "שלום עליכם"}})
+    assert isinstance(parse_json_line(named, "f", 1), TradeEvent)  # right-to-left text itself is fine
+
+
+def test_an_error_never_carries_a_hidden_character_into_its_report() -> None:
+    error = _error(_line(event_id="x\u202e1", quantity="+1"))
+    assert error.field == "event_id" and error.event_id is None
+
+
 def test_bounds_that_are_not_about_one_field() -> None:
-    huge_int = _line()[:-1] + ', "quantity": ' + "9" * 5000 + "}"
+    huge_int = _line(quantity="N").replace('"quantity": "N"', '"quantity": ' + "9" * 5000)
     error = _error(huge_int)
     assert error.field == "quantity" and "5000-digit number" in error.reason
     assert "4300" not in error.reason  # Python's own int() limit never surfaces
     assert "not valid JSON" in _error('{"a": 1e999999}').reason or _error('{"a": 1e999999}').field is not None
-    assert _error(_line(quantity=None)[:-1] + ', "quantity": 1e999999}').reason.startswith("must be a decimal")
+    assert _error(_line(quantity="N").replace('"N"', "1e999999")).reason.startswith("must be a decimal")
     deep = _line()[:-1] + ', "x": ' + "[" * 20000 + "]" * 20000 + "}"
     assert _error(deep).reason == "nested deeper than 8 levels"  # judged before the decoder recurses
     in_text = _line(account="[" * 30 + "{" * 30)

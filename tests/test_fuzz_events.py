@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from sandboxwatch.rules_engine.builtin_findings import INVALID_EVENT
 from sandboxwatch.rules_engine.engine import Engine
+from sandboxwatch.rules_engine.event_parser import KNOWN_FIELDS
 from sandboxwatch.rules_engine.event_reader import parse_json_line, read_jsonl
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.findings import Finding
@@ -40,7 +41,7 @@ from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_li
 from tests.helpers import DA_NANG, NATIONAL
 
 BATCH = 1000
-BATCHES = 101  # > 100,000 event mutations per run
+BATCHES = 121  # > 100,000 event mutations per run, and > 5,000 of each class
 LICENCE = load_licence(DA_NANG)
 
 
@@ -187,6 +188,92 @@ def structure(rng: random.Random, row: dict[str, Any]) -> str:
     return "\ufeff" + json.dumps(row)
 
 
+class Refused(str):
+    """A mutant line that must be refused, naming ``field`` (a class of bad input the parser once accepted)."""
+
+    field: str
+
+    @classmethod
+    def on(cls, line: str, field: str) -> Refused:
+        mutant = cls(line)
+        mutant.field = field
+        return mutant
+
+
+def repeated_key(rng: random.Random, row: dict[str, Any]) -> str:
+    """A key written twice: the same value or another, in any spelling orjson would take without a word."""
+    key = rng.choice(list(row))
+    again = rng.choice([row[key], "1", "999999999", 0, None, True, ["x"], {"a": "b"}])
+    spelled = json.dumps(key) if rng.random() < 0.7 else '"' + "".join(f"\\u{ord(c):04x}" for c in key) + '"'
+    colon = rng.choice([":", ": ", " :", "\t:\n", "  :  "])
+    pair = spelled + colon + json.dumps(again, ensure_ascii=rng.random() < 0.5)
+    text = json.dumps(row, ensure_ascii=rng.random() < 0.5)
+    if rng.random() < 0.5:
+        return Refused.on("{" + pair + ", " + text[1:], key)
+    return Refused.on(text[:-1] + ", " + pair + "}", key)
+
+
+def _lenient(rng: random.Random, digits: str) -> str:
+    """A number Decimal() reads but the events' grammar does not."""
+    foreign = rng.choice(["٠", "۰", "०", "０", "๐", "𝟎"])  # zeros of other scripts
+    if rng.random() < 0.25:
+        first = next(i for i, c in enumerate(digits) if c.isdigit())
+        return "".join(
+            chr(ord(foreign) + int(c)) if c.isdigit() and (i == first or rng.random() < 0.7) else c
+            for i, c in enumerate(digits)
+        )
+    choice = rng.randrange(7)
+    if choice == 0 and len(digits) > 1:
+        at = rng.randrange(1, len(digits))
+        return digits[:at] + "_" + digits[at:]
+    if choice == 1:
+        return "+" + digits
+    if choice == 2:
+        return rng.choice([" ", "\t", "\u00a0", "\n"]) + digits
+    if choice == 3:
+        return digits + rng.choice([" ", "\t", "\r\n", "\u2003"])
+    if choice == 4:
+        return digits.split(".")[0] + "."
+    if choice == 5:
+        return "." + digits.replace(".", "")
+    return "-." + digits.replace(".", "")
+
+
+def _read(row: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    """The names among ``names`` the parser reads for this row (present, and not an extra of its type)."""
+    known = KNOWN_FIELDS.get(row["type"], frozenset()) | {"event_id", "participant", "site"}
+    return [name for name in names if name in known and isinstance(row.get(name), str)]
+
+
+def lenient_decimal(rng: random.Random, row: dict[str, Any]) -> str:
+    present = _read(row, NUMBER_FIELDS)
+    if not present:
+        return huge_int(rng, row)
+    name = rng.choice(present)
+    row[name] = _lenient(rng, str(row[name]).lstrip("-") or "1")
+    return Refused.on(json.dumps(row, ensure_ascii=rng.random() < 0.5), name)
+
+
+def hidden_text(rng: random.Random, row: dict[str, Any]) -> str:
+    """A control character or a bidirectional override in an id, a name or a code."""
+    present = _read(row, (*TEXT_FIELDS, "tx_hash", "counterparty_account"))
+    name = rng.choice(present)
+    hidden = chr(rng.choice([*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+    value = row[name]
+    at = rng.randrange(len(value) + 1)
+    row[name] = value[:at] + hidden + value[at:]
+    return Refused.on(json.dumps(row, ensure_ascii=rng.random() < 0.5), name)
+
+
+def fine_time(rng: random.Random, row: dict[str, Any]) -> str:
+    """Nanoseconds: datetime would keep six digits of the fraction and drop the rest."""
+    fraction = _digits(rng, 6, 6) + _digits(rng, 1, 12)
+    stamp = re.fullmatch(r"(.{19})(?:[.,][0-9]+)?(.*)", row["ts"])
+    assert stamp is not None
+    row["ts"] = stamp.group(1) + rng.choice([".", ","]) + fraction + stamp.group(2)
+    return Refused.on(json.dumps(row), "ts")
+
+
 def stray_retracts(rng: random.Random, row: dict[str, Any]) -> str:
     row["retracts"] = rng.choice([r["event_id"] for r in rng.sample(ROWS, 3)])
     row["reason"] = "reorg"
@@ -194,8 +281,12 @@ def stray_retracts(rng: random.Random, row: dict[str, Any]) -> str:
 
 
 MUTATIONS: dict[str, Callable[[random.Random, dict[str, Any]], str]] = {
-    f.__name__: f for f in (huge_int, exponent, magnitude, edge_time, bad_text, bad_bytes, structure, stray_retracts)
-}
+    f.__name__: f
+    for f in (
+        huge_int, exponent, magnitude, edge_time, bad_text, bad_bytes, structure, stray_retracts,
+        repeated_key, lenient_decimal, hidden_text, fine_time,
+    )
+}  # fmt: skip
 
 
 def _writable(finding: Finding) -> None:
@@ -213,6 +304,8 @@ def _check_batch(seed: int, focus: str, counts: Counter[str]) -> None:
         line = MUTATIONS[name](rng, row)
         result = parse_json_line(line, "fuzz", index + 1)
         counts[name] += 1
+        if isinstance(line, Refused):
+            assert isinstance(result, EventError) and result.field == line.field, (name, line[:300], result)
         if isinstance(result, EventError):
             assert result.line == index + 1 and result.reason, line[:300]
             assert result.raw.encode("utf-8") is not None and (result.event_id or "").encode("utf-8") is not None

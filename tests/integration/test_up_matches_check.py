@@ -103,6 +103,27 @@ def test_a_hostile_file_gives_up_and_check_the_same_findings_and_exit_1(tmp_path
     assert "Traceback" not in stderr
 
 
+def test_a_reused_id_with_an_earlier_time_gives_up_and_check_the_same_breach_and_conflicts(tmp_path: Path) -> None:
+    """Duplicates by file order in both: the first copy's breach stands, each later version is reported once."""
+    day = _day(20, 7)
+    trade = next(e for e in day if e["type"] == "trade" and e["quote"] == "VND")
+    first = {**trade, "event_id": "reused-1", "quantity": "100000000"}  # far over every value limit
+    later = {**trade, "event_id": "reused-1", "quantity": "1", "ts": day[0]["ts"]}  # earlier than every event
+    lines = [_line(e) for e in day] + [_line(first), _line(later), _line(later), _line(first)]
+    events = tmp_path / "reused.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(b"\n".join(_line(e) for e in day) + b"\n")
+    check_rc, check_ids = check(events)
+    _, clean_ids = check(clean)
+    up_rc, up_ids, stderr = up(events, tmp_path / "data")
+    assert (check_rc, up_rc) == (1, 1), stderr[-3000:]
+    assert up_ids == check_ids, stderr[-3000:]
+    added = set(check_ids) - set(clean_ids)
+    assert len(added) >= 2  # the breach(es) of the first copy, one conflicting_duplicate
+    assert "conflicting_duplicate  warning        1" in _cli_summary(tmp_path / "data")
+
+
 def test_a_utf16_file_and_a_csv_file_are_read_by_up_as_by_check(tmp_path: Path) -> None:
     day = _day(20, 5)
     events = tmp_path / "utf16.jsonl"
