@@ -58,8 +58,9 @@ class Store:
         self.backend = backend
         self.db = backend.database
         self.cluster = cluster
-        self.trail = FindingTrail(backend, self.db)
         self.replica_gate = ReplicaGate(backend, self.db) if cluster else None
+        gate = self.replica_gate.wait_until_caught_up if self.replica_gate is not None else None
+        self.trail = FindingTrail(backend, self.db, before_read=gate)
         # Findings this process inserted whose write has not completed (the trail step failed): a retry of
         # the write finds them stored, and must still report them as new, or they would never be counted.
         self._inserted_unreported: dict[str, Finding] = {}

@@ -19,7 +19,16 @@ do that, and can also rebuild the whole chain consistently; only heads archived 
 
 Only the stream worker that owns a participant's partition appends to its chain. Appending is idempotent:
 findings already in the trail are skipped, so a replayed batch (or a crash between storing a finding and
-chaining it) ends with each finding chained exactly once."""
+chaining it) ends with each finding chained exactly once.
+
+Verifying beside a live monitor. A write is three inserts in order: the findings, their trail entries, the
+new heads; a reader can land between them. ``verify`` reads in the reverse order (heads, then the trail,
+then the findings), so every head it sees has its entries and every entry its finding, and the one state
+a write in progress can still show is a finding not chained yet. On a cluster the replica it reads must
+first have every acknowledged part (the same gate the writer passes), or the tables it reads could be at
+different points. A finding not chained yet is checked again for up to ``settle`` seconds before it is
+reported (on a cluster, whose replicas fetch each table's parts in their own order, any problem is): a
+write in progress finishes within that, tampering does not go away."""
 
 from __future__ import annotations
 
@@ -27,7 +36,7 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +87,11 @@ def _stored(row: Sequence[Any]) -> dict[str, Any]:
 
 
 _VISIBILITY_TRIES = 8  # 0.05 s doubling to 2 s: about 7 s in all
+# How long verify re-checks what it found before reporting it: longer than a write in progress takes to chain
+# what it stored (three inserts and three reads, seconds under load), far shorter than any audit.
+SETTLE_SECONDS = 10.0
+_SETTLE_POLL = 0.5
+NOT_CHAINED = "finding is not in the trail (inserted outside the monitor?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +123,15 @@ class _Entry:
 
 
 class FindingTrail:
-    def __init__(self, backend: Backend, db: str) -> None:
+    def __init__(
+        self, backend: Backend, db: str, before_read: Callable[[], None] | None = None, settle: float = SETTLE_SECONDS
+    ) -> None:
+        """``before_read``: waits until the tables read are consistent with each other (a cluster's replica
+        gate) or raises StoreError; ``settle``: see the module docstring."""
         self.backend = backend
         self.db = db
+        self.before_read = before_read
+        self.settle = settle
 
     def heads(self, participants: Iterable[str] | None = None) -> dict[str, Head]:
         where = f"WHERE participant IN {in_list(participants)}" if participants is not None else ""
@@ -202,7 +222,36 @@ class FindingTrail:
         return found
 
     def verify(self, participant: str | None = None, expected: Mapping[str, Head] | None = None) -> list[Problem]:
+        """Every problem of the chain (one participant's, or all), as it stands once writes in progress have
+        had ``settle`` seconds to finish; empty when intact."""
+        if self.before_read is not None:
+            self.before_read()
+        problems = self._verify_once(participant, expected)
+        deadline = time.monotonic() + self.settle
+        while self._may_settle(problems) and time.monotonic() < deadline:
+            time.sleep(min(_SETTLE_POLL, max(deadline - time.monotonic(), 0.0)))
+            unchained = [p.finding_id for p in problems if p.what == NOT_CHAINED and p.finding_id]
+            if len(unchained) == len(problems) and not self._chained(unchained):
+                continue  # nothing moved yet: no need to read everything again
+            problems = self._verify_once(participant, expected)
+        return problems
+
+    def _may_settle(self, problems: Sequence[Problem]) -> bool:
+        """Whether these problems could be a write in progress rather than tampering."""
+        if self.before_read is not None:
+            return bool(problems)
+        return any(p.what == NOT_CHAINED for p in problems)
+
+    def _chained(self, finding_ids: Sequence[str]) -> bool:
+        rows = self.backend.rows(
+            f"SELECT count() FROM {self.db}.finding_trail WHERE finding_id IN {in_list(finding_ids[:_CHUNK])}"
+        )
+        return bool(rows and int(rows[0][0]))
+
+    def _verify_once(self, participant: str | None, expected: Mapping[str, Head] | None) -> list[Problem]:
         where = f"WHERE participant = {quote(participant)}" if participant else ""
+        # The reverse of the writer's order (findings, trail, heads): see the module docstring.
+        recorded = self.recorded_heads(participant)
         trail: dict[str, dict[int, set[_Entry]]] = defaultdict(lambda: defaultdict(set))
         for p, seq, fid, digest, prev, link, version in self.backend.rows(
             f"SELECT participant, seq, finding_id, finding_digest, prev_hash, entry_hash, digest_version "
@@ -213,7 +262,6 @@ class FindingTrail:
         for row in self.backend.rows(f"SELECT {_SELECT} FROM {self.db}.findings {where}"):
             values = _stored(row)
             stored[values["participant"]][values["finding_id"]].append(values)
-        recorded = self.recorded_heads(participant)
         if participant and expected is not None:
             expected = {p: h for p, h in expected.items() if p == participant}
         problems: list[Problem] = []
@@ -257,7 +305,7 @@ def _check_chain(
                 problems.append(Problem(name, seq, fid, "finding differs from what was chained (altered)"))
             prev = entry.link
     for fid in sorted(set(findings) - chained):
-        problems.append(Problem(name, None, fid, "finding is not in the trail (inserted outside the monitor?)"))
+        problems.append(Problem(name, None, fid, NOT_CHAINED))
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +14,15 @@ from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines
-from sandboxwatch.store.clickhouse_store import Store
-from sandboxwatch.store.finding_trail import GENESIS, TRAIL_COLUMNS, entry_hash, finding_digest
+from sandboxwatch.store.clickhouse_store import Store, recorded_now
+from sandboxwatch.store.finding_trail import (
+    GENESIS,
+    NOT_CHAINED,
+    TRAIL_COLUMNS,
+    FindingTrail,
+    entry_hash,
+    finding_digest,
+)
 from sandboxwatch.store.records import FINDING_COLUMNS, finding_row
 from tests.helpers import DA_NANG
 
@@ -30,6 +38,9 @@ def findings() -> list[Finding]:
 
 
 def problems(store: Store, **kwargs: object) -> list[str]:
+    """What verify reports at once: these tests tamper, no write is in progress to wait for (the settle
+    wait has tests of its own below)."""
+    store.trail.settle = 0.0
     return [p.describe() for p in store.trail.verify(**kwargs)]  # type: ignore[arg-type]
 
 
@@ -259,4 +270,71 @@ def test_a_finding_never_read_back_fails_the_write_and_the_retry_still_reports_i
     lagging.hidden_reads = 0
     assert [f.finding_id for f in store.write_findings(batch)] == [f.finding_id for f in batch]
     assert store.write_findings(batch) == []
+    assert problems(store) == []
+
+
+def _stored_unchained(store: Store, batch: list[Finding]) -> datetime:
+    """The first of a write's three inserts (findings, trail entries, heads), as a reader can catch it."""
+    now = recorded_now()
+    store.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, now) for f in batch])
+    return now
+
+
+def test_a_verify_landing_inside_a_write_waits_for_its_trail_instead_of_crying_tampering(
+    store: Store, findings: list[Finding], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.write_findings(findings[:4])
+    batch = findings[4:7]
+    now = _stored_unchained(store, batch)
+    waits: list[float] = []
+
+    def the_writer_goes_on(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            store.trail.append(batch, now)  # the same write's trail and heads inserts land meanwhile
+
+    monkeypatch.setattr(time, "sleep", the_writer_goes_on)  # the module verify waits with
+    assert store.trail.verify() == []
+    assert len(waits) == 2, "it waited for the write, then stopped"
+
+
+def test_a_finding_that_stays_unchained_is_reported_once_the_settle_time_is_over(
+    store: Store, findings: list[Finding]
+) -> None:
+    store.write_findings(findings[:4])
+    _stored_unchained(store, findings[4:5])
+    store.trail.settle = 0.6
+    started = time.monotonic()
+    found = store.trail.verify()
+    assert time.monotonic() - started >= 0.6
+    assert [(p.finding_id, p.what) for p in found] == [(findings[4].finding_id, NOT_CHAINED)]
+
+
+class _WriteLandsAfterFirstRead:
+    """A backend on which a pending write (trail entries, then heads) completes right after the first read."""
+
+    def __init__(self, backend: Any, write: Any) -> None:
+        self._backend = backend
+        self._write = write
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        result: list[tuple[Any, ...]] = self._backend.rows(sql)
+        write, self._write = self._write, None
+        if write is not None:
+            write()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def test_verify_reads_in_the_reverse_order_of_the_writes(store: Store, findings: list[Finding]) -> None:
+    """Heads, then the trail, then the findings: a write finishing between two of those reads can only add
+    what the later reads see consistently. Read the other way round, the new head would look like a trail
+    whose newest entries were removed (which no settle wait re-checks on one server)."""
+    store.write_findings(findings[:4])
+    batch = findings[4:7]
+    now = _stored_unchained(store, batch)
+    racing = _WriteLandsAfterFirstRead(store.backend, lambda: store.trail.append(batch, now))
+    assert FindingTrail(racing, store.db, settle=0.0).verify() == []
     assert problems(store) == []
