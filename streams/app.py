@@ -258,6 +258,7 @@ class StreamWorker:
             self._unverified.pop(participant, None)
         for partition in owned - kept:
             self._checked_partitions.discard(partition)
+            self.monitor.reassigned(self.settings.topics.events, partition)
         self._owned = owned
 
     # restart ------------------------------------------------------------------------------------------
