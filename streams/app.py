@@ -37,6 +37,7 @@ from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.store.records import finding_json
 from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
+from sandboxwatch.streams.group_rejoin import keep_member_id_on_refused_commit
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
 from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
@@ -146,6 +147,7 @@ class StreamWorker:
             value_serializer="raw",
         )
         app.transport = transport_with_fetch_wait(app, s.fetch_max_wait)
+        keep_member_id_on_refused_commit()
         self.events_topic = app.topic(
             topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions, internal=False
         )
