@@ -226,7 +226,7 @@ def _up_locked(options: UpOptions) -> int:
             finally:
                 if worker.failed is not None:
                     exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
-                await worker.app.stop()
+                await worker.stop()
                 worker.close()
                 worker.monitor.store.close()
 

@@ -214,6 +214,11 @@ class Monitor:
             unchecked = partial(self.store.write_events, check=False)
             self._durable(unchecked, rest, "events", letters)
 
+    def reassigned(self, topic: str, partition: int) -> None:
+        """A partition new to this worker (again): another worker may have stored its events meanwhile, so
+        its first batches are checked against the store again (_write_events)."""
+        self._caught_up.discard(f"{topic}/{partition}")
+
     @staticmethod
     def _partition(record: EventRecord) -> str:
         return record.source.rsplit("/", 1)[0]

@@ -42,7 +42,7 @@ async def serve(worker: StreamWorker, stop: asyncio.Event) -> None:
     finally:
         if worker.failed is not None:
             exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
-        await worker.app.stop()
+        await worker.stop()
         worker.close()
         worker.monitor.store.close()
 

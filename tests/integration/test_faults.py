@@ -95,12 +95,6 @@ def test_the_broker_stopped_mid_stream_is_waited_out_and_nothing_is_lost_or_doub
     assert_exact(result)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug (#12, session 6): after this session's merges (batch messages, snapshots by partition owner) "
-    "one run in two under load lost 1 of 20 findings after three kill -9s; it passed alone. Kept running so a "
-    "pass shows as XPASS; the cause must be found before #12 closes",
-)
 def test_kill_9_repeated_mid_stream_loses_and_doubles_nothing(
     pipeline: Pipeline, day: list[str], request: pytest.FixtureRequest
 ) -> None:

@@ -65,13 +65,6 @@ def test_venues_spread_over_every_partition(venues: list[Venue]) -> None:
 def test_a_second_worker_shares_the_partitions_and_a_stopped_one_hands_them_over_without_loss_or_doubles(
     pipeline: Pipeline, venues: list[Venue], stop: str, request: pytest.FixtureRequest
 ) -> None:
-    if stop == "sigterm":
-        # Known gap, said so (xfailed at once, never skipped): a worker stopped in order commits the offsets
-        # it processed past its last snapshot (faust commits on stop), so the worker taking its partitions
-        # over seeks back to the snapshot, and on a consumer that is already running that seek is not
-        # honoured: its stream waits for the snapshot's offset and never catches up (timed out on tansu and
-        # on noida, where the group's start-up rebalance also churned). Fix: snapshot on an orderly stop.
-        pytest.xfail("an orderly stop commits past its snapshot; the taking-over worker's seek-back hangs")
     if stop == "kill" and request.node.callspec.params["broker"] == "noida":
         # As in test_stream_pipeline: noida-db 0.2.3 never evicts a kill -9'd group member when its session
         # times out, so the survivor's rebalance never completes and the test could only time out. The
