@@ -286,23 +286,24 @@ class Engine:
 
     def _judge(self, event: Event) -> list[Finding]:
         """Apply one event to the state and the rules. This runs for every event of every stream, so it
-        reads attributes into locals once."""
+        reads attributes into locals once and calls nothing it can do inline (the clock rules' loop)."""
         event_type = event.type
         if event_type in _OBSERVED:
             self._observe(event)
         elif event_type == RETRACTION:
             # In event-time order like everything else, so it follows what it retracts.
             return self._retraction(event)
-        stats = self.stats
         found: list[Finding] = []
         ts = event.ts
+        facts = self.facts
         # Only in-term events move the clock: a mistyped year must not expire every pending deadline.
         clock = self.clock
         if (clock is None or ts > clock) and self._term_start <= ts <= self._term_end:
             self.clock = ts
-            if self._clock_rules:
-                found.extend(self._tick(ts))
-        facts = self.facts
+            for on_clock, rule, state in self._clock_rules:  # as _tick, once per event
+                result = on_clock(rule, ts, facts, state)
+                if result:
+                    found.extend(result)
         if event_type == "account" and isinstance(event, AccountEvent):
             known = facts.accounts.get(event.account)
             # A late account event is history: it must not replace a newer state of the account.
@@ -313,7 +314,7 @@ class Engine:
         if event_type in self._valued:
             value = facts.value = value_of(event, self._currency, facts.prices)
             if value is None:
-                stats.unvalued += 1
+                self.stats.unvalued += 1
                 found.append(self._unvalued(event))
         else:
             facts.value = None
@@ -322,7 +323,7 @@ class Engine:
             if result:
                 found.extend(result)
         if found:
-            stats.findings.update(f.severity for f in found)
+            self.stats.findings.update(f.severity for f in found)
         return found
 
     def utilisation(self) -> list[tuple[str, str, Decimal]]:

@@ -14,9 +14,10 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from operator import attrgetter
 from typing import IO, Any
 
-from sandboxwatch.rules_engine.events import Event
+from sandboxwatch.rules_engine.events import Event, Party, TravelRuleInfo
 
 # (event time, type rank, arrival number, event, line, conflicting duplicate): tuples compare on the first
 # three, and the arrival number is unique, so sorting is stable in file order and never compares events.
@@ -35,11 +36,35 @@ def _rebuild(cls: type[Event], values: tuple[Any, ...], digest: int) -> Event:
     return event
 
 
+def _init_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+def _values(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    # attrgetter reads them all in C, about twice as fast as a comprehension of getattr calls.
+    if len(names) == 1:
+        one = attrgetter(names[0])
+        return lambda item: (one(item),)
+    getter: Callable[[Any], tuple[Any, ...]] = attrgetter(*names)
+    return getter
+
+
 def _reducer(cls: type[Event]) -> Callable[[Event], tuple[Any, ...]]:
-    names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    values = _values(_init_fields(cls))
 
     def reduce(event: Event) -> tuple[Any, ...]:
-        return _rebuild, (cls, tuple([getattr(event, name) for name in names]), event.digest)
+        return _rebuild, (cls, values(event), event.digest)
+
+    return reduce
+
+
+def _value_reducer(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """For the small frozen dataclasses inside events (travel rule parties): built from their fields too,
+    where the generic slotted-dataclass pickling calls ``dataclasses.fields`` for every object."""
+    values = _values(_init_fields(cls))
+
+    def reduce(item: Any) -> tuple[Any, ...]:
+        return cls, values(item)
 
     return reduce
 
@@ -54,6 +79,7 @@ def _event_classes(cls: type[Event]) -> Iterator[type[Event]]:
 # arguments back is several times faster (as rules_engine/fast_pickle.py does for engine state).
 _DISPATCH: dict[type, Any] = dict(copyreg.dispatch_table)
 _DISPATCH.update({cls: _reducer(cls) for cls in _event_classes(Event)})
+_DISPATCH.update({cls: _value_reducer(cls) for cls in (Party, TravelRuleInfo)})
 
 
 def _write_run(entries: Iterable[Entry], directory: str) -> str:

@@ -7,6 +7,7 @@ per-object ``__getstate__`` that dominated snapshot time (a 6k-account engine: ~
 from __future__ import annotations
 
 import dataclasses
+from operator import attrgetter
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -18,9 +19,11 @@ def fast_pickle(cls: type[T]) -> type[T]:
     if any(not f.init for f in fields):
         raise TypeError(f"{cls.__name__}: fast_pickle needs every field in __init__")
     names = tuple(f.name for f in fields)
+    # attrgetter reads every field in C: about twice as fast as a comprehension of getattr calls.
+    values = attrgetter(*names) if len(names) > 1 else lambda item: (getattr(item, names[0]),)
 
     def __reduce__(self: Any) -> tuple[type[T], tuple[Any, ...]]:
-        return cls, tuple([getattr(self, name) for name in names])
+        return cls, values(self)
 
     cls.__reduce__ = __reduce__  # type: ignore[method-assign]
     return cls

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sandboxwatch.rules_engine.engine import TYPE_RANK, Engine, EngineStats, duplicate_key
+from sandboxwatch.rules_engine.engine import TYPE_RANK, Engine, EngineStats
 from sandboxwatch.rules_engine.event_digest import content_digest
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.external_sort import CHUNK_EVENTS, ExternalSort
@@ -150,20 +150,27 @@ def _sorted(
     with ExternalSort(chunk_events, spill_dir) as sorter:
         first_digest: dict[object, int] = {}
         add = sorter.add
+        rank = TYPE_RANK.get
         for arrival, (number, item) in enumerate(records):
             if isinstance(item, EventError):
                 errors.append(item)
                 invalid.append(engine.invalid(item))
                 continue
-            usable += item.participant == participant
-            conflicting = False
-            key = duplicate_key(item, participant)
-            if key is not None:
-                if not item.digest:
-                    item.digest = content_digest(item)
-                prior = first_digest.setdefault(key, item.digest)
-                conflicting = prior != item.digest and prior != 0
-            add((item.ts, TYPE_RANK.get(item.type, 3), arrival, item, number, conflicting))
+            # duplicate_key, inline: this runs once per line of an unsorted file.
+            key: object
+            if item.participant == participant:
+                usable += 1
+                key = item.event_id
+            elif item.type == "price":
+                key = (item.participant, item.event_id)
+            else:
+                add((item.ts, rank(item.type, 3), arrival, item, number, False))
+                continue
+            digest = item.digest
+            if not digest:
+                digest = item.digest = content_digest(item)
+            prior = first_digest.setdefault(key, digest)
+            add((item.ts, rank(item.type, 3), arrival, item, number, prior != digest and prior != 0))
         del first_digest  # the engine keeps its own from here: never both at once
         process = engine.process
         refuse = engine.refuse_conflicting

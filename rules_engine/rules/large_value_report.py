@@ -65,7 +65,8 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
         return None
     if event.type not in params.applies_to:
         return None
-    value = counted_value(event, facts, params.fees)
+    # The gross value is facts.value; counted_value (a call per event) only when fees are counted.
+    value = counted_value(event, facts, True) if params.fees else facts.value
     if value is None or value < params.threshold:
         return None
     subject = account_of(event) or event.participant

@@ -35,7 +35,8 @@ def parse(reader: ParamReader) -> Params:
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     params: Params = rule.params
-    value = counted_value(event, facts, params.fees)
+    # The gross value is facts.value; counted_value (a call per event) only when fees are counted.
+    value = counted_value(event, facts, True) if params.fees else facts.value
     if value is None or value <= params.max:
         return None
     return [

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sandboxwatch.rules_engine.events import Event, account_of
+from sandboxwatch.rules_engine.events import Event
 from sandboxwatch.rules_engine.facts import Facts
 from sandboxwatch.rules_engine.fast_pickle import fast_pickle
 from sandboxwatch.rules_engine.licence_params import ParamReader
@@ -69,8 +69,9 @@ def new_state(params: Params) -> State:
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     params: Params = rule.params
-    value = counted_value(event, facts, params.fees)
-    account = account_of(event)
+    # The gross value is facts.value; counted_value (a call per event) only when fees are counted.
+    value = counted_value(event, facts, True) if params.fees else facts.value
+    account: str | None = getattr(event, "account", None)  # account_of, without the call
     if value is None or account is None or value >= params.threshold:
         return None
     key = (account, event.type)
