@@ -146,6 +146,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
     except SimulationTooSmall as exc:
         raise Unusable(str(exc)) from None
+    except OSError as exc:
+        if exc.filename is None:  # a write that failed (no space): the error does not say which file
+            outputs = f"--out {args.out}" + (f", --truth {args.truth}" if args.truth else "")
+            raise Unusable(f"cannot write the output ({outputs}): {exc.strerror}") from None
+        option = "--truth" if args.truth and str(exc.filename) == args.truth else "--out"
+        raise unwritable(option, str(exc.filename), exc) from None
     print(summary, file=sys.stderr)
     return EXIT_OK
 
@@ -218,7 +224,11 @@ def cmd_alerts_render(args: argparse.Namespace) -> int:
     from sandboxwatch.alerts.render_files import write
 
     licences = [_licence(path) for path in args.licence]
-    for path in write(Path(args.out_dir), licences):
+    try:
+        written = write(Path(args.out_dir), licences)
+    except OSError as exc:
+        raise unwritable("--out-dir", str(exc.filename or args.out_dir), exc) from None
+    for path in written:
         print(path, file=sys.stderr)
     return EXIT_OK
 

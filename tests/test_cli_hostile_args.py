@@ -312,6 +312,18 @@ def _probes(f: Files) -> list[Probe]:
             "sandboxwatch: cannot write the output: No space left on device",
             stdout_to="/dev/full",
         ),
+        Probe(
+            "simulate out /dev/full",
+            ("simulate", "--licence", lic, "--out", "/dev/full", "--accounts", "5"),
+            2,
+            "--out /dev/full: cannot write: No space left on device",
+        ),
+        Probe(
+            "render out-dir a file",
+            ("alerts", "render", "--licence", lic, "--out-dir", str(r / "afile")),
+            2,
+            f"--out-dir {r / 'afile'}/prometheus/rules: cannot write: Not a directory",
+        ),
         # 7. Messages: one line, positions, plain values.
         Probe(
             "licence yaml error",
@@ -371,7 +383,7 @@ def _judge(files: Files, index: int, probe: Probe) -> str | None:
 
 def test_every_hostile_argument_ends_with_its_code_and_one_line(files: Files) -> None:
     probes = _probes(files)
-    assert len(probes) == 39
+    assert len(probes) == 41
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(lambda item: _judge(files, *item), enumerate(probes)))
     failures = [verdict for verdict in verdicts if verdict]
