@@ -147,6 +147,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except SimulationTooSmall as exc:
         raise Unusable(str(exc)) from None
     except OSError as exc:
+        if exc.filename is None and not args.truth:
+            raise unwritable("--out", args.out, exc) from None
         if exc.filename is None:  # a write that failed (no space): the error does not say which file
             outputs = f"--out {args.out}" + (f", --truth {args.truth}" if args.truth else "")
             raise Unusable(f"cannot write the output ({outputs}): {exc.strerror}") from None
