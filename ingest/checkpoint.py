@@ -26,7 +26,7 @@ class Checkpoint:
         self.path = path
 
     def load(self) -> dict[str, Any]:
-        if not self.path.exists() and not self.path.is_symlink():
+        if not self.path.exists():
             return {}
         try:
             text = read_text_file(self.path, MAX_CHECKPOINT_BYTES, "checkpoint")

@@ -73,10 +73,14 @@ def read_regular_file(path: str | Path, limit: int, what: str = "file") -> tuple
     return data, info
 
 
+def position(data: bytes, offset: int) -> tuple[int, int]:
+    """Line and column (from 1, the column in bytes) of a byte offset, as a person finds it in an editor."""
+    return data.count(b"\n", 0, offset) + 1, offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+
+
 def undecodable(data: bytes, exc: UnicodeDecodeError) -> str:
-    """Where a file stops being UTF-8, as a person finds it in an editor: line, column and byte offset."""
-    line = data.count(b"\n", 0, exc.start) + 1
-    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    """Where a file stops being UTF-8: line, column and byte offset."""
+    line, column = position(data, exc.start)
     return f"line {line}, column {column} (byte offset {exc.start}: 0x{data[exc.start]:02x})"
 
 

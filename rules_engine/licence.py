@@ -18,6 +18,7 @@ import yaml
 
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file, undecodable
+from sandboxwatch.rules_engine.input_files import position as byte_position
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, show
 from sandboxwatch.rules_engine.rule_spec import LicenceHeader, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
@@ -383,8 +384,7 @@ def load_licence(path: str | Path) -> Licence:
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        line, column = byte_position(data, exc.start)
         byte = f"byte offset {exc.start}: 0x{data[exc.start]:02x}"
         at = (line, column, f"not UTF-8 text ({byte}); save the licence as UTF-8")
         raise LicenceError(str(path), [f"not UTF-8 text at {undecodable(data, exc)}"], at=at) from None

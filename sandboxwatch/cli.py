@@ -11,11 +11,12 @@ import contextlib
 import itertools
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from sandboxwatch.cli_types import port_number
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable, unwritable
@@ -47,19 +48,21 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
     """Yield (lines, source name, format, a way to read the lines again); undecodable bytes become bad
     lines, not a crash. The format is the one asked for, else what the content is (docs/cli.md), the same
     for a file and for stdin. Standard input is spooled to a temporary file first, so that `check` can read
-    it again to sort it if it turns out not to be in time order."""
+    it again to sort it if it turns out not to be in time order; so is a named pipe (a FIFO cannot be read
+    twice: opening it again would wait for a writer that is gone)."""
     with contextlib.ExitStack() as stack:
         source = path
-        if path == "-":
+        if path == "-" or _is_stream(path):
             spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="sandboxwatch-stdin-"))
-            binary = getattr(sys.stdin, "buffer", None)
+            binary = getattr(sys.stdin, "buffer", None) if path == "-" else _open_stream(path)
             if binary is not None:
-                shutil.copyfileobj(binary, spool, 1 << 20)
+                with contextlib.closing(binary) if path != "-" else contextlib.nullcontext():
+                    shutil.copyfileobj(binary, spool, 1 << 20)
             else:
                 for text in sys.stdin:
                     spool.write(text.encode("utf-8", "surrogateescape"))
             spool.flush()
-            path, source = spool.name, "<stdin>"
+            path, source = spool.name, source if path != "-" else "<stdin>"
 
         def reopen() -> Iterator[str]:
             try:
@@ -72,6 +75,22 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
         head, first = leading_lines(lines)
         chosen = fmt or detect_format(source if source != "<stdin>" else "", first)
         yield itertools.chain(head, lines), source, chosen, reopen
+
+
+def _is_stream(path: str) -> bool:
+    """A named pipe or socket given as ``--events`` (a device is read in place, as before)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _open_stream(path: str) -> IO[bytes]:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise Unusable(f"{path}: cannot read the events file: {exc.strerror}") from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -146,6 +165,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         summary = simulate_to_files(licence, config, Path(args.out), Path(args.truth) if args.truth else None)
     except SimulationTooSmall as exc:
         raise Unusable(str(exc)) from None
+    except OSError as exc:
+        if exc.filename is None and not args.truth:
+            raise unwritable("--out", args.out, exc) from None
+        if exc.filename is None:  # a write that failed (no space): the error does not say which file
+            outputs = f"--out {args.out}" + (f", --truth {args.truth}" if args.truth else "")
+            raise Unusable(f"cannot write the output ({outputs}): {exc.strerror}") from None
+        option = "--truth" if args.truth and str(exc.filename) == args.truth else "--out"
+        raise unwritable(option, str(exc.filename), exc) from None
     print(summary, file=sys.stderr)
     return EXIT_OK
 
@@ -218,7 +245,11 @@ def cmd_alerts_render(args: argparse.Namespace) -> int:
     from sandboxwatch.alerts.render_files import write
 
     licences = [_licence(path) for path in args.licence]
-    for path in write(Path(args.out_dir), licences):
+    try:
+        written = write(Path(args.out_dir), licences)
+    except OSError as exc:
+        raise unwritable("--out-dir", str(exc.filename or args.out_dir), exc) from None
+    for path in written:
         print(path, file=sys.stderr)
     return EXIT_OK
 

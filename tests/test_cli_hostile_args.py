@@ -312,6 +312,18 @@ def _probes(f: Files) -> list[Probe]:
             "sandboxwatch: cannot write the output: No space left on device",
             stdout_to="/dev/full",
         ),
+        Probe(
+            "simulate out /dev/full",
+            ("simulate", "--licence", lic, "--out", "/dev/full", "--accounts", "5"),
+            2,
+            "--out /dev/full: cannot write: No space left on device",
+        ),
+        Probe(
+            "render out-dir a file",
+            ("alerts", "render", "--licence", lic, "--out-dir", str(r / "afile")),
+            2,
+            f"--out-dir {r / 'afile'}/prometheus/rules: cannot write: Not a directory",
+        ),
         # 7. Messages: one line, positions, plain values.
         Probe(
             "licence yaml error",
@@ -371,7 +383,7 @@ def _judge(files: Files, index: int, probe: Probe) -> str | None:
 
 def test_every_hostile_argument_ends_with_its_code_and_one_line(files: Files) -> None:
     probes = _probes(files)
-    assert len(probes) == 39
+    assert len(probes) == 41
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(lambda item: _judge(files, *item), enumerate(probes)))
     failures = [verdict for verdict in verdicts if verdict]
@@ -417,3 +429,46 @@ def test_the_shared_reader_refuses_a_file_that_grows_past_the_cap_while_read(tmp
         read_regular_file(small, 9, "--heads")
     with pytest.raises(InputFileError, match=r"cannot be read: No such file or directory"):
         read_regular_file(tmp_path / "missing", 9, "--heads")
+
+
+def test_check_still_reads_its_events_from_a_fifo(tmp_path: Path) -> None:
+    """Events are a stream by design (docs/cli.md): a named pipe is read, not refused like a config file."""
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    check = subprocess.Popen(
+        [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with fifo.open("w") as writer:  # blocks until check opens the pipe for reading
+        writer.write(json.dumps(account("c1", participant=PARTICIPANT)) + "\n")
+    out, err = check.communicate(timeout=120)
+    assert check.returncode == 0, err
+    assert out == "" and "1 events checked against DN-136-PILOT-01" in err
+
+
+def test_check_sorts_events_from_a_fifo_that_are_out_of_order(tmp_path: Path) -> None:
+    """A pipe cannot be opened twice: events out of time order are spooled and sorted, not waited for."""
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    late = account("c2", participant=PARTICIPANT)
+    early = account("c1", participant=PARTICIPANT)
+    early["ts"] = "2025-09-15T10:00:00+07:00"
+    check = subprocess.Popen(
+        [sys.executable, "-m", "sandboxwatch.cli", "check", "--licence", str(DA_NANG), "--events", str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with fifo.open("w") as writer:
+        writer.write(json.dumps(late) + "\n" + json.dumps(early) + "\n")
+    try:
+        out, err = check.communicate(timeout=120)
+        assert out == ""
+    except subprocess.TimeoutExpired:
+        check.kill()
+        pytest.fail("check waited for a second writer on the FIFO")
+    assert check.returncode == 0, err
+    assert f"{fifo}: not in event-time order from line 2 on" in err
+    assert "2 events checked against DN-136-PILOT-01" in err
