@@ -21,6 +21,8 @@ import pytest
 from sandboxwatch.cli import main
 from sandboxwatch.finding_output import write_jsonl
 from sandboxwatch.rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.events import Event, FundsEvent
+from sandboxwatch.rules_engine.external_sort import _read_run, _write_run
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.rules_engine.self_check import run_check
 from tests.helpers import DA_NANG
@@ -94,6 +96,20 @@ def test_sorting_through_runs_on_disk_gives_the_same_findings_in_the_same_order(
     out = io.StringIO()
     write_jsonl(result.findings, out)
     assert out.getvalue() == _expected("shuffled")[1]
+
+
+def test_every_event_of_the_day_survives_a_run_on_disk_whole(tmp_path: Path) -> None:
+    """The sort's spill format (attrgetter reducers, travel-rule parties included) gives back equal events
+    with their line digests, so the findings of a sorted file cannot depend on whether it spilled."""
+    events = [item for _, item in read_jsonl(_in_order(), "f") if isinstance(item, Event)]
+    assert {e.type for e in events} >= {"trade", "deposit", "withdrawal", "transfer", "price", "account", "reserve"}
+    assert any(isinstance(e, FundsEvent) and e.travel_rule is not None for e in events)
+    entries = [(e.ts, 0, i, e, i + 1, False) for i, e in enumerate(events)]
+    back = list(_read_run(_write_run(entries, str(tmp_path))))
+    assert [entry[3] for entry in back] == events
+    assert [entry[3].digest for entry in back] == [e.digest for e in events]
+    assert all(e.digest for e in events)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _build_day() -> list[str]:
