@@ -29,6 +29,7 @@ from sandboxwatch.store.records import finding_json
 from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
+from sandboxwatch.streams.inbound_buffer import install as install_byte_bound
 from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
@@ -121,6 +122,7 @@ class StreamWorker:
             value_serializer="raw",
         )
         app.transport = transport_with_fetch_wait(app, s.fetch_max_wait)
+        install_byte_bound(app, s.buffer_bytes)
         self.events_topic = app.topic(
             topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions, internal=False
         )

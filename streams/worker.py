@@ -17,6 +17,7 @@ from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.app import StreamWorker
 from sandboxwatch.streams.broker_offsets import BrokerOffsets
+from sandboxwatch.streams.inbound_buffer import DEFAULT_BUFFER_BYTES
 from sandboxwatch.streams.monitor import Monitor
 from sandboxwatch.streams.topics import Topics, ensure_topics
 from sandboxwatch.streams.worker_settings import WorkerSettings
@@ -103,6 +104,13 @@ def run(settings: WorkerSettings) -> int:
     return EXIT_OK
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kafka", required=True, help="bootstrap HOST:PORT")
     p.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
@@ -118,6 +126,13 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="longest the broker may hold an empty fetch; lower it for brokers that hold fetches even when "
         "data arrives (Apache Kafka does not: the default is faust's)",
+    )
+    p.add_argument(
+        "--buffer-mib",
+        type=_positive,
+        default=DEFAULT_BUFFER_BYTES // 2**20,
+        metavar="MIB",
+        help="most fetched messages (MiB) held before the monitor takes them; fetching pauses above it",
     )
     p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")
 
@@ -142,6 +157,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         metrics_port=args.metrics_port,
         data_dir=args.data_dir,
         fetch_max_wait=args.fetch_max_wait,
+        buffer_bytes=args.buffer_mib * 2**20,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandboxwatch.streams.inbound_buffer import DEFAULT_BUFFER_BYTES
 from sandboxwatch.streams.topics import Topics
 
 
@@ -25,6 +26,9 @@ class WorkerSettings:
     idle_flush_seconds: float = 10.0
     # How long the broker may hold an empty fetch (faust's own default is 1.5 s; see streams.fetch_wait).
     fetch_max_wait: float = 1.5
+    # Bytes of fetched messages the worker may hold before the monitor takes them, besides faust's count of
+    # 4 x batch_size messages: a message may be a 512 KiB batch (streams.inbound_buffer).
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     web_port: int = 6066
