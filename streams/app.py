@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,7 @@ from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
 from sandboxwatch.streams.partitioning import home_partition
+from sandboxwatch.streams.snapshot_fork import PendingDump, SnapshotChildError, start_dump
 from sandboxwatch.streams.topics import STATE_TABLE
 from sandboxwatch.streams.worker_settings import WorkerSettings
 
@@ -43,6 +45,16 @@ _FAR = 10**9
 # A snapshot pauses processing for as long as it takes to pickle the engine, which grows with its state:
 # while busy, wait at least this many times that long between snapshots (at most ~5% of the time).
 SNAPSHOT_COST_FACTOR = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _BegunSnapshot:
+    started: float
+    rebalances: int
+    # participant, offsets the snapshot covers, licence fingerprint, the child pickling its engine
+    dumps: list[tuple[str, dict[int, int], str, PendingDump]]
+    # partition -> last offset processed when the children were forked: what the commit covers
+    covered: dict[int, int]
 
 
 def event_chunks(messages: list[InboundMessage], events: int) -> list[list[InboundMessage]]:
@@ -76,6 +88,10 @@ class StreamWorker:
         self._rewind: dict[int, int] = {}
         self._last_snapshot = time.monotonic()
         self._snapshot_cost = 0.0
+        # The snapshot being finished off the agent's path (see _consume), and rebalances seen: a snapshot
+        # begun before one is dropped, never written over what the new owner restores.
+        self._snapshotting: asyncio.Future[None] | None = None
+        self._rebalances = 0
         self._dirty: dict[str, dict[int, int]] = {}
         self._home: dict[str, int] = {}
         self._processed: dict[int, int] = {}
@@ -148,6 +164,8 @@ class StreamWorker:
             raise
         finally:
             self.running = False
+            if self._snapshotting is not None:
+                self._snapshotting.cancel()  # its child is killed; the last whole snapshot stands
 
     def _fail(self, exc: BaseException) -> None:
         log.critical("the monitor agent stopped on an error it cannot contain; exiting for a restart", exc_info=exc)
@@ -165,15 +183,18 @@ class StreamWorker:
             ]
             for chunk in event_chunks(messages, self.settings.batch_size):
                 await self._handle(chunk)
-            # Snapshots pause the stream for as long as pickling the engine takes: one every snapshot_seconds
-            # while busy, and soon after the stream goes quiet so that a caught-up worker's committed offset is
-            # current; never more often than SNAPSHOT_COST_FACTOR times their own cost, so a steady trickle of
-            # small batches does not snapshot every few seconds.
+            # A snapshot every snapshot_seconds while busy, and soon after the stream goes quiet so that a
+            # caught-up worker's committed offset is current; never more often than SNAPSHOT_COST_FACTOR times
+            # their own cost, so a steady trickle of small batches does not snapshot every few seconds. The
+            # stream pauses only to fork (streams.snapshot_fork); the rest is finished alongside it.
             idle = len(events) < self.settings.batch_size
             since = time.monotonic() - self._last_snapshot
             wanted = self.settings.idle_snapshot_seconds if idle else self.settings.snapshot_seconds
-            if self._dirty and since >= max(wanted, SNAPSHOT_COST_FACTOR * self._snapshot_cost):
-                await self._snapshot()
+            running = self._snapshotting is not None and not self._snapshotting.done()
+            if self._dirty and not running and since >= max(wanted, SNAPSHOT_COST_FACTOR * self._snapshot_cost):
+                begun = await self._begin_snapshot()
+                self._snapshotting = asyncio.ensure_future(self._finish_snapshot(begun))
+                self._snapshotting.add_done_callback(self._snapshot_done)
 
     async def _handle(self, messages: list[InboundMessage]) -> None:
         loop = asyncio.get_running_loop()
@@ -196,6 +217,7 @@ class StreamWorker:
     # rebalance ----------------------------------------------------------------------------------------
     def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned")
+        self._rebalances += 1
         topic = self.settings.topics.events
         self._reassignment = frozenset(tp.partition for tp in assigned or () if tp.topic == topic)
 
@@ -317,31 +339,75 @@ class StreamWorker:
 
     async def _snapshot(self) -> None:
         """Write each changed participant's engine to the table, then commit what it covers."""
-        started = time.monotonic()
+        if self._snapshotting is not None and not self._snapshotting.done():
+            await asyncio.shield(self._snapshotting)  # one at a time: each builds on the last manifest
+        await self._finish_snapshot(await self._begin_snapshot())
+
+    async def _begin_snapshot(self) -> _BegunSnapshot:
+        """Fork a child per changed participant to pickle its engine as it is now, between batches (the
+        agent is not in one, so the dirty offsets are exactly what the state covers)."""
+        started = self._last_snapshot = time.monotonic()
         dirty, self._dirty = self._dirty, {}
-        loop = asyncio.get_running_loop()
         owned = self._owned_partitions()
-        for participant, offsets in dirty.items():
-            engine = self.monitor.engines.get(participant)
-            # Only the worker that owns a participant's own partition snapshots it (it is the one that saw
-            # its events); the others hold an engine for it only to pass it market-wide prices.
-            if engine is None or self._home.get(participant) not in owned:
-                continue
-            previous = self._manifests.get(participant)
-            manifest, writes = await loop.run_in_executor(self._executor, plan, engine, participant, previous, offsets)
-            # The snapshot lives on the partition of the participant's own events, so whichever worker is
-            # assigned that partition recovers it.
-            partition = self._home.get(participant, min(offsets))
-            for key, value in writes:
-                if value is None:
-                    self.table.data.pop(key, None)
-                else:
-                    self.table.data[key] = value
-                self.table.send_changelog(partition, key, value)
-            self._manifests[participant] = manifest
-        await self.app.consumer.commit()
-        self._last_snapshot = time.monotonic()
-        self._snapshot_cost = self._last_snapshot - started
+        # Only the worker that owns a participant's own partition snapshots it (it is the one that saw its
+        # events); the others hold an engine for it only to pass it market-wide prices.
+        chosen = [
+            (participant, offsets, engine)
+            for participant, offsets in dirty.items()
+            if (engine := self.monitor.engines.get(participant)) is not None and self._home.get(participant) in owned
+        ]
+
+        def fork() -> list[tuple[str, dict[int, int], str, PendingDump]]:
+            return [(p, offsets, licence_digest(e), start_dump(e)) for p, offsets, e in chosen]
+
+        dumps = await asyncio.get_running_loop().run_in_executor(self._executor, fork)
+        covered = {p: o for p, o in self._processed.items() if p in owned}
+        return _BegunSnapshot(started, self._rebalances, dumps, covered)
+
+    async def _finish_snapshot(self, begun: _BegunSnapshot) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            for index, (participant, offsets, licence, pending) in enumerate(begun.dumps):
+                try:
+                    blob = await loop.run_in_executor(None, pending.result)
+                except SnapshotChildError:
+                    log.exception("snapshot of %s: the child failed; pickling in place", participant)
+                    blob = await loop.run_in_executor(self._executor, pending.in_place)
+                if self._rebalances != begun.rebalances:
+                    log.info("a rebalance happened during the snapshot; it is dropped, the next one is taken anew")
+                    for _, _, _, rest in begun.dumps[index + 1 :]:
+                        rest.cancel()
+                    return
+                previous = self._manifests.get(participant)
+                manifest, writes = plan(None, participant, previous, offsets, blob=blob, licence=licence)
+                # The snapshot lives on the partition of the participant's own events, so whichever worker is
+                # assigned that partition recovers it.
+                partition = self._home.get(participant, min(offsets))
+                for key, value in writes:
+                    if value is None:
+                        self.table.data.pop(key, None)
+                    else:
+                        self.table.data[key] = value
+                    self.table.send_changelog(partition, key, value)
+                self._manifests[participant] = manifest
+        except BaseException:
+            for _, _, _, pending in begun.dumps:
+                pending.cancel()
+            raise
+        # Exactly what the snapshot covers, not what the agent processed since the fork (faust's commit()
+        # would commit that too): the producer is flushed first, so the snapshot is durable when it commits.
+        if begun.covered:
+            offsets = {self._tp(p): o + 1 for p, o in begun.covered.items()}
+            await self.app.consumer._commit_offsets(offsets)  # type: ignore[attr-defined]  # faust commit()'s own step
+        self._snapshot_cost = time.monotonic() - begun.started
+
+    def _snapshot_done(self, task: asyncio.Future[None]) -> None:
+        """A snapshot that failed is the agent failing: the worker exits for a restart, as before."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self._fail(exc)
 
     async def _flush_quiet(self) -> None:
         """Judge the buffered events of participants that have been quiet for idle_flush_seconds."""
