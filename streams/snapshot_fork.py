@@ -22,6 +22,7 @@ import select
 import signal
 import threading
 import time
+import zlib
 
 from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.streams.engine_snapshots import dump
@@ -84,23 +85,30 @@ class PendingDump:
                 break
             parts.append(part)
         status = self._reap()
+        blob = b"".join(parts)
+        if status is None and _whole(blob):
+            return blob  # reaped by someone else (a SIGCHLD handler): the blob itself shows it is whole
         if status != 0:
             raise SnapshotChildError(f"the snapshot child {self._pid} ended with status {status}")
-        return b"".join(parts)
+        return blob
 
     def _reap(self) -> int | None:
-        """Kill (if still running) and reap the child, close the pipe; the child's exit code, once."""
+        """Kill (if still running) and reap the child, close the pipe; the child's exit code, once (None if
+        already reaped, here or elsewhere)."""
         with self._lock:
             if self._pid == 0 or self._fd < 0:
                 return None
             pid, fd = self._pid, self._fd
             self._fd = -1
             os.close(fd)  # a child still writing gets EPIPE and ends
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done == 0:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                done, status = os.waitpid(pid, 0)
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == 0:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    done, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                return None
             return os.waitstatus_to_exitcode(status)
 
     def cancel(self) -> None:
@@ -111,6 +119,16 @@ class PendingDump:
         """The blob made in this process, when the child failed."""
         assert self._engine is not None
         return dump(self._engine)
+
+
+def _whole(blob: bytes) -> bool:
+    """Whether a blob is a complete zlib stream (a child killed mid-write leaves a truncated one)."""
+    inflater = zlib.decompressobj()
+    try:
+        inflater.decompress(blob)
+    except zlib.error:
+        return False
+    return inflater.eof
 
 
 def _child(engine: Engine, read: int, write: int) -> None:
