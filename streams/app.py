@@ -30,6 +30,7 @@ from sandboxwatch.store.records import finding_json
 from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
+from sandboxwatch.streams.inbound_buffer import TakeBudget
 from sandboxwatch.streams.inbound_buffer import install as install_byte_bound
 from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
@@ -92,6 +93,7 @@ class StreamWorker:
         # begun before one is dropped, never written over what the new owner restores.
         self._snapshotting: asyncio.Future[None] | None = None
         self._rebalances = 0
+        self._take_budget = TakeBudget(settings.buffer_bytes)
         self._dirty: dict[str, dict[int, int]] = {}
         self._home: dict[str, int] = {}
         self._processed: dict[int, int] = {}
@@ -155,6 +157,7 @@ class StreamWorker:
 
     async def _agent(self, stream: Any) -> None:
         self.running = True
+        stream.add_processor(self._take_budget)  # ahead of take_events' own: see streams.inbound_buffer
         try:
             await self._consume(stream)
         except asyncio.CancelledError:
@@ -177,6 +180,7 @@ class StreamWorker:
 
     async def _consume(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_size, within=self.settings.batch_wait):
+            self._take_budget.taken()
             messages = [
                 InboundMessage(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                 for e in events

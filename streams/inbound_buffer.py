@@ -13,6 +13,7 @@ an empty buffer always takes the next one, however large, or a message above the
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
@@ -86,3 +87,31 @@ def install(app: Any, max_bytes: int) -> None:
         )
 
     app.FlowControlQueue = flow_control_queue
+
+
+class TakeBudget:
+    """The same bound for the batch being taken (faust's ``take_events``): it holds up to ``batch_size``
+    messages, counted, or what arrives within ``batch_wait``. As a processor of the agent's stream, ahead of
+    the take's own, this lets a message into the take only while the take holds less than ``max_bytes``;
+    the take is then handed over at its ``within`` timeout (with 512 KiB messages the count is never what
+    ends it anyway), and ``taken`` lets the next one fill. The first message of a take always passes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._taken: asyncio.Event | None = None
+
+    async def __call__(self, value: Any) -> Any:
+        while self.bytes >= self.max_bytes:
+            if self._taken is None:
+                self._taken = asyncio.Event()
+            self._taken.clear()
+            await self._taken.wait()
+        self.bytes += len(value) if isinstance(value, bytes | bytearray) else 0
+        return value
+
+    def taken(self) -> None:
+        """The agent has the take: the next one starts empty."""
+        self.bytes = 0
+        if self._taken is not None:
+            self._taken.set()

@@ -14,7 +14,7 @@ from sandboxwatch.alerts.metrics import Metrics
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.app import StreamWorker
-from sandboxwatch.streams.inbound_buffer import DEFAULT_BUFFER_BYTES, ByteBoundedQueue
+from sandboxwatch.streams.inbound_buffer import DEFAULT_BUFFER_BYTES, ByteBoundedQueue, TakeBudget
 from sandboxwatch.streams.monitor import Monitor
 from sandboxwatch.streams.worker import parser, settings_from
 from sandboxwatch.streams.worker_settings import WorkerSettings
@@ -105,3 +105,20 @@ def test_run_takes_the_buffer_bound_from_the_command_line(capsys: pytest.Capture
     with pytest.raises(SystemExit):
         parser().parse_args([*common, "--buffer-mib", "0"])
     assert "must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_the_take_lets_messages_in_only_below_its_bytes_and_starts_empty_once_taken() -> None:
+    async def scenario() -> None:
+        budget = TakeBudget(1_000)
+        assert await budget(b"x" * 600) == b"x" * 600
+        await budget(b"x" * 600)  # 600 held < 1,000: it passes, and the take now holds 1,200
+        waiting = asyncio.ensure_future(budget(b"y" * 10))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and budget.bytes == 1_200
+        budget.taken()
+        assert await asyncio.wait_for(waiting, 1) == b"y" * 10
+        assert budget.bytes == 10
+        big = TakeBudget(1_000)
+        await asyncio.wait_for(big(b"z" * 600_000), 1)  # the first of a take always passes
+
+    asyncio.run(scenario())
