@@ -4,9 +4,11 @@ throughput work of issue 18, in one run over the same simulated day.
 Prints, each as events/s and as a ratio to the first line:
 1. single-event messages through the stdlib decoder and a row-by-row JSON insert (how the monitor ran before);
 2. single-event messages through orjson and the columnar insert;
-3. batch messages as the producers now send them (docs/events.md, "Stream messages"), orjson, columnar;
+3. batch messages as the producers now send them (docs/events.md, "Stream messages"), orjson, columnar,
+   the parser's generic event builder (rules_engine/event_parser.py) alone;
+4. the same with its fast path for the common event types (rules_engine/event_fast_path.py);
 and, for the parser alone, the stdlib and orjson paths of ``parse_json_line`` over the same lines.
-Target for (3): >= 100k events/s. ``--profile`` prints where (3) spends its time (cProfile).
+Target for (4): >= 100k events/s. ``--profile`` prints where (4) spends its time (cProfile).
 
     python bench/monitor_bench.py [--events 60000] [--batch 5000] [--profile]
 """
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
-from sandboxwatch.rules_engine import event_reader  # noqa: E402
+from sandboxwatch.rules_engine import event_parser, event_reader  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
@@ -57,6 +59,16 @@ def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
     finally:
         event_reader.decode_json = fast_decode
         delattr(backend, "insert")
+
+
+@contextmanager
+def generic_builder() -> Iterator[None]:
+    """The typed-event builder without its fast path: every field through the generic helpers."""
+    fast, event_parser._FAST = event_parser._FAST, {}
+    try:
+        yield
+    finally:
+        event_parser._FAST = fast
 
 
 def singles(lines: list[str]) -> list[InboundMessage]:
@@ -122,6 +134,8 @@ def main() -> None:
         with stdlib_path(backend):
             before = monitor_rate(backend, single, len(lines), args.batch)
         single_fast = monitor_rate(backend, single, len(lines), args.batch)
+        with generic_builder():
+            generic = monitor_rate(backend, batched, len(lines), args.batch)
         run: Callable[[], float] = lambda: monitor_rate(backend, batched, len(lines), args.batch)  # noqa: E731
         if args.profile:
             profile = cProfile.Profile()
@@ -140,9 +154,11 @@ def main() -> None:
     for label, rate in (
         ("single-event messages, stdlib decoder, row insert", before),
         ("single-event messages, orjson, columnar insert", single_fast),
-        ("batch messages, orjson, columnar insert", after),
+        ("batch messages, orjson, columnar, generic parser", generic),
+        ("batch messages, orjson, columnar, fast parser", after),
     ):
         print(f"    {label:<48}{rate:>10,.0f} events/s   ratio: {rate / before:.2f}")
+    print(f"  fast builder / generic builder (4)/(3): {after / generic:.2f}")
     print(f"  target >= {TARGET:,} events/s for the monitor alone: {'met' if after >= TARGET else 'NOT met'}")
     if args.profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
