@@ -381,6 +381,10 @@ class StreamWorker:
                     log.info("a rebalance happened during the snapshot; it is dropped, the next one is taken anew")
                     for _, _, _, rest in begun.dumps[index + 1 :]:
                         rest.cancel()
+                    for kept, seen in ((p, o) for p, o, _, _ in begun.dumps if p in self.monitor.engines):
+                        marks = self._dirty.setdefault(kept, {})
+                        for part, offset in seen.items():
+                            marks[part] = max(offset, marks.get(part, -1))
                     return
                 previous = self._manifests.get(participant)
                 manifest, writes = plan(None, participant, previous, offsets, blob=blob, licence=licence)
