@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sandboxwatch.rules_engine.event_fast_path import compile_fast_path
 from sandboxwatch.rules_engine.events import (
     INVESTOR_CLASSES,
     KYC_STATUSES,
@@ -409,6 +410,15 @@ def _reported_by_connector(obj: Mapping[str, Any]) -> FieldError:
 
 def event_from_dict(obj: Any) -> Event:
     """Build the typed event; unknown extra fields are kept in ``extra`` as the contract requires."""
+    if type(obj) is dict:
+        # Valid lines of the common types take the fast path (rules_engine/event_fast_path.py); anything it
+        # does not accept is judged below, which gives the error.
+        kind = obj.get("type")
+        fast = _FAST.get(kind) if type(kind) is str else None
+        if fast is not None:
+            event = fast(obj)
+            if event is not None:
+                return event
     if not isinstance(obj, dict):
         raise FieldError("", f"an event must be a JSON object, not {type(obj).__name__}")
     event_type = _name(obj, "type")
@@ -434,3 +444,19 @@ def event_from_dict(obj: Any) -> Event:
         extra,
     )
     return builder(obj, envelope)
+
+
+_FAST = compile_fast_path(
+    _ALLOWED,
+    {
+        "FieldError": FieldError,
+        "dec": _dec,
+        "parse_timestamp": parse_timestamp,
+        "str_list": lambda o: _str_list(o, "wallets"),
+        "travel_rule": _travel_rule,
+        "completed_ts": _completed_ts,
+        "log_index": lambda o: _int(o, "log_index", minimum=-1),
+        "block": lambda o: _int(o, "block"),
+    },
+    MAX_TEXT,
+)

@@ -39,6 +39,8 @@ from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, mani
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
 from sandboxwatch.streams.group_rejoin import keep_member_id_on_refused_commit
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
+from sandboxwatch.streams.inbound_buffer import TakeBudget
+from sandboxwatch.streams.inbound_buffer import install as install_byte_bound
 from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
@@ -95,6 +97,7 @@ class StreamWorker:
         # of an orderly stop, so that none of them sees an engine half-way through a batch.
         self._busy = asyncio.Lock()
         self._stopping = False
+        self._take_budget = TakeBudget(settings.buffer_bytes)
         self._last_snapshot = time.monotonic()
         self._last_take = time.monotonic()
         self._snapshot_cost = 0.0
@@ -148,6 +151,7 @@ class StreamWorker:
         )
         app.transport = transport_with_fetch_wait(app, s.fetch_max_wait)
         keep_member_id_on_refused_commit()
+        install_byte_bound(app, s.buffer_bytes)
         self.events_topic = app.topic(
             topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions, internal=False
         )
@@ -164,6 +168,7 @@ class StreamWorker:
 
     async def _agent(self, stream: Any) -> None:
         self.running = True
+        stream.add_processor(self._take_budget)  # ahead of take_events' own: see streams.inbound_buffer
         try:
             await self._consume(stream)
         except asyncio.CancelledError:
@@ -184,6 +189,7 @@ class StreamWorker:
 
     async def _consume(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_size, within=self.settings.batch_wait):
+            self._take_budget.taken()
             # Held from the start: faust acks the take when the next one is asked for, and that ack alone
             # must not make an offset committable (see the module docstring).
             for event in events:

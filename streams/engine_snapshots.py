@@ -98,17 +98,24 @@ def restore(manifest: Manifest, get: Callable[[bytes], bytes | None]) -> Engine 
 
 
 def plan(
-    engine: Engine, participant: str, previous: Manifest | None, offsets: Mapping[int, int]
+    engine: Engine | None,
+    participant: str,
+    previous: Manifest | None,
+    offsets: Mapping[int, int],
+    *,
+    blob: bytes | None = None,
+    licence: str | None = None,
 ) -> tuple[Manifest, list[tuple[bytes, bytes | None]]]:
-    """The writes (key, value; None deletes) that replace ``previous`` with a snapshot of ``engine``."""
-    blob = dump(engine)
+    """The writes (key, value; None deletes) that replace ``previous`` with a snapshot of ``engine``, or of
+    the engine ``blob`` was dumped from (streams.snapshot_fork) under the licence fingerprint ``licence``."""
+    if blob is None or licence is None:
+        assert engine is not None, "an engine, or its blob and licence fingerprint"
+        blob, licence = dump(engine), licence_digest(engine)
     parts = split(blob)
     generation = (previous.generation + 1) if previous else 1
     merged = dict(previous.offsets) if previous else {}
     merged.update(offsets)
-    manifest = Manifest(
-        participant, generation, len(parts), hashlib.sha256(blob).hexdigest(), licence_digest(engine), merged
-    )
+    manifest = Manifest(participant, generation, len(parts), hashlib.sha256(blob).hexdigest(), licence, merged)
     writes: list[tuple[bytes, bytes | None]] = [
         (chunk_key(participant, generation, i), part) for i, part in enumerate(parts)
     ]

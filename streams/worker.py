@@ -123,6 +123,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         metrics_port=args.metrics_port,
         data_dir=args.data_dir,
         fetch_max_wait=args.fetch_max_wait,
+        buffer_bytes=args.buffer_mib * 2**20,
     )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sandboxwatch.cli_types import port_number
+from sandboxwatch.cli_types import bounded_int, port_number
+from sandboxwatch.streams.worker_settings import DEFAULT_BUFFER_BYTES
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,5 +25,12 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="longest the broker may hold an empty fetch; lower it for brokers that hold fetches even when "
         "data arrives (Apache Kafka does not: the default is faust's)",
+    )
+    p.add_argument(
+        "--buffer-mib",
+        type=bounded_int(1, 1024 * 1024),
+        default=DEFAULT_BUFFER_BYTES // 2**20,
+        metavar="MIB",
+        help="most fetched messages (MiB) held before the monitor takes them; fetching pauses above it",
     )
     p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")

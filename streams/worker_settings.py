@@ -7,6 +7,11 @@ from pathlib import Path
 
 from sandboxwatch.streams.topics import Topics
 
+# The default of buffer_bytes: about 200k events of a few hundred bytes, several batches of the monitor's,
+# and a small share of a worker's memory request (deploy/OPERATIONS.md, "Sizing"). Here, not beside the
+# queue it bounds, so that the command line can show it without importing the stream framework.
+DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
@@ -25,6 +30,9 @@ class WorkerSettings:
     idle_flush_seconds: float = 10.0
     # How long the broker may hold an empty fetch (faust's own default is 1.5 s; see streams.fetch_wait).
     fetch_max_wait: float = 1.5
+    # Bytes of fetched messages the worker may hold before the monitor takes them, besides faust's count of
+    # 4 x batch_size messages: a message may be a 512 KiB batch (streams.inbound_buffer).
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     web_port: int = 6066
