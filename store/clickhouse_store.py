@@ -196,6 +196,28 @@ class Store:
         self.backend.insert("findings", FINDING_COLUMNS, [finding_row(f, _now()) for f in fresh])
         return fresh
 
+    def wait_for_running_inserts(self, timeout: float) -> bool:
+        """Wait until the inserts into this database running now are over (False if some still run after
+        ``timeout`` seconds). A client killed mid-insert (kill -9 of a worker) can leave its insert running
+        on the server, to land after the client is gone: a worker starting in its place waits for it before
+        asking which events are stored, or it would store them again."""
+        import time
+
+        def running() -> set[str]:
+            like = quote(f"INSERT INTO {self.db}.%")
+            try:
+                rows = self.backend.rows(f"SELECT query_id FROM system.processes WHERE query LIKE {like}")
+            except StoreError:  # a backend without the table (or without the right to read it): nothing to wait for
+                return set()
+            return {str(row[0]) for row in rows}
+
+        pending = running()
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pending &= running()
+        return not pending
+
     # reads ----------------------------------------------------------------------------------------------
     def count(
         self,

@@ -106,10 +106,10 @@ class StreamWorker:
         self._processed: dict[int, int] = {}
         self._highwater: dict[int, int] = {}
         self._assigned: frozenset[int] = frozenset()
-        # Events partitions owned before the last rebalance, and the new set once one happened: the next
-        # batch first hands over the participants whose partitions moved (_reassigned).
+        # Events partitions owned before the last rebalance, and (new set, partitions held throughout) once
+        # one happened: the next batch first hands over the participants whose partitions moved (_reassigned).
         self._owned: frozenset[int] = frozenset()
-        self._reassignment: frozenset[int] | None = None
+        self._reassignment: tuple[frozenset[int], frozenset[int]] | None = None
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
         self.app = self._build_app()
@@ -201,8 +201,9 @@ class StreamWorker:
 
     async def _take(self, events: list[Any]) -> None:
         if self._reassignment is not None:
-            owned, self._reassignment = self._reassignment, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._reassigned, owned)
+            (owned, kept), self._reassignment = self._reassignment, None
+            self._owned = owned  # here, on the loop, where _on_assigned reads it
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._reassigned, owned, kept)
             # A partition that moved away is the new owner's to commit (from its snapshot): never ack here what
             # this worker consumed of it before the rebalance.
             self._held = [m for m in self._held if m.partition in owned]
@@ -243,17 +244,20 @@ class StreamWorker:
     def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned")
         topic = self.settings.topics.events
-        self._reassignment = frozenset(tp.partition for tp in assigned or () if tp.topic == topic)
-        log.info("events partitions assigned: %s", sorted(self._reassignment))
+        owned = frozenset(tp.partition for tp in assigned or () if tp.topic == topic)
+        # Kept means held through every rebalance since the last batch: a partition that went away and came
+        # back in between was another worker's meanwhile, and its participants' engines here are stale.
+        kept = (self._owned if self._reassignment is None else self._reassignment[1]) & owned
+        self._reassignment = (owned, kept)
+        log.info("events partitions assigned: %s", sorted(owned))
 
-    def _reassigned(self, owned: frozenset[int]) -> None:
+    def _reassigned(self, owned: frozenset[int], kept: frozenset[int]) -> None:
         """After a rebalance, a participant whose partition was not already here is taken again as at a
         restart: from the snapshot in the table (recovered for the partitions now assigned) and the
-        committed offset, seeking back to the snapshot where needed. An engine held here for a partition
+        committed offset. An engine held here for a partition
         another worker owned only ever saw market-wide prices, and must never be snapshotted over that
         worker's (``_snapshot``). Participants of partitions kept across the rebalance keep their engines:
         their stream goes on where it was. Runs in the monitor's thread, after any batch still in it."""
-        kept = self._owned & owned
         partitions = self.settings.topics.partitions
         for participant in self.monitor.licences:
             if home_partition(participant, partitions) in kept:
@@ -267,7 +271,6 @@ class StreamWorker:
         for partition in owned - kept:
             self._checked_partitions.discard(partition)
             self.monitor.reassigned(self.settings.topics.events, partition)
-        self._owned = owned
 
     # restart ------------------------------------------------------------------------------------------
     def _manifest(self, participant: str) -> Manifest | None:

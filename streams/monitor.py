@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 UNLICENSED = "unlicensed_participant"
 UNPROCESSABLE = "unprocessable"
 UNSTORABLE = "unstorable"
+INSERTS_SETTLE_SECONDS = 30.0
 T = TypeVar("T")
 
 
@@ -70,6 +71,7 @@ class Monitor:
         self.engines: dict[str, Engine] = {}
         # Partitions (topic/partition) whose replayed region after a start is behind us.
         self._caught_up: set[str] = set()
+        self._settled = False
         # When (monotonic seconds) each engine last accepted an event: how long its reorder buffer has waited.
         self._arrived: dict[str, float] = {}
         # Dead letters of this batch with no invalid_event finding (letter id -> why), counted once stored.
@@ -204,11 +206,24 @@ class Monitor:
         caught_up = set(self._caught_up)
         replaying = [r for r in accepted if self._partition(r) not in caught_up]
         rest = [r for r in accepted if self._partition(r) in caught_up]
+        if replaying and not self._settled:
+            # Once a start (and after a takeover): a killed predecessor's insert may still run on the server.
+            self._settled = True
+            if not self.store.wait_for_running_inserts(INSERTS_SETTLE_SECONDS):
+                log.warning("inserts of another client still running after %.0f s", INSERTS_SETTLE_SECONDS)
         if replaying:
             fresh = self._durable(self.store.write_events, replaying, "events", letters)
             stored = {id(r) for r in fresh}
             for record in replaying:
                 if id(record) in stored:
+                    if self._partition(record) not in self._caught_up:
+                        log.info(
+                            "%s caught up at %s: %d of %d replayed events were stored already",
+                            self._partition(record),
+                            record.source,
+                            len(replaying) - len(fresh),
+                            len(replaying),
+                        )
                     self._caught_up.add(self._partition(record))
         if rest:
             unchecked = partial(self.store.write_events, check=False)
@@ -218,6 +233,7 @@ class Monitor:
         """A partition new to this worker (again): another worker may have stored its events meanwhile, so
         its first batches are checked against the store again (_write_events)."""
         self._caught_up.discard(f"{topic}/{partition}")
+        self._settled = False  # its previous owner may have been killed mid-insert
 
     @staticmethod
     def _partition(record: EventRecord) -> str:
