@@ -415,7 +415,7 @@ class StreamWorker:
             manifest, writes = await loop.run_in_executor(self._executor, plan, engine, participant, previous, offsets)
             # The snapshot lives on the partition of the participant's own events, so whichever worker is
             # assigned that partition recovers it.
-            partition = self._home.get(participant, min(offsets))
+            partition = self._home[participant]  # set: only a participant with a home partition gets here
             for key, value in writes:
                 if value is None:
                     self.table.data.pop(key, None)

@@ -105,3 +105,22 @@ def test_a_second_up_on_a_busy_data_dir_says_so_in_one_line(tmp_path: Path) -> N
     ]
     missing = _up(tmp_path, "--events", str(tmp_path / "missing.jsonl"), "--data-dir", str(tmp_path / "c"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+
+
+def test_a_breach_found_by_the_quiet_flush_is_snapshotted_without_an_error(tmp_path: Path) -> None:
+    """The last events of a feed are judged by the quiet-spell flush; its findings mark the participant for
+    the next snapshot, which must be written (it failed on every try, so nothing was committed again)."""
+    lines = [
+        {"event_id": "p1", "type": "price", "ts": "2025-10-01T09:00:00+07:00", "base": "USDT", "quote": "VND",
+         "price": "26000", "source": "binance"},
+        {"event_id": "a1", "type": "account", "ts": "2025-10-01T09:01:00+07:00", "account": "c1",
+         "kyc_status": "verified", "investor_class": "domestic", "bank_account_verified": True, "wallets": ["0xabc"]},
+        {"event_id": "t1", "type": "trade", "ts": "2025-10-01T09:02:00+07:00", "site": "DN-SP2", "account": "c1",
+         "side": "buy", "base": "USDT", "quote": "VND", "quantity": "100", "price": "26000"},
+    ]  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps({**e, "participant": "alphatrue-basal-pay"}) + "\n" for e in lines))
+    result = _up(tmp_path, "--events", str(events), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 1, result.stderr[-3000:]  # DN-SP2 is not a licensed site: a breach
+    assert "allowed_sites" in result.stdout or " breach " in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr and "failed" not in result.stderr, result.stderr[-3000:]
