@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, NoReturn
 
-from sandboxwatch.cli_types import port_number
+from sandboxwatch.cli_types import bounded_int, port_number
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_UNUSABLE, Unusable, unwritable
 from sandboxwatch.finding_output import WRITERS
 from sandboxwatch.gc_policy import tune_for_throughput
@@ -34,6 +34,11 @@ from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licenc
 from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from sandboxwatch.store.backends import StoreError
+
+# A simulated day is built in memory: bounded so that a slip of the keyboard is a usage error, not an
+# hour of swapping (a day of a million accounts is already far beyond any pilot's).
+SIMULATED_ACCOUNTS = bounded_int(1, 1_000_000)
+SIMULATED_EVENTS = bounded_int(0, 20_000_000)
 
 
 def _licence(path: str) -> Licence:
@@ -356,10 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--licence", required=True, help="licence YAML file: the day breaks each of its rules")
     simulate.add_argument("--out", required=True, help="events JSONL file to write")
     simulate.add_argument("--truth", help="ground-truth JSON file of injected violations")
-    simulate.add_argument("--accounts", type=int, default=3000, help="customer accounts")
+    simulate.add_argument("--accounts", type=SIMULATED_ACCOUNTS, default=3000, help="customer accounts")
     simulate.add_argument(
         "--events",
-        type=int,
+        type=SIMULATED_EVENTS,
         default=0,
         help="exactly this many events, injected violations included (0: a natural day for --accounts)",
     )
@@ -385,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages the monitor takes per batch (the findings do not depend on it)",
     )
     up.add_argument("--data-dir", default=".sandboxwatch", help="where the embedded store and broker live")
-    up.add_argument("--accounts", type=int, default=3000, help="customer accounts of the simulated day")
+    up.add_argument("--accounts", type=SIMULATED_ACCOUNTS, default=3000, help="customer accounts of the simulated day")
     up.add_argument("--seed", type=int, default=1, help="random seed of the simulated day")
     up.add_argument("--metrics-port", type=port_number, default=9464, help="port of /metrics, /live and /ready")
     up.add_argument(

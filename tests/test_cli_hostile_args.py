@@ -221,6 +221,24 @@ def _probes(f: Files) -> list[Probe]:
             "at most 3650 days",
         ),
         Probe(
+            "simulate accounts overflow",
+            ("simulate", "--licence", lic, "--out", str(r / "sim.jsonl"), "--accounts", "999999999999"),
+            2,
+            "argument --accounts: must be from 1 to 1000000, not 999999999999",
+        ),
+        Probe(
+            "simulate events overflow",
+            ("simulate", "--licence", lic, "--out", str(r / "sim.jsonl"), "--events", "99999999999999"),
+            2,
+            "argument --events: must be from 0 to 20000000, not 99999999999999",
+        ),
+        Probe(
+            "up accounts 0",
+            ("up", "--licence", lic, "--data-dir", str(r / "up0"), "--accounts", "0", "--once"),
+            2,
+            "argument --accounts: must be from 1 to 1000000, not 0",
+        ),
+        Probe(
             "findings limit 0",
             ("findings", "list", "--clickhouse", s, "--limit", "0"),
             2,
@@ -383,7 +401,7 @@ def _judge(files: Files, index: int, probe: Probe) -> str | None:
 
 def test_every_hostile_argument_ends_with_its_code_and_one_line(files: Files) -> None:
     probes = _probes(files)
-    assert len(probes) == 41
+    assert len(probes) == 44
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(lambda item: _judge(files, *item), enumerate(probes)))
     failures = [verdict for verdict in verdicts if verdict]

@@ -110,7 +110,7 @@ def test_a_second_up_on_a_busy_data_dir_says_so_in_one_line(tmp_path: Path) -> N
 def test_a_breach_found_by_the_quiet_flush_is_snapshotted_without_an_error(tmp_path: Path) -> None:
     """The last events of a feed are judged by the quiet-spell flush; its findings mark the participant for
     the next snapshot, which must be written (it failed on every try, so nothing was committed again)."""
-    lines = [
+    lines: list[dict[str, object]] = [
         {"event_id": "p1", "type": "price", "ts": "2025-10-01T09:00:00+07:00", "base": "USDT", "quote": "VND",
          "price": "26000", "source": "binance"},
         {"event_id": "a1", "type": "account", "ts": "2025-10-01T09:01:00+07:00", "account": "c1",
