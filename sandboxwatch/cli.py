@@ -55,6 +55,8 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
     for a file and for stdin. Standard input is spooled to a temporary file first, so that `check` can read
     it again to sort it if it turns out not to be in time order; so is a named pipe (a FIFO cannot be read
     twice: opening it again would wait for a writer that is gone)."""
+    if path != "-" and _is_device(path):
+        raise Unusable(f"{path}: a device, not an events file (give a file or a pipe, or '-' for standard input)")
     with contextlib.ExitStack() as stack:
         source = path
         if path == "-" or _is_stream(path):
@@ -82,6 +84,22 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
         yield itertools.chain(head, lines), source, chosen, reopen
 
 
+def _is_device(path: str) -> bool:
+    """A character or block device (/dev/zero, /dev/urandom, a disk): an endless or meaningless read."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def _is_stream(path: str) -> bool:
     """A named pipe or socket given as ``--events`` (a device is read in place, as before)."""
     try:
@@ -99,6 +117,9 @@ def _open_stream(path: str) -> IO[bytes]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    for given, name in ((args.events, "the events file"), (args.licence, "the licence")):
+        if args.out and args.out != "-" and _same_file(args.out, given):
+            raise Unusable(f"--out {args.out} is {name}: writing the findings there would destroy it")
     licence = _licence(args.licence)
     as_of = None
     if args.as_of:

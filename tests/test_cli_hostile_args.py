@@ -220,6 +220,19 @@ def _probes(f: Files) -> list[Probe]:
             2,
             "at most 3650 days",
         ),
+        Probe("check events /dev/zero", ("check", "--licence", lic, "--events", "/dev/zero"), 2, "a device, not"),
+        Probe(
+            "check out is the events",
+            ("check", "--licence", lic, "--events", f.events, "--out", f.events),
+            2,
+            "is the events file: writing the findings there would destroy it",
+        ),
+        Probe(
+            "check out is the licence",
+            ("check", "--licence", lic, "--events", f.events, "--out", lic),
+            2,
+            "is the licence: writing the findings there would destroy it",
+        ),
         Probe(
             "simulate accounts overflow",
             ("simulate", "--licence", lic, "--out", str(r / "sim.jsonl"), "--accounts", "999999999999"),
@@ -401,7 +414,7 @@ def _judge(files: Files, index: int, probe: Probe) -> str | None:
 
 def test_every_hostile_argument_ends_with_its_code_and_one_line(files: Files) -> None:
     probes = _probes(files)
-    assert len(probes) == 44
+    assert len(probes) == 47
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(lambda item: _judge(files, *item), enumerate(probes)))
     failures = [verdict for verdict in verdicts if verdict]
