@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -96,23 +96,31 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
+# YAML 1.1 reads far more than decimals as numbers: `3:20:00` is 12000 (base 60), `1_0` is 10, `0x0BEBC200`
+# and `0o17` are hex and octal, `.inf` and `.nan` are floats. A limit must mean what it shows, so only plain
+# decimals are numbers; anything else stays text, which every number parameter refuses naming the rule and
+# the field.
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
 def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal | str:
-    """A YAML float as an exact Decimal. ``.inf``, ``.nan`` and other non-finite forms stay text, which
-    every number parameter refuses with the rule and the field named."""
+    """A YAML float as an exact Decimal, when written as a plain decimal (see _PLAIN_NUMBER)."""
     text = str(loader.construct_scalar(node))
-    try:
-        value = Decimal(text.replace("_", ""))
-    except InvalidOperation:
-        return text
+    if len(text) > _MAX_INT_DIGITS + 20 or not _PLAIN_NUMBER.fullmatch(text):
+        return text[:40] + "..." if len(text) > 40 else text
+    value = Decimal(text)
     return value if value.is_finite() else text
 
 
 def _integer(loader: _Loader, node: yaml.ScalarNode) -> int | str:
-    """A YAML int; one too long to be any bound stays text (int() itself raises past 4,300 digits)."""
+    """A YAML int written as plain digits; one too long to be any bound stays text (int() itself raises past
+    4,300 digits), and so do the other YAML 1.1 forms (see _PLAIN_NUMBER)."""
     text = str(loader.construct_scalar(node))
     if len(text) > _MAX_INT_DIGITS:
         return text[:40] + "..."
-    return loader.construct_yaml_int(node)
+    if not _PLAIN_NUMBER.fullmatch(text) or "." in text:
+        return text
+    return int(text)
 
 
 def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sandboxwatch.rules_engine.events import EVENT_TYPES
-from sandboxwatch.rules_engine.money import ZERO, parse_decimal
+from sandboxwatch.rules_engine.money import EVENT_DECIMAL, ZERO, parse_decimal
 from sandboxwatch.rules_engine.plain_text import plain
 from sandboxwatch.rules_engine.timestamps import parse_duration
 
@@ -59,6 +59,14 @@ class ParamReader:
             number = parse_decimal(value)
         except ValueError as exc:
             raise ParamError(name, str(exc)) from None
+        if type(value) is str and not EVENT_DECIMAL.fullmatch(value):
+            # Decimal() reads '1_0' as 10 and ' +5' as 5; YAML 1.1's base-60 and hex forms reach here as text
+            # too (rules_engine/licence.py): a limit must mean what it shows.
+            raise ParamError(
+                name,
+                f"not a plain decimal number: {plain(value)} (ASCII digits with an optional leading '-', fraction "
+                "and exponent; no '_', '+', blanks, base-60 like 3:20:00 or hex)",
+            )
         if positive and number <= ZERO:
             raise ParamError(name, f"must be greater than zero, not {value}")
         return number

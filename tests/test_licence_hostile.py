@@ -29,6 +29,16 @@ def _problems(text: str) -> list[str]:
         ("window: 30d", "window: 3651d", "field 'window': duration '3651d' is longer than 3650 days"),
         ("max: 10000", "max: " + "9" * 5000, "rule 'users' (line 31): field 'max': must be a whole number"),
         ("max: 200000000", "max: 1e30", "rule 'tx-cap' (line 22): field 'max': magnitude must be below 1e24"),
+        # YAML 1.1 numbers that do not mean what they show: base 60 (3:20:00 is 12000), '_', hex, octal, '+'.
+        ("max: 200000000", "max: 3:20:00", "rule 'tx-cap' (line 22): field 'max': not a decimal number: '3:20:00'"),
+        ("max: 200000000", "max: 2_0", "rule 'tx-cap' (line 22): field 'max': not a plain decimal number: '2_0'"),
+        ("max: 200000000", "max: 0x0BEBC200", "field 'max': not a decimal number: '0x0BEBC200'"),
+        ("max: 200000000", "max: 0o17", "field 'max': not a decimal number: '0o17'"),
+        ("max: 200000000", "max: +200000000", "field 'max': not a plain decimal number: '+200000000'"),
+        ("max: 200000000", "max: '  200000000'", "field 'max': not a plain decimal number: '  200000000'"),
+        ("max: 200000000", "max: 2_000.5", "field 'max': not a plain decimal number: '2_000.5'"),
+        ("min_count: 3", "min_count: 1_0", "rule 'structuring' (line 25): field 'min_count': must be a whole number"),
+        ("min_count: 3", "min_count: 0:3", "rule 'structuring' (line 25): field 'min_count': must be a whole number"),
         (
             "valid_from: 2025-09-01T00:00:00+07:00",
             "valid_from: 2025-02-30T00:00:00+07:00",
