@@ -143,11 +143,15 @@ class DueTimes:
         """``critical=1d,breach=3d,warning=10d,info=30d`` (``h`` for hours); severities not named keep
         their default."""
         after = dict(DEFAULT_DUE)
+        named: set[str] = set()
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, _, value = part.partition("=")
             name, value = name.strip(), value.strip()
             if name not in DEFAULT_DUE:
                 raise ValueError(f"{part!r}: severity must be one of {', '.join(DEFAULT_DUE)}")
+            if name in named:
+                raise ValueError(f"{part!r}: {name} is given twice; which due time is meant?")
+            named.add(name)
             unit = value[-1:]
             number = value[:-1]
             if unit not in ("d", "h") or not number.isascii() or not number.isdigit():
@@ -156,5 +160,7 @@ class DueTimes:
             due = timedelta(hours=int(number)) if len(number) <= 9 and unit == "h" else due
             if due is None or due > MAX_DUE:
                 raise ValueError(f"{part!r}: at most {MAX_DUE.days} days ({MAX_DUE.days}d or {MAX_DUE.days * 24}h)")
+            if not due:
+                raise ValueError(f"{part!r}: at least 1h (a case due the moment it opens is overdue at once)")
             after[name] = due
         return cls(after)

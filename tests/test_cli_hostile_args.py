@@ -215,6 +215,18 @@ def _probes(f: Files) -> list[Probe]:
             "--case-due: 'critical=99999999999d': at most 3650 days",
         ),
         Probe(
+            "case-due twice",
+            ("cases", "list", "--clickhouse", s, "--case-due", "critical=1d,critical=2d"),
+            2,
+            "--case-due: 'critical=2d': critical is given twice",
+        ),
+        Probe(
+            "case-due zero",
+            ("cases", "list", "--clickhouse", s, "--case-due", "critical=0h"),
+            2,
+            "--case-due: 'critical=0h': at least 1h",
+        ),
+        Probe(
             "api case-due overflow",
             ("api", "serve", "--clickhouse", s, "--keys", fifo, "--case-due", "breach=99999999999h"),
             2,
@@ -414,7 +426,7 @@ def _judge(files: Files, index: int, probe: Probe) -> str | None:
 
 def test_every_hostile_argument_ends_with_its_code_and_one_line(files: Files) -> None:
     probes = _probes(files)
-    assert len(probes) == 47
+    assert len(probes) == 49
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(lambda item: _judge(files, *item), enumerate(probes)))
     failures = [verdict for verdict in verdicts if verdict]
