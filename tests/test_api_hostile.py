@@ -420,3 +420,29 @@ def test_deep_bodies_are_refused_before_decoding_even_with_a_raised_recursion_li
     finally:
         sys.setrecursionlimit(previous)
     assert deep.status_code == 422 and "nests deeper than 32 levels" in deep.text
+
+
+@pytest.mark.parametrize(
+    ("duplicate", "field"),
+    [
+        ('"quantity": "900000"', "quantity"),
+        (f'"participant": "{NATIONAL_PARTICIPANT}"', "participant"),
+        ('"travel_rule": {"a": 1, "a": 2}', "travel_rule.a"),
+    ],
+)
+def test_a_precheck_body_repeating_a_key_is_422_naming_it(
+    client: TestClient, monitored: Monitored, duplicate: str, field: str
+) -> None:
+    """A repeated key is refused as the monitor refuses it in an event line, never judged on its last value."""
+    body = json.dumps(base_trade(monitored))[:-1] + ", " + duplicate + "}"
+    if field != "travel_rule.a":
+        body = body.replace("{", "{" + duplicate + ", ", 1)  # the repeat: the same key before and after
+    for who in ("alphatrue", "regulator"):
+        response = client.post(
+            f"/api/v1/participants/{DA_NANG_PARTICIPANT}/precheck",
+            headers={**auth(who), "Content-Type": "application/json"},
+            content=body.encode(),
+        )
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail["field"] == field and "appears more than once" in detail["reason"], detail
