@@ -19,6 +19,7 @@ so it is dead-lettered, reported and counted like any other line that could not 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ def read_replay(path: str, fmt: str | None, participant: str) -> Replay:
         replay = Replay(source, chosen)
         for number, item, text in _records(lines, source, chosen):
             if isinstance(item, EventError):
-                errors.append((number, error_message(item)))
+                # Whatever participant a bad line names, it is a line of this participant's file: check reports
+                # it, so up attributes it here too (the monitor would count another's as unattributed).
+                errors.append((number, error_message(dataclasses.replace(item, participant=participant))))
             else:
                 replay.usable += item.participant == participant
                 events.append((order(item), number, (item.participant.encode(), text.encode())))

@@ -86,6 +86,9 @@ def hostile_lines(day: list[dict[str, object]]) -> list[bytes]:
         b'{"event_id":"bad-utf8","type":"trade","participant":"alphatrue-basal-pay","site":"\xff\xfe"}',
         _line({**trade, "event_id": "digits", "quantity": 0}).replace(b'"quantity":0', b'"quantity":' + b"7" * 5000),
         json.dumps({**account, "event_id": "surrogate", "account": "\ud800x"}).encode(),  # a lone surrogate
+        # Bad lines naming another participant: in this participant's file, its problem (check reports them).
+        _line({**trade, "event_id": "other-bad", "participant": "someone-else", "quantity": "x"}),
+        _line({**trade, "event_id": "other-first"}).replace(b"{", b'{"participant":"someone-else",', 1),
     ]
     for index, line in enumerate(hostile):
         lines.insert(3 + 40 * index, line)
