@@ -372,8 +372,8 @@ def test_a_travel_rule_name_without_a_letter_or_digit_is_missing(
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert _check(path) == 1
     findings = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    travel = sorted((f["evidence"], f["message"]) for f in findings if f["rule"] == "travel-rule")
-    assert travel == [
+    travel_findings = sorted((f["evidence"], f["message"]) for f in findings if f["rule"] == "travel-rule")
+    assert travel_findings == [
         (["w1"], "On-chain withdrawal w1 worth 52000000 VND lacks the originator name."),
         (["w2"], "On-chain withdrawal w2 worth 52000000 VND lacks the beneficiary name."),
     ]
