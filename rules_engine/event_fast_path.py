@@ -34,9 +34,10 @@ FastBuilder = Callable[[dict[str, Any]], Event | None]
 # Per type, the fields after the envelope in the dataclass's order: (JSON key, kind, argument).
 # Kinds: text (required text), name (required text, interned), opt_text / opt_name (may be null or absent),
 # choice (one of the argument's values), bool (null or a boolean), dec / dec_pos (decimal, >= 0 / > 0),
-# opt_dec, onchain_text (required when rail is onchain, else optional), call (the generic path's helper
-# named by the argument, given the object; skipped when the field is null or absent: None), required (the
-# helper, always called),
+# opt_dec, onchain_text (required when rail is onchain, else optional), addr / opt_addr / onchain_addr (as
+# text / opt_text / onchain_text, for an address-like text: also free of blanks, event_parser._addr), call
+# (the generic path's helper named by the argument, given the object; skipped when the field is null or
+# absent: None), required (the helper, always called),
 # fee (fee and fee_asset: both fields of the dataclass).
 _TRADE_LIKE_FEE = (("fee", "fee", None),)
 FIELDS: dict[str, tuple[tuple[str, str, Any], ...]] = {
@@ -62,23 +63,23 @@ FIELDS: dict[str, tuple[tuple[str, str, Any], ...]] = {
         ("asset", "name", None),
         ("amount", "dec_pos", None),
         ("rail", "choice", RAILS),
-        ("chain", "onchain_text", None),
-        ("address", "onchain_text", None),
-        ("tx_hash", "onchain_text", None),
+        ("chain", "onchain_addr", None),
+        ("address", "onchain_addr", None),
+        ("tx_hash", "onchain_addr", None),
         ("travel_rule", "call", "travel_rule"),
         *_TRADE_LIKE_FEE,
         ("completed_ts", "call", "completed_ts"),
     ),
     "transfer": (
-        ("chain", "text", None),
-        ("tx_hash", "text", None),
+        ("chain", "addr", None),
+        ("tx_hash", "addr", None),
         ("log_index", "required", "log_index"),
         ("block", "required", "block"),
-        ("from", "text", None),
-        ("to", "text", None),
+        ("from", "addr", None),
+        ("to", "addr", None),
         ("asset", "name", None),
         ("amount", "dec", None),
-        ("token", "opt_text", None),
+        ("token", "opt_addr", None),
     ),
     "price": (
         ("base", "name", None),
@@ -104,15 +105,19 @@ CLASSES: dict[str, type[Event]] = {
 }
 
 
-def _accepted(var: str, max_text: int) -> str:
+def _accepted(var: str, max_text: int, address: bool = False) -> str:
     """The generic path's test for a text it accepts without its slow path (event_parser._str): ASCII and
-    printable, which for ASCII means free of the control characters the contract refuses."""
-    return f"type({var}) is str and {var}.isascii() and {var} and len({var}) <= {max_text} and {var}.isprintable()"
+    printable, which for ASCII means free of the control characters the contract refuses. For an address
+    (event_parser._addr) also free of the space, the only blank an ASCII printable text can hold."""
+    test = f"type({var}) is str and {var}.isascii() and {var} and len({var}) <= {max_text} and {var}.isprintable()"
+    return f"{test} and ' ' not in {var}" if address else test
 
 
 def _field_code(index: int, key: str, kind: str, argument: Any, max_text: int) -> list[str]:
     v = f"f{index}"
-    ok = _accepted(v, max_text)
+    address = kind in ("addr", "opt_addr", "onchain_addr")
+    kind = {"addr": "text", "opt_addr": "opt_text", "onchain_addr": "onchain_text"}.get(kind, kind)
+    ok = _accepted(v, max_text, address)
     get = f"{v} = g({key!r})"
     if kind in ("text", "name"):
         lines = [get, f"if not ({ok}):", "    return None"]
@@ -155,7 +160,7 @@ def _source(event_type: str, max_text: int) -> tuple[str, dict[str, Any]]:
     body: list[str] = []
     arguments: list[str] = []
     constants: dict[str, Any] = {}
-    onchain = any(kind == "onchain_text" for _, kind, _ in fields)
+    onchain = any(kind in ("onchain_text", "onchain_addr") for _, kind, _ in fields)
     for index, (key, kind, argument) in enumerate(fields):
         if kind == "choice":
             constants[f"CHOICES_{index}"] = argument

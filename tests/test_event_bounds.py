@@ -15,7 +15,8 @@ from sandboxwatch.cli import main
 from sandboxwatch.rules_engine.event_reader import MAX_LINE_CHARS, detect_format, parse_json_line, read_csv, read_jsonl
 from sandboxwatch.rules_engine.events import EventError, TradeEvent
 from sandboxwatch.rules_engine.money import parse_decimal
-from tests.helpers import DA_NANG, account, price, trade, ts
+from tests.helpers import DA_NANG, account, funds, onchain, price, trade, ts
+from tests.test_event_fast_path import assert_same
 
 P = "alphatrue-basal-pay"
 
@@ -262,3 +263,126 @@ def load_licence_da_nang() -> Any:
     from sandboxwatch.rules_engine.licence import load_licence
 
     return load_licence(DA_NANG)
+
+
+# Padding that would make an address miss its blocklist or registered-wallet match (docs/events.md, Bounds).
+DEAD = "0x000000000000000000000000000000000000dead"
+PADDED = [
+    (" " + DEAD, "whitespace U+0020 at character 1"),
+    (DEAD + " ", "whitespace U+0020 at character 43"),
+    (DEAD + "\u200b", "invisible character U+200B at character 43"),
+    ("\u200c" + DEAD, "invisible character U+200C at character 1"),
+    (DEAD[:2] + "\u200d" + DEAD[2:], "invisible character U+200D at character 3"),
+    (DEAD + "\u2060", "invisible character U+2060 at character 43"),
+    ("\ufeff" + DEAD, "invisible character U+FEFF at character 1"),
+    (DEAD + "\u00a0", "whitespace U+00A0 at character 43"),
+    ("\u3000" + DEAD, "whitespace U+3000 at character 1"),
+    (DEAD + "\u2800", "invisible character U+2800 at character 43"),
+    (DEAD[:10] + " " + DEAD[10:], "whitespace U+0020 at character 11"),
+]
+BLANK_NAMES = [" ", "\u200b", "\u3000", "\u00a0", "\u2800", "-", " - ", "\u200b\u200b"]
+
+
+def _address_rows(value: str) -> list[tuple[dict[str, Any], str]]:
+    """Every address-like field of the events carrying ``value``, with the field the error must name."""
+
+    def transfer(**changes: str) -> dict[str, Any]:
+        row = {"event_id": "t1", "type": "transfer", "participant": P, "ts": ts(hour=3), "chain": "ethereum",
+               "tx_hash": "0x1", "log_index": 0, "block": 5, "from": "0xa", "to": "0xb", "asset": "USDT",
+               "amount": "1", "token": "0xdac17f958d2ee523a2206206994597c13d831ec7"}  # fmt: skip
+        return row | changes
+
+    return [
+        (onchain(participant=P, address=value), "address"),
+        (onchain("deposit", participant=P, address=value), "address"),
+        (onchain(participant=P, tx_hash=value), "tx_hash"),
+        (onchain(participant=P, chain=value), "chain"),
+        (funds(participant=P, address=value), "address"),  # a bank movement's optional address too
+        (transfer(to=value), "to"),
+        (transfer(**{"from": value}), "from"),
+        (transfer(tx_hash=value), "tx_hash"),
+        (transfer(chain=value), "chain"),
+        (transfer(token=value), "token"),
+        (account(participant=P, wallets=["0xaa", value]), "wallets[1]"),
+    ]
+
+
+@pytest.mark.parametrize(("value", "reason"), PADDED)
+def test_an_address_with_a_blank_or_invisible_character_is_refused(value: str, reason: str) -> None:
+    for row, field in _address_rows(value):
+        error = _error(json.dumps(row))
+        assert error.field == field and reason in error.reason, (row, error)
+        assert "may hold no blank or invisible character" in error.reason
+        fast = assert_same(row)  # the fast path refuses it too, with the generic path's error
+        assert fast == ("error", field, error.reason)
+
+
+def test_valid_addresses_are_accepted_and_compared_as_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for row, _ in _address_rows("0xAbC123"):
+        assert not isinstance(parse_json_line(json.dumps(row), "f", 1), EventError), row
+        assert assert_same(row)[0] == "event"
+    rows = [price(participant=P), account(participant=P, wallets=["0xaa"])]
+    rows += [onchain(participant=P, event_id="w1", when=ts(hour=3), address=DEAD.upper().replace("0X", "0x"))]
+    path = tmp_path / "blocked.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _check(path) == 1
+    findings = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(f["rule"] for f in findings) == ["blocklist", "wallets"]  # case still ignored, as before
+
+
+def test_check_counts_each_padded_address_as_an_invalid_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows: list[dict[str, Any]] = [price(participant=P), account(participant=P, wallets=[DEAD])]
+    for index, (value, _) in enumerate(PADDED):
+        rows.append(onchain(participant=P, event_id=f"w{index}", when=ts(hour=3), address=value))
+    rows.append(account("c2", participant=P, wallets=["0xbb", DEAD + "\u200b"]))
+    path = tmp_path / "padded.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _check(path) == 0  # no blocklist, no wallet finding: nothing padded was judged
+    captured = capsys.readouterr()
+    findings = [json.loads(line) for line in captured.out.splitlines()]
+    assert [f["rule"] for f in findings] == ["invalid_event"] * (len(PADDED) + 1)
+    messages = sorted(f["message"] for f in findings)
+    assert sum("field 'address'" in m for m in messages) == len(PADDED)
+    assert sum("field 'wallets[1]'" in m for m in messages) == 1
+    assert f"({len(PADDED) + 1} invalid, " in captured.err
+
+
+@pytest.mark.parametrize("name", BLANK_NAMES)
+def test_a_travel_rule_name_without_a_letter_or_digit_is_missing(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A blank or invisible name is read (a text within the bounds) and counts as missing, as an empty one
+    always did: the large withdrawal gets its travel-rule finding (docs/events.md)."""
+    party = {"name": name, "account": "acc-9"}
+    named = {"name": "Nguyễn Văn A", "account": "acc-1"}
+    rows = [price(participant=P), account(participant=P, wallets=["0xaa"])]
+    cases = {"w1": {"originator": party, "beneficiary": named}, "w2": {"originator": named, "beneficiary": party}}
+    for hour, (event_id, travel) in enumerate(cases.items(), start=3):
+        row = onchain(participant=P, event_id=event_id, when=ts(hour=hour), amount="2000", travel_rule=travel)
+        assert assert_same(row)[0] == "event"
+        assert not isinstance(parse_json_line(json.dumps(row), "f", 1), EventError)
+        rows.append(row)
+    rows.append(onchain(participant=P, event_id="w3", when=ts(hour=5), amount="2000",
+                        travel_rule={"originator": named, "beneficiary": {"name": "李 2"}}))  # fmt: skip
+    path = tmp_path / "blank-names.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _check(path) == 1
+    findings = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    travel_findings = sorted((f["evidence"], f["message"]) for f in findings if f["rule"] == "travel-rule")
+    assert travel_findings == [
+        (["w1"], "On-chain withdrawal w1 worth 52000000 VND lacks the originator name."),
+        (["w2"], "On-chain withdrawal w2 worth 52000000 VND lacks the beneficiary name."),
+    ]
+
+
+def test_a_retraction_names_its_chain_and_block_hash_without_padding() -> None:
+    row = {"event_id": "r1", "type": "retraction", "participant": P, "ts": ts(hour=3), "retracts": "t1",
+           "reason": "reorg", "chain": "ethereum", "block": 5, "block_hash": "0xbb"}  # fmt: skip
+    assert not isinstance(parse_json_line(json.dumps(row), "f", 1), EventError)
+    for field, value in (("chain", "ethereum "), ("block_hash", "\u200b0xbb")):
+        error = _error(json.dumps(row | {field: value}))
+        assert error.field == field and "may hold no blank or invisible character" in error.reason

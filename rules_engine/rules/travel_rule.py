@@ -3,12 +3,13 @@ beneficiary names."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sandboxwatch.rules_engine.events import Event, FundsEvent
+from sandboxwatch.rules_engine.events import Event, FundsEvent, Party
 from sandboxwatch.rules_engine.facts import Facts
 from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import decimal_text
@@ -28,6 +29,14 @@ def parse(reader: ParamReader) -> Params:
     return Params(reader.req_decimal("threshold"))
 
 
+def _named(party: Party | None) -> bool:
+    """A party names someone when its name holds a letter or a digit (Unicode categories L*, N*): a name of
+    blanks, invisible characters or punctuation (" ", "\u200b", "\u3000", "\u2800", "-") identifies no one,
+    so it counts as missing, like an empty or absent name (docs/events.md)."""
+    name = None if party is None else party.name
+    return name is not None and any(unicodedata.category(char)[0] in "LN" for char in name)
+
+
 def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     params: Params = rule.params
     if not isinstance(event, FundsEvent) or event.rail != "onchain":
@@ -37,9 +46,9 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
         return None
     info = event.travel_rule
     missing = []
-    if info is None or info.originator is None or not info.originator.name:
+    if info is None or not _named(info.originator):
         missing.append("originator")
-    if info is None or info.beneficiary is None or not info.beneficiary.name:
+    if info is None or not _named(info.beneficiary):
         missing.append("beneficiary")
     if not missing:
         return None
