@@ -55,11 +55,12 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
     for a file and for stdin. Standard input is spooled to a temporary file first, so that `check` can read
     it again to sort it if it turns out not to be in time order; so is a named pipe (a FIFO cannot be read
     twice: opening it again would wait for a writer that is gone)."""
-    if path != "-" and _is_device(path):
+    kind = "stream" if path == "-" else _events_kind(path)
+    if kind == "device":
         raise Unusable(f"{path}: a device, not an events file (give a file or a pipe, or '-' for standard input)")
     with contextlib.ExitStack() as stack:
         source = path
-        if path == "-" or _is_stream(path):
+        if kind == "stream":
             spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="sandboxwatch-stdin-"))
             binary = getattr(sys.stdin, "buffer", None) if path == "-" else _open_stream(path)
             if binary is not None:
@@ -84,15 +85,6 @@ def _open_events(path: str, fmt: str | None) -> Iterator[tuple[Iterator[str], st
         yield itertools.chain(head, lines), source, chosen, reopen
 
 
-def _is_device(path: str) -> bool:
-    """A character or block device (/dev/zero, /dev/urandom, a disk): an endless or meaningless read."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return False
-    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-
-
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -100,13 +92,17 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _is_stream(path: str) -> bool:
-    """A named pipe or socket given as ``--events`` (a device is read in place, as before)."""
+def _events_kind(path: str) -> str:
+    """What ``--events`` names: "device" (/dev/zero, /dev/urandom, a disk: an endless or meaningless read,
+    refused), "stream" (a named pipe or socket: spooled, as standard input is), else "file" (a missing
+    one is left to the open, which says why)."""
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        return "file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "stream" if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else "file"
 
 
 def _open_stream(path: str) -> IO[bytes]:
