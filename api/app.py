@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from sandboxwatch.api.body_limit import BodyLimit
 from sandboxwatch.api.finding_text import localise
+from sandboxwatch.api.json_body import UniqueKeyRoute
 from sandboxwatch.api.keys import KeyRing, Principal
 from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.api.overview import Lang, add_overview_routes
@@ -134,6 +135,7 @@ def create_app(history: History, keys: KeyRing, live: LiveState, case_due: str =
         description="Licence-compliance history, evidence and pre-checks for regulatory sandbox participants.",
         default_response_class=SafeJSONResponse,
     )
+    app.router.route_class = UniqueKeyRoute  # before any route: each JSON body decoded once, repeats refused
     app.add_middleware(BodyLimit, larger=[(UPLOAD_PATH, MAX_UPLOAD)])
 
     def deny(request: Request, principal: Principal | None, status: int, reason: str) -> Denied:

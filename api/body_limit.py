@@ -3,7 +3,8 @@
 The API's only bodies are a pre-check event and a note, each a few kilobytes; a client sending megabytes is
 either broken or trying to exhaust memory or CPU. A body announced too large by ``Content-Length`` is refused
 unread; one sent in chunks without a length is counted as it arrives and refused as soon as it passes the
-limit, so the server never holds more than the limit."""
+limit, so the server never holds more than the limit. JSON nesting is bounded here too, before anything decodes
+the body; a repeated key is found by the one decoding the app does (``api.json_body``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandboxwatch.rules_engine.json_bounds import repeated_key, repeated_key_reason, too_deep, unique_object
+from sandboxwatch.rules_engine.json_bounds import too_deep
 
 MAX_BODY = 1024 * 1024
 # No body the API takes nests deeper than a pre-check event (docs/events.md: 8 levels). Deeper JSON is refused
@@ -63,12 +64,6 @@ class BodyLimit:
         if not is_file and too_deep(body.decode("utf-8", "replace"), MAX_BODY_DEPTH):
             await _refuse(send, 422, f"the body nests deeper than {MAX_BODY_DEPTH} levels")
             return
-        where = None if is_file else _repeated_key(body)
-        if where is not None:
-            # FastAPI's decoder keeps a repeated key's last value: a pre-check of {"quantity": "1", "quantity":
-            # "900000"} would judge a value the event file, read as the monitor reads it, does not hold.
-            await _refuse(send, 422, {"field": where, "reason": repeated_key_reason(where)})
-            return
         delivered = False
 
         async def replay() -> Message:
@@ -96,18 +91,7 @@ class BodyLimit:
                 return b"".join(chunks)
 
 
-_UNIQUE = json.JSONDecoder(object_pairs_hook=unique_object)
-
-
-def _repeated_key(body: bytes) -> str | None:
-    """Where a JSON body repeats a key, or None (also for a body that is not JSON: FastAPI answers that)."""
-    try:
-        return repeated_key(_UNIQUE.decode(body.decode("utf-8")))
-    except ValueError:  # not UTF-8 or not JSON (UnicodeDecodeError is a ValueError)
-        return None
-
-
-async def _refuse(send: Send, status: int, reason: str | dict[str, str]) -> None:
+async def _refuse(send: Send, status: int, reason: str) -> None:
     body = json.dumps({"detail": reason}).encode()
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),

@@ -14,13 +14,16 @@ import pytest
 
 pytest.importorskip("chdb")
 
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandboxwatch.api.app import create_app
 from sandboxwatch.api.body_limit import MAX_BODY
+from sandboxwatch.api.json_body import UniqueKeyRoute
 from sandboxwatch.api.live_state import LiveState
+from sandboxwatch.rules_engine.json_bounds import repeated_key_reason
 from sandboxwatch.store.backends import connect
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import History
@@ -446,3 +449,20 @@ def test_a_precheck_body_repeating_a_key_is_422_naming_it(
         assert response.status_code == 422, response.text
         detail = response.json()["detail"]
         assert detail["field"] == field and "appears more than once" in detail["reason"], detail
+
+
+def test_every_body_route_refuses_a_repeated_key_in_its_one_decoding(client: TestClient) -> None:
+    """The check lives in the app's JSON decoding (not a middleware decoding each body a second time), so it
+    must hold on every route, including those other modules add (cases, desk)."""
+    routes = [route for route in client.app.routes if isinstance(route, APIRoute)]  # type: ignore[attr-defined]
+    assert routes and all(type(route) is UniqueKeyRoute for route in routes)
+    finding = ids(get(client, "/api/v1/findings", "regulator", limit=1))[0]
+    headers = {**auth("regulator"), "Content-Type": "application/json"}
+    for path, body in (
+        (f"/api/v1/findings/{finding}/notes", b'{"status": "comment", "note": "a", "note": "b"}'),
+        (f"/api/v1/cases/{finding}/transitions", b'{"action": "acknowledge", "x": {"k": 1, "k": 2}}'),
+    ):
+        response = client.post(path, headers=headers, content=body)
+        assert response.status_code == 422, response.text
+        field = "note" if path.endswith("notes") else "x.k"
+        assert response.json()["detail"] == {"field": field, "reason": repeated_key_reason(field)}
