@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
+from sandboxwatch.rules_engine.input_files import InputFileError, read_json_object
 
 # A connector's checkpoint is a few positions per stream; 64 MiB is far past any real one.
 MAX_CHECKPOINT_BYTES = 64 << 20
@@ -19,6 +19,9 @@ MAX_CHECKPOINT_BYTES = 64 << 20
 
 class CheckpointError(Exception):
     """The checkpoint file exists but cannot be used; starting over silently would re-read or skip history."""
+
+
+_EXPECTED = "the JSON object ingest writes; fix or remove it"
 
 
 class Checkpoint:
@@ -29,16 +32,9 @@ class Checkpoint:
         if not self.path.exists():
             return {}
         try:
-            text = read_text_file(self.path, MAX_CHECKPOINT_BYTES, "checkpoint")
+            return read_json_object(self.path, MAX_CHECKPOINT_BYTES, "checkpoint", _EXPECTED)
         except InputFileError as exc:
             raise CheckpointError(str(exc)) from None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CheckpointError(f"{self.path}: the checkpoint is not JSON ({exc}); fix or remove it") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{self.path}: the checkpoint must be a JSON object")
-        return data
 
     def save(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
+from sandboxwatch.rules_engine.input_files import InputFileError, read_json_object, read_text_file
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
@@ -296,18 +296,12 @@ def _tokens(value: Any, reader: ParamReader) -> tuple[Token, ...]:
 
 def read_liabilities(path: Path) -> dict[str, Decimal]:
     """The ledger's client liabilities per asset (a JSON object of decimal strings), read at each snapshot."""
-    import json
-
     from sandboxwatch.rules_engine.money import parse_decimal
 
     try:
-        raw = json.loads(read_text_file(path, MAX_SETTINGS_BYTES, "client liabilities file"))
+        raw = read_json_object(path, MAX_SETTINGS_BYTES, "client liabilities file", "a JSON object of asset: amount")
     except InputFileError as exc:
         raise SettingsError(str(exc)) from None
-    except ValueError as exc:
-        raise SettingsError(f"{path}: cannot read client liabilities: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: client liabilities must be a JSON object of asset: amount")
     try:
         return {str(asset): parse_decimal(amount) for asset, amount in raw.items()}
     except ValueError as exc:

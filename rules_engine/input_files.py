@@ -3,14 +3,18 @@ safely: only a regular file, and never more than a stated number of bytes.
 
 Every option that names such a file reads it through here, so none of them can be pointed at a FIFO (the
 open or the read would wait forever), a device such as /dev/zero (an unbounded read until memory runs out) or
-a directory, and each says so in one line naming the file and the limit. Event streams are not read here:
-``check --events`` may be a pipe or standard input by design (docs/cli.md)."""
+a directory, and each says so in one line naming the file and the limit. A file that must hold a JSON
+object is read by ``read_json_object``, which says what it holds instead when it holds something else.
+Event streams are not read here: ``check --events`` may be a pipe or standard input by design (docs/cli.md)."""
 
 from __future__ import annotations
 
 import os
 import stat as stat_mode
 from pathlib import Path
+from typing import Any
+
+from sandboxwatch.rules_engine.json_bounds import loads_bounded
 
 _KINDS = (
     (stat_mode.S_ISDIR, "a directory"),
@@ -91,3 +95,29 @@ def read_text_file(path: str | Path, limit: int, what: str = "file") -> str:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InputFileError(what, path, f"is not UTF-8 text at {undecodable(data, exc)}") from None
+
+
+# No JSON input file nests deeper than a few levels (heads: 2, client liabilities: 1); deeper text is refused
+# before decoding, as every JSON from outside is (rules_engine/json_bounds.py).
+JSON_FILE_DEPTH = 64
+_JSON_KINDS = ((bool, "true or false"), (list, "a list"), (str, "a string"), (int | float, "a number"))
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return next(name for kind, name in _JSON_KINDS if isinstance(value, kind))
+
+
+def read_json_object(path: str | Path, limit: int, what: str, expected: str) -> dict[str, Any]:
+    """The JSON object a regular file of at most ``limit`` bytes holds. Text that is not JSON, nests too
+    deep or repeats a key, and JSON that is not an object, are refused in one line saying what was
+    ``expected`` ("--heads h.json is a list, not an object of ...")."""
+    text = read_text_file(path, limit, what)
+    try:
+        value = loads_bounded(text, JSON_FILE_DEPTH)
+    except ValueError as exc:
+        raise InputFileError(what, path, f"is not JSON ({exc}); expected {expected}") from None
+    if not isinstance(value, dict):
+        raise InputFileError(what, path, f"is {_json_kind(value)}, not {expected}")
+    return value

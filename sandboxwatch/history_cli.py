@@ -211,19 +211,15 @@ _ENTRY_HASH = re.compile(r"[0-9a-f]{64}")
 def _archived_heads(path: str) -> dict[str, Any]:
     """The heads file 'audit heads' wrote: a JSON object of participant -> {"seq": N, "entry_hash": HEX}.
     Anything else is refused with what was expected, before the store is read."""
-    from sandboxwatch.rules_engine.input_files import InputFileError, read_text_file
+    from sandboxwatch.rules_engine.input_files import InputFileError, read_json_object
     from sandboxwatch.store.finding_trail import Head
 
     not_heads = f"--heads {path}: not a heads file written by 'audit heads'"
+    expected = 'a heads file written by \'audit heads\' (an object of participant: {"seq": N, "entry_hash": HEX})'
     try:
-        raw = json.loads(read_text_file(path, MAX_HEADS_BYTES, "--heads"))
+        raw = read_json_object(path, MAX_HEADS_BYTES, "--heads", expected)
     except InputFileError as exc:
         raise Unusable(str(exc)) from None
-    except ValueError as exc:
-        raise Unusable(f"{not_heads}: not JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        shape = "a list" if isinstance(raw, list) else f"a {type(raw).__name__}"
-        raise Unusable(f'{not_heads}: {shape}, not an object of participant: {{"seq": N, "entry_hash": HEX}}')
     heads = {}
     for participant, head in raw.items():
         seq = head.get("seq") if isinstance(head, dict) else None

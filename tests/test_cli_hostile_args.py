@@ -174,7 +174,7 @@ def _probes(f: Files) -> list[Probe]:
             "heads a list",
             ("audit", "verify", "--clickhouse", s, "--heads", str(r / "list.json")),
             2,
-            "not a heads file written by 'audit heads': a list, not an object",
+            "is a list, not a heads file written by 'audit heads' (an object of participant",
         ),
         Probe(
             "heads bad seq",
