@@ -9,18 +9,16 @@ goes quiet, and breaks it again."""
 from __future__ import annotations
 
 import math
-from bisect import insort
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from sandboxwatch.rules_engine.event_window import Window  # importable here too: older snapshots name it so
 from sandboxwatch.rules_engine.events import Event
 from sandboxwatch.rules_engine.facts import Facts
-from sandboxwatch.rules_engine.fast_pickle import fast_pickle
 from sandboxwatch.rules_engine.licence_params import ParamReader
-from sandboxwatch.rules_engine.money import ZERO, decimal_text
+from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
@@ -39,15 +37,6 @@ class Params:
     max: Decimal
     applies_to: frozenset[str]
     fees: bool = False  # count the venue's fee in the value (licence parameter fees: include)
-
-
-@fast_pickle
-@dataclass(slots=True)
-class Window:
-    """Events inside (latest - window, latest], in event-time order, and their exact sum."""
-
-    entries: deque[tuple[datetime, Decimal, str]] = field(default_factory=deque)
-    total: Decimal = ZERO
 
 
 State = dict[str, Window]
@@ -76,25 +65,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     window = state.get(account)
     if window is None:
         window = state[account] = Window()
-    ts = event.ts
-    entries = window.entries
-    if not entries or entries[-1][0] <= ts:
-        horizon = ts - params.window
-        while entries and entries[0][0] <= horizon:
-            window.total -= entries.popleft()[1]
-        before = window.total
-        entries.append((ts, value, event.event_id))
-        window.total += value
-        in_window = entries
-    else:
-        # Older than the newest event kept (a late event): judged on the window ending at its own time, as far
-        # as the kept events reach; it stays in place so later windows count it.
-        horizon = ts - params.window
-        in_window = deque(entry for entry in entries if horizon < entry[0] <= ts)
-        before = sum((entry[1] for entry in in_window), ZERO)
-        in_window.append((ts, value, event.event_id))
-        insort(entries, (ts, value, event.event_id), key=lambda entry: entry[0])
-        window.total += value
+    in_window, before = window.add(event.ts, value, event.event_id, params.window)
     total = before + value
     if before > params.max or total <= params.max:
         return None

@@ -7,18 +7,16 @@ does. Leaving events only weaken the pattern, so a window that drained between e
 
 from __future__ import annotations
 
-from bisect import insort
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from sandboxwatch.rules_engine.event_window import Window  # importable here too: older snapshots name it so
 from sandboxwatch.rules_engine.events import Event
 from sandboxwatch.rules_engine.facts import Facts
-from sandboxwatch.rules_engine.fast_pickle import fast_pickle
 from sandboxwatch.rules_engine.licence_params import ParamReader
-from sandboxwatch.rules_engine.money import ZERO, decimal_text
+from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
 from sandboxwatch.rules_engine.valuation import counted_value, fees_param
@@ -37,15 +35,6 @@ class Params:
     min_count: int
     applies_to: frozenset[str]
     fees: bool = False  # count the venue's fee in the value (licence parameter fees: include)
-
-
-@fast_pickle
-@dataclass(slots=True)
-class Window:
-    """Events inside (latest - window, latest], in event-time order, and their exact sum."""
-
-    entries: deque[tuple[datetime, Decimal, str]] = field(default_factory=deque)
-    total: Decimal = ZERO
 
 
 # Keyed by (account, event type): deposit, trade and withdrawal of the same money is normal flow, not
@@ -78,23 +67,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     window = state.get(key)
     if window is None:
         window = state[key] = Window()
-    ts = event.ts
-    entries = window.entries
-    horizon = ts - params.window
-    if not entries or entries[-1][0] <= ts:
-        while entries and entries[0][0] <= horizon:
-            window.total -= entries.popleft()[1]
-        before = window.total
-        entries.append((ts, value, event.event_id))
-        window.total += value
-        in_window = entries
-    else:
-        # A late event: judged on the window ending at its own time, as far as the kept events reach.
-        in_window = deque(entry for entry in entries if horizon < entry[0] <= ts)
-        before = sum((entry[1] for entry in in_window), ZERO)
-        in_window.append((ts, value, event.event_id))
-        insort(entries, (ts, value, event.event_id), key=lambda entry: entry[0])
-        window.total += value
+    in_window, before = window.add(event.ts, value, event.event_id, params.window)
     total = before + value
     count = len(in_window)
     if count < params.min_count or total < params.threshold:

@@ -1,0 +1,56 @@
+"""A trailing event-time window of one subject's valued events, for the rules that judge a sum over one
+(rolling_volume, structuring).
+
+Both judge a crossing at each event from the window ending at that event, with and without it, so the window
+answers exactly that: the events of the window ending at the new event and their sum before it. Events come
+mostly in order: the window then drops what left it and keeps a running sum. A late event (older than the
+newest kept) is judged on the window ending at its own time, as far as the kept events reach, and is kept in
+place so later windows count it."""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sandboxwatch.rules_engine.fast_pickle import fast_pickle
+from sandboxwatch.rules_engine.money import ZERO
+
+Entry = tuple[datetime, Decimal, str]  # event time, value, event id
+
+
+def _time(entry: Entry) -> datetime:
+    return entry[0]
+
+
+@fast_pickle
+@dataclass(slots=True)
+class Window:
+    """Events inside (latest - span, latest], in event-time order, and their exact sum. Snapshots pickle it
+    (streams/engine_snapshots.py): its fields are its pickled form, so change them only with a migration."""
+
+    entries: deque[Entry] = field(default_factory=deque)
+    total: Decimal = ZERO
+
+    def add(self, ts: datetime, value: Decimal, event_id: str, span: timedelta) -> tuple[Sequence[Entry], Decimal]:
+        """Take an event: the events of the window of ``span`` ending at it (it last) and their sum without it.
+        The sequence is the window's own while events come in order: read it before the next ``add``."""
+        entries = self.entries
+        horizon = ts - span
+        entry = (ts, value, event_id)
+        if not entries or entries[-1][0] <= ts:
+            while entries and entries[0][0] <= horizon:
+                self.total -= entries.popleft()[1]
+            before = self.total
+            entries.append(entry)
+            self.total += value
+            return entries, before
+        in_window = [kept for kept in entries if horizon < kept[0] <= ts]
+        before = sum((kept[1] for kept in in_window), ZERO)
+        in_window.append(entry)
+        insort(entries, entry, key=_time)
+        self.total += value
+        return in_window, before
