@@ -11,7 +11,8 @@ from typing import Any
 
 from sandboxwatch.cli_types import bounded_int
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_OK, Unusable
-from sandboxwatch.history_cli import STORE_HELP, _store, _write
+from sandboxwatch.history_cli import _store, _write
+from sandboxwatch.store_options import OUT_HELP, add_store_options
 
 
 def due_times(text: str | None) -> Any:
@@ -86,8 +87,7 @@ def add_case_commands(commands: Any) -> None:
     cases = commands.add_parser("cases", help="the case workflow on findings")
     sub = cases.add_subparsers(dest="cases_command", required=True)
     listing = sub.add_parser("list", help="cases with their state, most urgent first (JSON lines)")
-    listing.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    listing.add_argument("--participant", help="only this participant's cases")
+    add_store_options(listing, participant="only this participant's cases", out=OUT_HELP)
     listing.add_argument("--state", choices=("open", "acknowledged", "resolved"), help="only cases in this state")
     listing.add_argument("--assignee", help="cases assigned to this name ('' for unassigned)")
     listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"), help="only this severity")
@@ -96,20 +96,21 @@ def add_case_commands(commands: Any) -> None:
     listing.add_argument(
         "--limit", type=bounded_int(1, MAX_LIMIT), default=10_000, help=f"at most this many cases (1 to {MAX_LIMIT})"
     )
-    listing.add_argument("--out", help="write here instead of standard output")
     listing.set_defaults(run=cmd_cases_list)
     verify = sub.add_parser("verify", help="exit 0 if the case transitions are intact, 1 if altered or removed")
-    verify.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    verify.add_argument("--participant", help="verify only this participant's case trail (default: every one)")
+    add_store_options(verify, participant="verify only this participant's case trail (default: every one)")
     verify.set_defaults(run=cmd_cases_verify)
 
     report = commands.add_parser("report", help="compliance reports from the store")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     monthly = report_sub.add_parser("monthly", help="a participant's monthly compliance report (PDF or CSV)")
-    monthly.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    monthly.add_argument("--participant", required=True, help="the participant the report is for")
+    add_store_options(
+        monthly,
+        participant="the participant the report is for",
+        out="FILE.pdf or FILE.csv ('-': standard output, with --format)",
+        required=("participant", "out"),
+    )
     monthly.add_argument("--month", required=True, help="YYYY-MM, the calendar month in Vietnam time")
-    monthly.add_argument("--out", required=True, help="FILE.pdf or FILE.csv ('-': standard output, with --format)")
     monthly.add_argument("--format", choices=("pdf", "csv"), help="default: from the --out file's extension")
     monthly.add_argument("--case-due", help="due times by severity, as for 'api serve'")
     monthly.set_defaults(run=cmd_report_monthly)

@@ -34,6 +34,7 @@ from sandboxwatch.rules_engine.licence import Licence, LicenceError, load_licenc
 from sandboxwatch.rules_engine.self_check import run_check
 from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from sandboxwatch.store.backends import StoreError
+from sandboxwatch.store_options import add_store_options
 
 # A simulated day is built in memory: bounded so that a slip of the keyboard is a usage error, not an
 # hour of swapping (a day of a million accounts is already far beyond any pilot's).
@@ -427,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out-dir", default="deploy", help="folder for prometheus/ and alertmanager/ files")
     render.set_defaults(run=cmd_alerts_render)
     recorder = alerts_commands.add_parser("recorder", help="store every Alertmanager notification in ClickHouse")
-    recorder.add_argument("--clickhouse", required=True, help="clickhouse://HOST:PORT/DB or chdb://PATH")
+    add_store_options(recorder)
     recorder.add_argument("--host", default="127.0.0.1", help="address to listen on")
     recorder.add_argument("--port", type=port_number, default=9095, help="port to listen on")
     recorder.add_argument(

@@ -21,6 +21,7 @@ from sandboxwatch.cli_types import bounded_int, port_number
 from sandboxwatch.exit_codes import EXIT_FINDINGS, EXIT_NO_DATA, EXIT_OK, Unusable, unwritable
 from sandboxwatch.rules_engine.licence import one_line
 from sandboxwatch.rules_engine.plain_text import plain
+from sandboxwatch.store_options import OUT_HELP, STORE_HELP, add_store_options
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -41,9 +42,6 @@ def _period(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
     if since is not None and until is not None and since > until:
         raise Unusable(f"--from {args.since} is after --to {args.until}: the period ends before it starts")
     return since, until
-
-
-STORE_HELP = "clickhouse://HOST:PORT/DB or chdb://PATH"
 
 
 def shown_url(url: str) -> str:
@@ -361,63 +359,66 @@ def add_history_commands(commands: Any) -> None:
     findings = commands.add_parser("findings", help="query stored findings (as the API does)")
     sub = findings.add_subparsers(dest="findings_command", required=True)
     listing = sub.add_parser("list", help="findings by participant, rule, kind, severity, time range, text")
-    listing.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    listing.add_argument("--participant", help="only this participant's findings")
+    add_store_options(
+        listing,
+        participant="only this participant's findings",
+        period=("event time from (RFC 3339, included)", "event time to (RFC 3339, included)"),
+        out="write here instead of standard output (required for parquet)",
+    )
     listing.add_argument("--rule", help="only findings of this licence rule id")
     listing.add_argument("--kind", help="only findings of this rule kind (or built-in kind, e.g. invalid_event)")
     listing.add_argument("--q", help="only findings whose message, subject or id contains this text (case-insensitive)")
     listing.add_argument("--severity", choices=("info", "warning", "breach", "critical"), help="only this severity")
-    listing.add_argument("--from", dest="since", help="event time from (RFC 3339, included)")
-    listing.add_argument("--to", dest="until", help="event time to (RFC 3339, included)")
     listing.add_argument(
         "--limit", type=bounded_int(1, MAX_LIMIT), default=10_000, help=f"at most this many findings (1 to {MAX_LIMIT})"
     )
     listing.add_argument(
         "--format", choices=("jsonl", "csv", "parquet", "table"), default="jsonl", help="output format"
     )
-    listing.add_argument("--out", help="write here instead of standard output (required for parquet)")
     listing.set_defaults(run=cmd_findings_list)
     show = sub.add_parser("show", help="one finding with its evidence events and notes")
     show.add_argument("finding_id", help="the finding's id (finding_id)")
-    show.add_argument("--clickhouse", required=True, help=STORE_HELP)
+    add_store_options(show)
     show.set_defaults(run=cmd_findings_show)
     summary = sub.add_parser(
         "summary", help="a participant's compliance summary for a period (exit 1 if not compliant, 4 if no data)"
     )
-    summary.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    summary.add_argument("--participant", required=True, help="the participant to summarise")
-    summary.add_argument("--from", dest="since", required=True, help="period start (RFC 3339, included)")
-    summary.add_argument("--to", dest="until", required=True, help="period end (RFC 3339, included)")
+    add_store_options(
+        summary,
+        participant="the participant to summarise",
+        period=("period start (RFC 3339, included)", "period end (RFC 3339, included)"),
+        required=("participant", "period"),
+    )
     summary.set_defaults(run=cmd_findings_summary)
 
     audit = commands.add_parser("audit", help="the tamper-evident findings trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="exit 0 if intact, 1 if any row was altered, removed or reordered")
-    verify.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    verify.add_argument("--participant", help="verify only this participant's chain (default: every chain)")
+    add_store_options(verify, participant="verify only this participant's chain (default: every chain)")
     verify.add_argument(
         "--heads", help="chain heads archived earlier ('audit heads'): also catches a rewritten or cut-short chain"
     )
     verify.set_defaults(run=cmd_audit_verify)
     heads = audit_sub.add_parser("heads", help="print each participant's chain head, to archive outside the database")
-    heads.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    heads.add_argument("--out", help="write the heads to this file instead of standard output")
+    add_store_options(heads, out="write the heads to this file instead of standard output")
     heads.set_defaults(run=cmd_audit_heads)
 
     back = commands.add_parser("backtest", help="replay stored events through a new licence version")
     back.add_argument("--licence", required=True, help="the new licence version")
-    back.add_argument("--clickhouse", required=True, help=STORE_HELP)
-    back.add_argument("--from", dest="since", required=True, help="findings from this event time (RFC 3339)")
-    back.add_argument("--to", dest="until", required=True, help="findings up to this event time (RFC 3339)")
+    add_store_options(
+        back,
+        period=("findings from this event time (RFC 3339)", "findings up to this event time (RFC 3339)"),
+        out=OUT_HELP,
+        required=("period",),
+    )
     back.add_argument("--live", help="the live licence file (default: the version the monitor last loaded)")
     back.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format")
-    back.add_argument("--out", help="write here instead of standard output")
     back.set_defaults(run=cmd_backtest)
 
     api = commands.add_parser("api", help="the HTTP API and web console")
     api_sub = api.add_subparsers(dest="api_command", required=True)
     serve = api_sub.add_parser("serve", help="serve the API (OpenAPI at /docs) and the console (/)")
-    serve.add_argument("--clickhouse", required=True, help=STORE_HELP)
+    add_store_options(serve)
     serve.add_argument("--keys", required=True, help="YAML file of API key hashes and roles")
     serve.add_argument("--licence", action="append", help="licence file, for pre-checks and utilisation (repeatable)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
