@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from sandboxwatch.api.app import create_app
@@ -83,6 +84,29 @@ def event_ids(lines: list[str]) -> set[str]:
     return {json.loads(line)["event_id"] for line in lines}
 
 
+def app_over(store: Store, licences: dict[str, Licence], refresh_s: float = 2.0) -> FastAPI:
+    """The API over a store, with every role's key (``SECRETS``)."""
+    return create_app(History(store), key_ring(), LiveState(store, licences, refresh_s=refresh_s))
+
+
+def auth(who: str) -> dict[str, str]:
+    """The bearer header of a role's key (``SECRETS``)."""
+    return {"Authorization": f"Bearer {SECRETS[who]}"}
+
+
+def call(client: TestClient, method: str, path: str, who: str | None, body: Any = None, **params: Any) -> Any:
+    """A request as ``who`` (None: no key), with a JSON body when one is given and query parameters."""
+    return client.request(method, path, headers=auth(who) if who else {}, json=body, params=params)
+
+
+def get(client: TestClient, path: str, who: str | None, **params: Any) -> Any:
+    return call(client, "GET", path, who, **params)
+
+
+def post(client: TestClient, path: str, who: str, body: Any) -> Any:
+    return call(client, "POST", path, who, body)
+
+
 def api_database(prefix: str, accounts: int = 60, raise_server_exceptions: bool = True) -> tuple[Any, Any, Any]:
     """The fixtures an API test module needs over a database of its own: ``monitored`` (two participants'
     monitored days), ``client`` (the app over it, every role's key) and the autouse ``_own_database``, which
@@ -99,7 +123,7 @@ def api_database(prefix: str, accounts: int = 60, raise_server_exceptions: bool 
 
     @pytest.fixture(scope="module", name="client")
     def client(monitored: Monitored) -> Iterator[TestClient]:
-        app = create_app(History(monitored.store), key_ring(), LiveState(monitored.store, monitored.licences))
+        app = app_over(monitored.store, monitored.licences)
         with TestClient(app, raise_server_exceptions=raise_server_exceptions) as test_client:
             yield test_client
 

@@ -18,21 +18,13 @@ from sandboxwatch.store.history import History
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,
-    SECRETS,
     Monitored,
     api_database,
+    get,
+    post,
 )
 
 monitored, client, _own_database = api_database("api")
-
-
-def get(client: TestClient, path: str, who: str | None, **params: Any) -> Any:
-    headers = {"Authorization": f"Bearer {SECRETS[who]}"} if who else {}
-    return client.get(path, headers=headers, params=params)
-
-
-def post(client: TestClient, path: str, who: str, body: Any) -> Any:
-    return client.post(path, headers={"Authorization": f"Bearer {SECRETS[who]}"}, json=body)
 
 
 def denials(monitored: Monitored) -> list[dict[str, Any]]:

@@ -14,20 +14,18 @@ pytest.importorskip("chdb")
 
 from fastapi.testclient import TestClient
 
-from sandboxwatch.api.app import create_app
-from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.api.self_check_upload import MAX_UPLOAD
 from sandboxwatch.cli import main
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
-from sandboxwatch.store.history import History
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,
-    SECRETS,
     Monitored,
     api_database,
-    key_ring,
+    app_over,
+    auth,
+    get,
 )
 from tests.helpers import DA_NANG, NATIONAL
 
@@ -40,14 +38,6 @@ RESERVE_CSV = (
 
 
 monitored, client, _own_database = api_database("desk")
-
-
-def auth(who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {SECRETS[who]}"}
-
-
-def get(client: TestClient, path: str, who: str, **params: Any) -> Any:
-    return client.get(path, headers=auth(who), params=params)
 
 
 def upload(client: TestClient, who: str, body: bytes | str, path: str = UPLOAD, **params: Any) -> Any:
@@ -289,7 +279,7 @@ def test_upload_size_limit(client: TestClient) -> None:
 
 def test_upload_stores_only_when_asked_and_only_a_clean_jsonl_file(store: Store) -> None:
     licences = {DA_NANG_PARTICIPANT: load_licence(DA_NANG), NATIONAL_PARTICIPANT: load_licence(NATIONAL)}
-    app = create_app(History(store), key_ring(), LiveState(store, licences, refresh_s=0))
+    app = app_over(store, licences, refresh_s=0)
     lines = [
         json.dumps({"event_id": f"up-{i}", "type": "reserve", "participant": DA_NANG_PARTICIPANT,
                     "ts": f"2025-11-1{i}T12:00:00+07:00", "asset": "USDT", "custody_balance": "900",

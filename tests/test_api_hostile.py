@@ -19,23 +19,21 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandboxwatch.api.app import create_app
 from sandboxwatch.api.body_limit import MAX_BODY
 from sandboxwatch.api.json_body import UniqueKeyRoute
-from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.rules_engine.json_bounds import repeated_key_reason
 from sandboxwatch.store.backends import connect
 from sandboxwatch.store.clickhouse_store import Store
-from sandboxwatch.store.history import History
 from sandboxwatch.store.records import FINDING_COLUMNS
 from sandboxwatch.store.sql_text import quote
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,
-    SECRETS,
     Monitored,
     api_database,
-    key_ring,
+    app_over,
+    auth,
+    get,
 )
 
 DROP = object()  # a mutation that removes the field
@@ -51,14 +49,6 @@ EDGE_TIMES = (
 
 
 monitored, client, _own_database = api_database("apih", accounts=30, raise_server_exceptions=False)
-
-
-def auth(who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {SECRETS[who]}"}
-
-
-def get(client: TestClient, path: str, who: str, **params: Any) -> Any:
-    return client.get(path, headers=auth(who), params=params)
 
 
 def ids(response: Any) -> list[str]:
@@ -270,7 +260,7 @@ def test_summary_of_an_unknown_participant_or_an_empty_period_says_no_data(clien
 
 def test_an_unreachable_store_is_503_not_500(monitored: Monitored) -> None:
     down = Store(connect("clickhouse://127.0.0.1:1/nothing"))
-    app = create_app(History(down), key_ring(), LiveState(down, monitored.licences))
+    app = app_over(down, monitored.licences)
     with TestClient(app, raise_server_exceptions=False) as offline:
         response = offline.get("/api/v1/participants", headers=auth("auditor"))
     assert response.status_code == 503 and "store is unavailable" in response.text

@@ -25,12 +25,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Err, Ok
 from schemathesis.generation import GenerationMode
 
-from sandboxwatch.api.app import create_app
-from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.store.backends import EmbeddedBackend
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import FindingFilter, History, Scope
-from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, key_ring, monitored_days
+from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, app_over, monitored_days
 
 DATABASE = "apist" + uuid.uuid4().hex[:8]
 ROLES = {"regulator": "regulator", "auditor": "auditor", "participant": "alphatrue"}
@@ -51,7 +49,7 @@ def app(backend: EmbeddedBackend) -> Iterator[FastAPI]:
     store = Store(backend)
     store.migrate()
     monitored = monitored_days(store, accounts=20)
-    yield create_app(History(store), key_ring(), LiveState(store, monitored.licences))
+    yield app_over(store, monitored.licences)
 
 
 @pytest.fixture(autouse=True)

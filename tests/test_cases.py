@@ -4,7 +4,6 @@ bulk actions, filters, due dates, and the hash-chained record catching an altere
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -20,20 +19,15 @@ from sandboxwatch.store.history import History, Scope
 from tests.api_fixtures import (
     DA_NANG_PARTICIPANT,
     NATIONAL_PARTICIPANT,
-    SECRETS,
     Monitored,
     api_database,
+    call,
 )
 
 LATER = datetime.now(UTC) + timedelta(days=2)  # the desk's clock in these tests: two days after the findings
 
 
 monitored, client, _own_database = api_database("cases", accounts=40)
-
-
-def call(client: TestClient, method: str, path: str, who: str, body: Any = None, **params: Any) -> Any:
-    headers = {"Authorization": f"Bearer {SECRETS[who]}"}
-    return client.request(method, path, headers=headers, json=body, params=params)
 
 
 def ids_of(monitored: Monitored, participant: str, severity: str | None = None) -> list[str]:

@@ -17,15 +17,19 @@ pytest.importorskip("chdb")
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
-from sandboxwatch.api.app import create_app
-from sandboxwatch.api.live_state import LiveState
 from sandboxwatch.api.monthly_report import ReportError, build_report, month_bounds, report_csv
 from sandboxwatch.api.report_pdf import _fold, report_pdf
 from sandboxwatch.store.backends import EmbeddedBackend
 from sandboxwatch.store.case_trail import CaseTrail
 from sandboxwatch.store.clickhouse_store import Store
-from sandboxwatch.store.history import History
-from tests.api_fixtures import DA_NANG_PARTICIPANT, NATIONAL_PARTICIPANT, SECRETS, Monitored, key_ring, monitored_days
+from tests.api_fixtures import (
+    DA_NANG_PARTICIPANT,
+    NATIONAL_PARTICIPANT,
+    Monitored,
+    app_over,
+    auth,
+    monitored_days,
+)
 
 DATABASE = "report" + uuid.uuid4().hex[:8]
 AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -125,14 +129,13 @@ def test_an_empty_month_still_renders(monitored: Monitored) -> None:
 
 @pytest.fixture(scope="module")
 def client(monitored: Monitored) -> Iterator[TestClient]:
-    app = create_app(History(monitored.store), key_ring(), LiveState(monitored.store, monitored.licences))
+    app = app_over(monitored.store, monitored.licences)
     with TestClient(app) as test_client:
         yield test_client
 
 
 def get(client: TestClient, who: str, participant: str, **params: Any) -> Any:
-    return client.get(f"/api/v1/participants/{participant}/reports/monthly",
-                      headers={"Authorization": f"Bearer {SECRETS[who]}"}, params=params)  # fmt: skip
+    return client.get(f"/api/v1/participants/{participant}/reports/monthly", headers=auth(who), params=params)
 
 
 def test_api_report_is_participant_scoped(client: TestClient, monitored: Monitored) -> None:
