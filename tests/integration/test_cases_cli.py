@@ -7,27 +7,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from pypdf import PdfReader
 
 from sandboxwatch.api.monthly_report import month_bounds
 from sandboxwatch.store.case_trail import CaseTrail
-from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.history import Scope
-from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_on_server
+from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored
 from tests.helpers import sandboxwatch_cli as cli
-from tests.local_services import ClickHouseServer
+from tests.integration.server_store import server_days, settle_mutations
 
 MONTH = "2025-11"  # the simulated Da Nang day (seed 5) falls in it
 
 
-@pytest.fixture(scope="module")
-def monitored(clickhouse: ClickHouseServer) -> tuple[str, Monitored]:
-    return monitored_on_server(clickhouse, "k")
+monitored = server_days("k")
 
 
 def test_cases_list_verify_and_a_tampered_transition(monitored: tuple[str, Monitored]) -> None:
@@ -56,21 +51,12 @@ def test_cases_list_verify_and_a_tampered_transition(monitored: tuple[str, Monit
     days.store.backend.command(
         f"ALTER TABLE {days.store.db}.case_transitions UPDATE resolution = 'false_positive' WHERE seq = 2"
     )
-    _settle(days.store)
+    settle_mutations(days.store)
     tampered = cli("cases", "verify", "--clickhouse", url)
     assert tampered.returncode == 1
     assert tampered.stdout.splitlines() == [
         f"{DA_NANG_PARTICIPANT} seq 2 finding {second}: transition hash does not match its content (row altered)"
     ]
-
-
-def _settle(store: Store) -> None:
-    """Mutations run in the background on 18.16 (no mutations_sync): wait until none is pending."""
-    for _ in range(200):
-        if not store.backend.rows(f"SELECT 1 FROM system.mutations WHERE database = '{store.db}' AND is_done = 0"):
-            return
-        time.sleep(0.05)
-    raise AssertionError("mutations did not finish")
 
 
 def test_report_monthly_writes_pdf_and_csv(monitored: tuple[str, Monitored], tmp_path: Path) -> None:

@@ -7,19 +7,15 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.records import FINDING_COLUMNS, finding_row
-from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days, monitored_on_server
+from tests.api_fixtures import DA_NANG_PARTICIPANT, Monitored, monitored_days
 from tests.helpers import DA_NANG
 from tests.helpers import sandboxwatch_cli as cli
+from tests.integration.server_store import server_days, settle_mutations
 from tests.local_services import ClickHouseServer
 
-
-@pytest.fixture(scope="module")
-def monitored(clickhouse: ClickHouseServer) -> tuple[str, Monitored]:
-    return monitored_on_server(clickhouse, "h")
+monitored = server_days("h")
 
 
 def test_findings_list_show_summary_and_exports(monitored: tuple[str, Monitored], tmp_path: Path) -> None:
@@ -109,7 +105,7 @@ def test_audit_verify_on_the_server_catches_a_moved_ts_and_a_cut_tail(clickhouse
     values["ts"] = datetime(2030, 1, 1, tzinfo=UTC)  # only ts_text was hashed before
     values["recorded"] = datetime.strptime(str(values["recorded"]), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     store.backend.command(f"ALTER TABLE {store.db}.findings DELETE WHERE finding_id = '{target}'")
-    _settle(store)
+    settle_mutations(store)
     store.backend.insert("findings", FINDING_COLUMNS, [tuple(values[c] for c in FINDING_COLUMNS)])
     moved = cli("audit", "verify", "--clickhouse", url)
     assert moved.returncode == 1
@@ -120,21 +116,10 @@ def test_audit_verify_on_the_server_catches_a_moved_ts_and_a_cut_tail(clickhouse
     )[0]
     store.backend.command(f"ALTER TABLE {store.db}.finding_trail DELETE WHERE finding_id = '{last}'")
     store.backend.command(f"ALTER TABLE {store.db}.findings DELETE WHERE finding_id = '{last}'")
-    _settle(store)
+    settle_mutations(store)
     cut = cli("audit", "verify", "--clickhouse", url, "--participant", "vn-casp-pilot-01")
     assert cut.returncode == 1
     assert f"recorded a head at seq {top} (newest entries removed)" in cut.stdout
-
-
-def _settle(store: Store) -> None:
-    """Mutations run in the background on 18.16 (no mutations_sync): wait until none is pending."""
-    import time
-
-    for _ in range(200):
-        if not store.backend.rows(f"SELECT 1 FROM system.mutations WHERE database = '{store.db}' AND is_done = 0"):
-            return
-        time.sleep(0.05)
-    raise AssertionError("mutations did not finish")
 
 
 def test_summary_on_the_server_says_no_data_and_counts_dead_letters_by_event_time(
