@@ -57,7 +57,7 @@ def parse(reader: ParamReader) -> Params:
     return Params(
         reader.duration("window"),
         reader.req_decimal("max"),
-        reader.event_types("applies_to", DEFAULT_TYPES),
+        reader.event_types("applies_to", DEFAULT_TYPES, per_account=True),
         fees_param(reader),
     )
 

@@ -58,7 +58,7 @@ def parse(reader: ParamReader) -> Params:
         reader.req_decimal("threshold"),
         reader.duration("window"),
         reader.integer("min_count", minimum=2),
-        reader.event_types("applies_to", DEFAULT_TYPES),
+        reader.event_types("applies_to", DEFAULT_TYPES, per_account=True),
         fees_param(reader),
     )
 
