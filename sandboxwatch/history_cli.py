@@ -26,7 +26,7 @@ from sandboxwatch.rules_engine.plain_text import plain
 def _time(value: str | None, name: str) -> datetime | None:
     from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
-    if not value:
+    if value is None:  # an empty --from/--to (an unset variable) is refused below, not taken for "no bound"
         return None
     try:
         return parse_timestamp(value)
