@@ -23,7 +23,7 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import ZERO, decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
-from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+from sandboxwatch.rules_engine.valuation import EXACT, counted_value, exact_sum, fees_param
 
 if TYPE_CHECKING:
     from sandboxwatch.simulator.day_builder import Injection
@@ -81,21 +81,21 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     if not entries or entries[-1][0] <= ts:
         horizon = ts - params.window
         while entries and entries[0][0] <= horizon:
-            window.total -= entries.popleft()[1]
+            window.total = EXACT.subtract(window.total, entries.popleft()[1])
         before = window.total
         entries.append((ts, value, event.event_id))
-        window.total += value
+        window.total = EXACT.add(window.total, value)
         in_window = entries
     else:
         # Older than the newest event kept (a late event): judged on the window ending at its own time, as far
         # as the kept events reach; it stays in place so later windows count it.
         horizon = ts - params.window
         in_window = deque(entry for entry in entries if horizon < entry[0] <= ts)
-        before = sum((entry[1] for entry in in_window), ZERO)
+        before = exact_sum(entry[1] for entry in in_window)
         in_window.append((ts, value, event.event_id))
         insort(entries, (ts, value, event.event_id), key=lambda entry: entry[0])
-        window.total += value
-    total = before + value
+        window.total = EXACT.add(window.total, value)
+    total = EXACT.add(before, value)
     if before > params.max or total <= params.max:
         return None
     evidence = [entry[2] for entry in in_window][-EVIDENCE_LIMIT:]

@@ -21,7 +21,7 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import ZERO, decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
-from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+from sandboxwatch.rules_engine.valuation import EXACT, counted_value, exact_sum, fees_param
 
 if TYPE_CHECKING:
     from sandboxwatch.simulator.day_builder import Injection
@@ -83,19 +83,19 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     horizon = ts - params.window
     if not entries or entries[-1][0] <= ts:
         while entries and entries[0][0] <= horizon:
-            window.total -= entries.popleft()[1]
+            window.total = EXACT.subtract(window.total, entries.popleft()[1])
         before = window.total
         entries.append((ts, value, event.event_id))
-        window.total += value
+        window.total = EXACT.add(window.total, value)
         in_window = entries
     else:
         # A late event: judged on the window ending at its own time, as far as the kept events reach.
         in_window = deque(entry for entry in entries if horizon < entry[0] <= ts)
-        before = sum((entry[1] for entry in in_window), ZERO)
+        before = exact_sum(entry[1] for entry in in_window)
         in_window.append((ts, value, event.event_id))
         insort(entries, (ts, value, event.event_id), key=lambda entry: entry[0])
-        window.total += value
-    total = before + value
+        window.total = EXACT.add(window.total, value)
+    total = EXACT.add(before, value)
     count = len(in_window)
     if count < params.min_count or total < params.threshold:
         return None
