@@ -105,7 +105,7 @@ class NoteIn(BaseModel):
 
 def _time(value: str | None, name: str) -> datetime | None:
     """An RFC 3339 instant; the store clamps bounds to the range its DateTime columns hold."""
-    if value is None or value == "":
+    if value is None:  # from= (a client's unset variable) is refused below, never taken for "no bound"
         return None
     if len(value) > TIME_MAX:
         raise HTTPException(422, f"{name}: not an RFC 3339 timestamp (longer than {TIME_MAX} characters)")

@@ -36,7 +36,7 @@ def language(request: Request, lang: str | None) -> str:
 
 
 def _instant(value: str | None, name: str) -> datetime | None:
-    if not value:
+    if value is None:  # as_of= (a client's unset variable) is refused, never taken for "none given"
         return None
     try:
         return parse_timestamp(value)

@@ -38,6 +38,7 @@ from sandboxwatch.rules_engine.event_digest import content_digest
 from sandboxwatch.rules_engine.events import (
     EVENT_TYPES,
     RETRACTION,
+    VALUE_BEARING,
     AccountEvent,
     Event,
     EventError,
@@ -61,7 +62,6 @@ Origin = tuple[str, int, str]
 _RAW_LIMIT = 500
 _NO_ORIGIN: Origin = ("<engine>", 0, "")
 
-VALUE_BEARING = frozenset({"trade", "deposit", "withdrawal", "transfer"})
 # Sort rank at equal timestamps: facts (prices, accounts, participant facts) first, so that "latest price
 # at or before the event" and "KYC state at that moment" include what happened in the same instant.
 TYPE_RANK = {"price": 0, "account": 1, "participant": 2}

@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from sandboxwatch.rules_engine.fast_pickle import fast_pickle
 from sandboxwatch.rules_engine.money import ZERO
+from sandboxwatch.rules_engine.valuation import EXACT, exact_sum
 
 Entry = tuple[datetime, Decimal, str]  # event time, value, event id
 
@@ -29,7 +30,8 @@ def _time(entry: Entry) -> datetime:
 @fast_pickle
 @dataclass(slots=True)
 class Window:
-    """Events inside (latest - span, latest], in event-time order, and their exact sum. Snapshots pickle it
+    """Events inside (latest - span, latest], in event-time order, and their exact sum (valuation.EXACT: the
+    default 28-digit context rounded small values away beside a large one). Snapshots pickle it
     (streams/engine_snapshots.py): its fields are its pickled form, so change them only with a migration."""
 
     entries: deque[Entry] = field(default_factory=deque)
@@ -43,14 +45,14 @@ class Window:
         entry = (ts, value, event_id)
         if not entries or entries[-1][0] <= ts:
             while entries and entries[0][0] <= horizon:
-                self.total -= entries.popleft()[1]
+                self.total = EXACT.subtract(self.total, entries.popleft()[1])
             before = self.total
             entries.append(entry)
-            self.total += value
+            self.total = EXACT.add(self.total, value)
             return entries, before
         in_window = [kept for kept in entries if horizon < kept[0] <= ts]
-        before = sum((kept[1] for kept in in_window), ZERO)
+        before = exact_sum(kept[1] for kept in in_window)
         in_window.append(entry)
         insort(entries, entry, key=_time)
-        self.total += value
+        self.total = EXACT.add(self.total, value)
         return in_window, before

@@ -26,6 +26,8 @@ EVENT_TYPES = (
 RETRACTION = "retraction"
 # Events made by or for a customer: the ones geographic scope and customer rules look at.
 CUSTOMER_TYPES = frozenset({"account", "trade", "deposit", "withdrawal"})
+# Events that carry a value (rules_engine/valuation.py): the only ones a value rule's applies_to can name.
+VALUE_BEARING = frozenset({"trade", "deposit", "withdrawal", "transfer"})
 # Events that move value for a customer account.
 TRANSACTION_TYPES = frozenset({"trade", "deposit", "withdrawal"})
 KYC_STATUSES = ("pending", "verified", "rejected", "revoked")

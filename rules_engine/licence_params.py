@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sandboxwatch.rules_engine.events import EVENT_TYPES
+from sandboxwatch.rules_engine.events import EVENT_TYPES, TRANSACTION_TYPES, VALUE_BEARING
 from sandboxwatch.rules_engine.money import EVENT_DECIMAL, ZERO, parse_decimal
 from sandboxwatch.rules_engine.plain_text import plain
 from sandboxwatch.rules_engine.timestamps import parse_duration
@@ -123,13 +123,25 @@ class ParamReader:
             items.append(str(item))
         return tuple(items)
 
-    def event_types(self, name: str, default: tuple[str, ...]) -> frozenset[str]:
+    def event_types(self, name: str, default: tuple[str, ...], *, per_account: bool = False) -> frozenset[str]:
+        """``per_account``: the rule keeps its state by customer account, so only types with an account count."""
         listed = self.strings(name, required=False)
         if listed is None:
             return frozenset(default)
         unknown = [item for item in listed if item not in EVENT_TYPES]
         if unknown:
             raise ParamError(name, f"unknown event type(s): {', '.join(unknown)}")
+        # Only these types have a value (and, for a per-account rule, an account): a rule applied to another
+        # (applies_to: [account]) would never find anything, a rule switched off without a word.
+        usable, lacking = (TRANSACTION_TYPES, "customer account") if per_account else (
+            VALUE_BEARING, "value")  # fmt: skip
+        never = [item for item in listed if item not in usable]
+        if never:
+            raise ParamError(
+                name,
+                f"{', '.join(never)} events have no {lacking}, so this rule could never apply to them "
+                f"(usable: {', '.join(sorted(usable))})",
+            )
         return frozenset(listed)
 
     def unused(self, common: frozenset[str]) -> list[str]:

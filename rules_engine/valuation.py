@@ -6,8 +6,9 @@ Where no reference price exists at or before the event, the answer is None: the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from sandboxwatch.rules_engine.events import Event, FundsEvent, TradeEvent, TransferEvent
 from sandboxwatch.rules_engine.facts import Facts, PriceBook
@@ -15,6 +16,20 @@ from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 from sandboxwatch.rules_engine.plain_text import plain
 
 _ONE = Decimal(1)
+_ZERO = Decimal(0)
+# Values and the sums and products rules make of them are exact. The events' decimals have at most 28
+# significant digits (docs/events.md, Bounds), so a value (quantity x price x a rate) has at most 84, and a
+# window's sum a few more; the default context keeps 28 and rounds the rest away, which put a trade worth a
+# cap plus 1.2E-35 (2.23E-16 x 896860986547085201793721.9731 against 200000000) exactly on the cap, so not
+# above it, and let a window's running total drift as events entered and left it. 200 digits hold them all.
+EXACT = Context(prec=200)
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    total = _ZERO
+    for value in values:
+        total = EXACT.add(total, value)
+    return total
 
 
 def rate(asset: str, currency: str, ts: datetime, prices: PriceBook) -> Decimal | None:
@@ -25,17 +40,17 @@ def rate(asset: str, currency: str, ts: datetime, prices: PriceBook) -> Decimal 
 
 def value_of(event: Event, currency: str, prices: PriceBook) -> Decimal | None:
     if isinstance(event, TradeEvent):
-        notional = event.quantity * event.price
+        notional = EXACT.multiply(event.quantity, event.price)
         if event.quote == currency:
             return notional
         quote_rate = rate(event.quote, currency, event.ts, prices)
         if quote_rate is not None:
-            return notional * quote_rate
+            return EXACT.multiply(notional, quote_rate)
         base_rate = rate(event.base, currency, event.ts, prices)
-        return event.quantity * base_rate if base_rate is not None else None
+        return EXACT.multiply(event.quantity, base_rate) if base_rate is not None else None
     if isinstance(event, FundsEvent | TransferEvent):
         asset_rate = rate(event.asset, currency, event.ts, prices)
-        return event.amount * asset_rate if asset_rate is not None else None
+        return EXACT.multiply(event.amount, asset_rate) if asset_rate is not None else None
     return None
 
 
@@ -64,4 +79,4 @@ def counted_value(event: Event, facts: Facts, fees: bool) -> Decimal | None:
     if not fee or asset is None:
         return value
     fee_rate = rate(asset, facts.header.reporting_currency, event.ts, facts.prices)
-    return value if fee_rate is None else value + fee * fee_rate
+    return value if fee_rate is None else EXACT.add(value, EXACT.multiply(fee, fee_rate))

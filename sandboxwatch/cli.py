@@ -119,7 +119,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise Unusable(f"--out {args.out} is {name}: writing the findings there would destroy it")
     licence = _licence(args.licence)
     as_of = None
-    if args.as_of:
+    if args.as_of is not None:  # an empty --as-of (an unset variable) is refused, not taken for "none given"
         try:
             as_of = parse_timestamp(args.as_of)
         except ValueError as exc:

@@ -27,7 +27,7 @@ from sandboxwatch.store_options import OUT_HELP, STORE_HELP, add_store_options
 def _time(value: str | None, name: str) -> datetime | None:
     from sandboxwatch.rules_engine.timestamps import parse_timestamp
 
-    if not value:
+    if value is None:  # an empty --from/--to (an unset variable) is refused below, not taken for "no bound"
         return None
     try:
         return parse_timestamp(value)

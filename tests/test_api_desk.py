@@ -166,6 +166,8 @@ def test_overview_shows_a_participant_only_its_own(client: TestClient) -> None:
         {"lang": "de"},
         {"participant": "p" * 201},
         {"from": "x" * 65},
+        {"from": ""},  # an unset variable is not "no bound"
+        {"to": ""},
     ],
 )
 def test_overview_bad_input_is_422(client: TestClient, params: dict[str, str]) -> None:
@@ -317,3 +319,11 @@ def test_the_chart_library_is_served_from_the_package_with_its_licence(client: T
     assert "http://" not in page and "https://" not in page  # nothing fetched from a CDN at run time
     for language in ("en", "vi"):
         assert client.get(f"/console/i18n/{language}.json").json()["ui.tab.overview"]
+
+
+def test_an_upload_with_an_empty_as_of_is_422(client: TestClient, monitored: Monitored) -> None:
+    """As ``check --as-of ""``: an unset variable must not move the deadlines to the latest event silently."""
+    text = "\n".join(monitored.lines[DA_NANG_PARTICIPANT][:50]) + "\n"
+    response = upload(client, "alphatrue", text, name="day.jsonl", as_of="")
+    assert response.status_code == 422, response.text[:300]
+    assert "as_of: not an RFC 3339 timestamp: ''" in response.text

@@ -456,3 +456,19 @@ def test_every_body_route_refuses_a_repeated_key_in_its_one_decoding(client: Tes
         assert response.status_code == 422, response.text
         field = "note" if path.endswith("notes") else "x.k"
         assert response.json()["detail"] == {"field": field, "reason": repeated_key_reason(field)}
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        (f"/api/v1/participants/{DA_NANG_PARTICIPANT}/summary", {"from": "", "to": "2025-12-01T00:00:00Z"}),
+        (f"/api/v1/participants/{DA_NANG_PARTICIPANT}/summary", {"from": "2025-10-01T00:00:00Z", "to": ""}),
+        ("/api/v1/findings", {"from": ""}),
+        ("/api/v1/findings", {"to": ""}),
+    ],
+)
+def test_an_empty_time_parameter_is_422_not_no_bound(client: TestClient, path: str, params: dict[str, str]) -> None:
+    """``from=`` (a client's unset variable) is not a time: never an internal error, never a silently dropped bound."""
+    response = get(client, path, "regulator", **params)
+    assert response.status_code == 422, response.text[:300]
+    assert "not an RFC 3339 timestamp: ''" in response.text

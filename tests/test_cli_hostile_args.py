@@ -298,6 +298,43 @@ def _probes(f: Files) -> list[Probe]:
             2,
             "--from 2025-10-02T00:00:00Z is after --to 2025-10-01T00:00:00Z",
         ),
+        # An empty time (an unset shell variable: --as-of "$AS_OF") is not "no time": refused, never a silent
+        # default (deadlines judged at another instant) nor an internal error.
+        Probe(
+            "check empty as-of",
+            ("check", "--licence", lic, "--events", f.events, "--as-of", ""),
+            2,
+            "--as-of: not an RFC 3339 timestamp: ''",
+        ),
+        Probe(
+            "summary empty from",
+            (
+                "findings",
+                "summary",
+                "--clickhouse",
+                s,
+                "--participant",
+                PARTICIPANT,
+                "--from",
+                "",
+                "--to",
+                "2025-10-01T00:00:00Z",
+            ),
+            2,
+            "--from: not an RFC 3339 timestamp: ''",
+        ),
+        Probe(
+            "list empty to",
+            ("findings", "list", "--clickhouse", s, "--to", ""),
+            2,
+            "--to: not an RFC 3339 timestamp: ''",
+        ),
+        Probe(
+            "backtest empty to",
+            ("backtest", "--licence", lic, "--clickhouse", s, "--from", "2025-10-01T00:00:00Z", "--to", ""),
+            2,
+            "--to: not an RFC 3339 timestamp: ''",
+        ),
         Probe(
             "up metrics port",
             ("up", "--licence", lic, "--data-dir", str(r / "up1"), "--metrics-port", "99999", "--once"),
@@ -426,7 +463,7 @@ def _judge(files: Files, index: int, probe: Probe) -> str | None:
 
 def test_every_hostile_argument_ends_with_its_code_and_one_line(files: Files) -> None:
     probes = _probes(files)
-    assert len(probes) == 49
+    assert len(probes) == 53
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(lambda item: _judge(files, *item), enumerate(probes)))
     failures = [verdict for verdict in verdicts if verdict]

@@ -70,6 +70,14 @@ def _error(text: str) -> EventError:
         # Nanoseconds: datetime keeps microseconds, fromisoformat drops the rest without a word.
         ({"ts": "2025-10-01T10:00:00.123456789+07:00"}, "ts", "more precise than a microsecond"),
         ({"ts": "2025-10-01T10:00:00,0000001Z"}, "ts", "more precise than a microsecond"),
+        # ISO 8601 forms fromisoformat reads but RFC 3339 does not have: refused, not read as some instant.
+        ({"ts": "2025-W40-3T10:00:00+07:00"}, "ts", "not an RFC 3339 timestamp: '2025-W40-3T10:00:00+07:00' (the form"),
+        ({"ts": "20251001T100000+0700"}, "ts", "(the form is YYYY-MM-DDTHH:MM:SS, optionally .ffffff, then Z or"),
+        ({"ts": "2025-10-01T10+07:00"}, "ts", "(the form is YYYY-MM-DDTHH:MM:SS"),
+        ({"ts": "2025-10-01T10:00:00+07"}, "ts", "(the form is YYYY-MM-DDTHH:MM:SS"),
+        ({"ts": "2025-10-01T10:00:00+0700"}, "ts", "(the form is YYYY-MM-DDTHH:MM:SS"),
+        ({"ts": "2025-10-01T10:00:00,5+07:00"}, "ts", "(the form is YYYY-MM-DDTHH:MM:SS"),
+        ({"ts": "2025-10-01T10:00:00+24:00"}, "ts", "'2025-10-01T10:00:00+24:00' (UTC offset out of range)"),
         # Control characters and bidirectional formatting in ids, names and codes.
         ({"event_id": "t\x001"}, "event_id", "holds a control character U+0000 at character 2"),
         ({"participant": "p1\x1b[2J"}, "participant", "holds a control character U+001B at character 3"),
@@ -88,6 +96,9 @@ def test_each_bound_names_field_and_reason(changes: dict[str, Any], field: str, 
 def test_the_exact_forms_are_still_accepted() -> None:
     for quantity in ("100", "0.5", "100.000", "1e2", "1E+2", "15e-1", "007"):
         assert isinstance(parse_json_line(_line(quantity=quantity), "f", 1), TradeEvent), quantity
+    for stamp in ("2025-10-01T10:00:00Z", "2025-10-01 10:00:00+07:00", "2025-10-01T10:00:00.5-03:30",
+                  "2025-10-01T10:00:00.123456000+00:00"):  # fmt: skip
+        assert isinstance(parse_json_line(_line(ts=stamp), "f", 1), TradeEvent), stamp
     negative = _error(_line(quantity="-0.5"))  # the grammar takes a sign; the field's own rule refuses it
     assert negative.field == "quantity" and negative.reason == "must be greater than zero, not -0.5"
     for stamp in ("2025-10-01T10:00:00.123456789+07:00".replace("789", "000"), "2025-10-01T10:00:00.1234560Z"):

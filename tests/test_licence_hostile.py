@@ -79,6 +79,32 @@ def _problems(text: str) -> list[str]:
             'addresses: ["0x000000000000000000000000000000000000dead", "not an address"]',
             "rule 'blocklist' (line 27): field 'addresses': item 2 ('not an address') is not an address",
         ),
+        # A value rule applied only to events that have no value would never find anything: refused.
+        (
+            "max: 200000000, applies_to: [trade, deposit, withdrawal]",
+            "max: 200000000, applies_to: [account]",
+            "rule 'tx-cap' (line 22): field 'applies_to': account events have no value, so this rule could never",
+        ),
+        (
+            "max: 500000000, applies_to: [trade]",
+            "max: 500000000, applies_to: [trade, reserve, price]",
+            "rule 'month-cap' (line 23): field 'applies_to': reserve, price events have no customer account",
+        ),
+        (
+            "threshold: 400000000, deadline: 24h",
+            "threshold: 400000000, deadline: 24h, applies_to: [report]",
+            "rule 'lvtr' (line 24): field 'applies_to': report events have no value",
+        ),
+        (  # a transfer has a value but no customer account: per-account windows never see it
+            "max: 500000000, applies_to: [trade]",
+            "max: 500000000, applies_to: [transfer]",
+            "rule 'month-cap' (line 23): field 'applies_to': transfer events have no customer account",
+        ),
+        (
+            "window: 24h, min_count: 3",
+            "window: 24h, min_count: 3, applies_to: [participant]",
+            "rule 'structuring' (line 25): field 'applies_to': participant events have no customer account",
+        ),
     ],
 )
 def test_bad_values_name_rule_and_field(old: str, new: str, expected: str) -> None:

@@ -239,6 +239,29 @@ def test_large_value_report_in_time_satisfies_late_does_not() -> None:
     assert [f.evidence[0] for f in found] == [late["event_id"]]
 
 
+def test_a_large_value_report_dated_before_the_event_does_not_cover_it() -> None:
+    """A participant knows its own next ids: one report listing them in advance must not cover the events."""
+    lic = licence_with(LVTR)
+    prefiled, covered = (funds(when=ts(day=1, hour=12), amount="5000") for _ in range(2))
+    ids = [prefiled["event_id"], covered["event_id"]]
+    advance = ev("report", ts(day=1, hour=9), report_type="large_value", refs=ids)
+    proper = ev("report", ts(day=1, hour=13), report_type="large_value", refs=ids[1:])
+    found = run(lic, [advance, prefiled, covered, proper, price(ts(day=3))])
+    assert [(f.evidence[0], f.message) for f in found] == [
+        (
+            ids[0],
+            f"Event {ids[0]} worth 5000 VND had no large-value report by 2025-10-02T12:00:00+07:00; a report "
+            "came dated before the event, at 2025-10-01T09:00:00+07:00.",
+        )
+    ]
+    # The same report arriving late, after the event (beyond the allowed lateness), still does not cover it.
+    late = [covered, price(ts(day=1, hour=13)), dict(advance, refs=ids[1:]), price(ts(day=3))]
+    found = run(lic, late, sort=False)
+    assert [(f.evidence[0], f.message.split("; ")[1]) for f in found if f.rule == "lvtr"] == [
+        (ids[1], "a report came dated before the event, at 2025-10-01T09:00:00+07:00.")
+    ]
+
+
 def test_structuring_needs_count_and_sum_each_below_threshold() -> None:
     lic = licence_with(f"{{id: st, kind: structuring, {R}, threshold: 300, window: 24h, min_count: 3}}")
     two = [funds(when=ts(hour=h), amount="150") for h in (1, 2)]

@@ -38,7 +38,18 @@ class Params:
 class State:
     # (due, event_id, subject, event ts, value): a heap ordered by due time.
     pending: list[tuple[datetime, str, str, datetime, Decimal]] = field(default_factory=list)
-    reported: dict[str, datetime] = field(default_factory=dict)
+    # ref -> when reports citing it were filed: a datetime (one report, and every snapshot before a ref kept
+    # several) or a sorted tuple of at most MAX_FILINGS.
+    reported: dict[str, datetime | tuple[datetime, ...]] = field(default_factory=dict)
+
+
+# Reports citing one event beyond these are a flood, not filings: the earliest are dropped. Dropping one can
+# only make an event look unreported (a finding), never hide one.
+MAX_FILINGS = 16
+
+
+def _filings(value: datetime | tuple[datetime, ...] | None) -> tuple[datetime, ...]:
+    return () if value is None else value if isinstance(value, tuple) else (value,)
 
 
 def parse(reader: ParamReader) -> Params:
@@ -58,10 +69,15 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     params: Params = rule.params
     if isinstance(event, ReportEvent):
         if event.report_type == "large_value":
+            # Every filing time is kept, not only the earliest: a report dated before the event cannot be a
+            # report of it (a participant knows its own next ids; one report listing them in advance would
+            # cover every later event), so which filings fall from the event to its deadline is decided then.
             for ref in event.refs:
                 earlier = state.reported.get(ref)
-                if earlier is None or event.ts < earlier:
+                if earlier is None:
                     state.reported[ref] = event.ts
+                elif event.ts not in (times := _filings(earlier)):
+                    state.reported[ref] = tuple(sorted((*times, event.ts)))[-MAX_FILINGS:]
         return None
     if event.type not in params.applies_to:
         return None
@@ -82,10 +98,15 @@ def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findi
     found = []
     while pending and pending[0][0] < now:
         due, event_id, subject, ts, value = heapq.heappop(pending)
-        filed = state.reported.get(event_id)
-        if filed is not None and filed <= due:
+        filed = _filings(state.reported.get(event_id))
+        if any(ts <= when <= due for when in filed):
             continue
-        late = f"; a report came only at {filed.isoformat()}" if filed is not None else ""
+        after = [when for when in filed if when > due]
+        late = ""
+        if after:
+            late = f"; a report came only at {after[0].isoformat()}"
+        elif filed:
+            late = f"; a report came dated before the event, at {filed[-1].isoformat()}"
         found.append(
             rule.finding(
                 subject=subject,

@@ -13,6 +13,7 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import HUNDRED, decimal_text, rounded
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+from sandboxwatch.rules_engine.valuation import EXACT
 
 if TYPE_CHECKING:
     from sandboxwatch.simulator.day_builder import Injection
@@ -37,8 +38,9 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     reference = facts.prices.latest_from(event.base, event.quote, event.ts, params.sources)
     if reference is None:
         return None
-    # Compare without dividing: |p - ref| * 100 > max_pct * ref is exact in Decimal.
-    if abs(event.price - reference) * HUNDRED <= params.max_pct * reference:
+    # Compare without dividing, in the exact context: |p - ref| * 100 > max_pct * ref.
+    gap = EXACT.multiply(EXACT.subtract(event.price, reference).copy_abs(), HUNDRED)
+    if gap <= EXACT.multiply(params.max_pct, reference):
         return None
     deviation = abs(event.price - reference) * HUNDRED / reference
     return [

@@ -14,6 +14,7 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import ZERO, decimal_text, rounded
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
+from sandboxwatch.rules_engine.valuation import EXACT
 
 if TYPE_CHECKING:
     from sandboxwatch.simulator.day_builder import Injection
@@ -40,9 +41,9 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     if not isinstance(event, ReserveEvent) or event.client_liabilities == ZERO:
         return None
     params: Params = rule.params
-    required = params.min_ratio * event.client_liabilities
+    required = EXACT.multiply(params.min_ratio, event.client_liabilities)
     state[event.asset] = required / event.custody_balance if event.custody_balance else Decimal("Infinity")
-    if event.custody_balance >= params.min_ratio * event.client_liabilities:
+    if event.custody_balance >= required:
         return None
     ratio = event.custody_balance / event.client_liabilities
     return [

@@ -21,7 +21,7 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
-from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+from sandboxwatch.rules_engine.valuation import EXACT, counted_value, fees_param
 
 if TYPE_CHECKING:
     from sandboxwatch.simulator.day_builder import Injection
@@ -46,7 +46,7 @@ def parse(reader: ParamReader) -> Params:
     return Params(
         reader.duration("window"),
         reader.req_decimal("max"),
-        reader.event_types("applies_to", DEFAULT_TYPES),
+        reader.event_types("applies_to", DEFAULT_TYPES, per_account=True),
         fees_param(reader),
     )
 
@@ -66,7 +66,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     if window is None:
         window = state[account] = Window()
     in_window, before = window.add(event.ts, value, event.event_id, params.window)
-    total = before + value
+    total = EXACT.add(before, value)
     if before > params.max or total <= params.max:
         return None
     evidence = [entry[2] for entry in in_window][-EVIDENCE_LIMIT:]

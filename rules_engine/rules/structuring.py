@@ -19,7 +19,7 @@ from sandboxwatch.rules_engine.licence_params import ParamReader
 from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind
-from sandboxwatch.rules_engine.valuation import counted_value, fees_param
+from sandboxwatch.rules_engine.valuation import EXACT, counted_value, fees_param
 
 if TYPE_CHECKING:
     from sandboxwatch.simulator.day_builder import Injection
@@ -47,7 +47,7 @@ def parse(reader: ParamReader) -> Params:
         reader.req_decimal("threshold"),
         reader.duration("window"),
         reader.integer("min_count", minimum=2),
-        reader.event_types("applies_to", DEFAULT_TYPES),
+        reader.event_types("applies_to", DEFAULT_TYPES, per_account=True),
         fees_param(reader),
     )
 
@@ -68,7 +68,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     if window is None:
         window = state[key] = Window()
     in_window, before = window.add(event.ts, value, event.event_id, params.window)
-    total = before + value
+    total = EXACT.add(before, value)
     count = len(in_window)
     if count < params.min_count or total < params.threshold:
         return None

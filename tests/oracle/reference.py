@@ -198,7 +198,7 @@ def _in_term(licence: Licence, ts: datetime) -> bool:
 
 def large_value_report(licence: Licence, rule: RuleSpec, history: History) -> list[Expected]:
     """An event worth >= threshold is found once some in-term event is later than its deadline, unless a
-    large_value report citing it has an event time at or before the deadline."""
+    large_value report citing it has an event time from the event's to the deadline."""
     p = rule.params
     currency = licence.header.reporting_currency
     latest = max((j.event.ts for j in history if _in_term(licence, j.event.ts)), default=None)
@@ -217,7 +217,7 @@ def large_value_report(licence: Licence, rule: RuleSpec, history: History) -> li
             isinstance(r.event, ReportEvent)
             and r.event.report_type == "large_value"
             and e.event_id in r.event.refs
-            and r.event.ts <= due
+            and e.ts <= r.event.ts <= due
             for r in history
         )
         if not on_time:
