@@ -383,12 +383,29 @@ def _yaml_error(source: str, exc: yaml.MarkedYAMLError) -> LicenceError:
     return LicenceError(source, [located], at=(line, column, f"not valid YAML: {problem}"))
 
 
-def load_licence(path: str | Path) -> Licence:
-    location = Path(path)
+def _licence_bytes(path: str | Path) -> bytes:
     try:
-        data, _ = read_regular_file(location, MAX_BYTES, "licence")
+        data, _ = read_regular_file(path, MAX_BYTES, "licence")
     except InputFileError as exc:
         raise LicenceError(str(path), [f"the file {exc.reason}"]) from None
+    return data
+
+
+def licence_body(path: str | Path) -> str:
+    """A licence file's text as the store records it (newlines as ``\\n``, so a version is recognised whatever
+    its line endings), read with the same bounds as ``load_licence``: the file is read again when recorded,
+    and by then it may have been swapped for a FIFO, a device or a far larger file."""
+    data = _licence_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LicenceError(str(path), [f"not UTF-8 text at {undecodable(data, exc)}"]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def load_licence(path: str | Path) -> Licence:
+    location = Path(path)
+    data = _licence_bytes(location)
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
