@@ -3,15 +3,21 @@ reason, never trusted or read without limits (docs/events.md, docs/licence.md)."
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
+from sandboxwatch.rules_engine.event_reader import MAX_LINE_CHARS, open_events, read_events
+from sandboxwatch.rules_engine.events import EventError, TradeEvent
 from sandboxwatch.rules_engine.licence import MAX_BYTES, LicenceError, load_licence
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 from sandboxwatch.rules_engine.money import parse_event_decimal
 from sandboxwatch.store.clickhouse_store import Store
-from tests.helpers import DA_NANG
+from tests.helpers import DA_NANG, sandboxwatch_cli
 
 
 def test_record_licence_reads_the_file_within_the_licence_bounds(store: Store, tmp_path: Path) -> None:
@@ -52,3 +58,168 @@ def test_a_licence_number_and_an_event_number_follow_one_grammar(text: str) -> N
         assert event_value is None, exc
         return
     assert licence_value == event_value
+
+
+def _trade(**fields: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "event_id": "e1",
+        "type": "trade",
+        "participant": "p1",
+        "ts": "2025-10-01T10:00:00+07:00",
+        "site": "DN-SP2",
+        "account": "c1",
+        "side": "buy",
+        "base": "USDT",
+        "quote": "VND",
+        "quantity": "100",
+        "price": "26000",
+        "counterparty_account": "c2",
+        "fee": "1",
+        "fee_asset": "VND",
+    }
+    row.update(fields)
+    return row
+
+
+def _refusal(row: Mapping[str, object]) -> tuple[str, str]:
+    """The field and reason the parser gives, the same with and without its fast path."""
+    from tests.test_event_fast_path import generic_only
+
+    reasons = []
+    for generic in (False, True):
+        with generic_only() if generic else contextlib.nullcontext(), pytest.raises(FieldError) as caught:
+            event_from_dict(row)
+        reasons.append((caught.value.field, caught.value.reason))
+    assert reasons[0] == reasons[1]
+    return reasons[0]
+
+
+IDENTIFIER = "an identifier is matched exactly, so it may hold no blank or invisible character"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("account", "c 1", "holds whitespace U+0020 at character 2"),
+        ("account", " c1", "holds whitespace U+0020 at character 1"),
+        ("account", "c1\u00a0", "holds whitespace U+00A0 at character 3"),
+        ("account", "c\u200b1", "holds an invisible character U+200B at character 2"),
+        ("counterparty_account", "c2 ", "holds whitespace U+0020 at character 3"),
+        ("base", "US\u2060DT", "holds an invisible character U+2060 at character 3"),
+        ("quote", "\u3000VND", "holds whitespace U+3000 at character 1"),
+        ("fee_asset", "VND\u3164", "holds an invisible character U+3164 at character 4"),
+        ("participant", "p1 ", "holds whitespace U+0020 at character 3"),
+        ("site", "DN SP2", "holds whitespace U+0020 at character 3"),
+        ("event_id", "e\ufeff1", "holds an invisible character U+FEFF at character 2"),
+        ("event_id", " ", "holds whitespace U+0020 at character 1"),
+    ],
+)
+def test_identifiers_with_blanks_or_invisible_characters_are_refused(field: str, value: str, reason: str) -> None:
+    assert _refusal(_trade(**{field: value})) == (field, f"{reason}: {IDENTIFIER}")
+
+
+def test_other_identifier_fields_are_refused_too() -> None:
+    price = {"event_id": "p", "type": "price", "participant": "p1", "ts": "2025-10-01T10:00:00+07:00"}
+    price |= {"base": "USDT", "quote": "VND", "price": "26000", "source": "binance "}
+    assert _refusal(price) == ("source", f"holds whitespace U+0020 at character 8: {IDENTIFIER}")
+    funds = {"event_id": "d", "type": "deposit", "participant": "p1", "ts": "2025-10-01T10:00:00+07:00"}
+    funds |= {"account": "c1", "asset": "USDT\u00ad", "amount": "1", "rail": "bank"}
+    assert _refusal(funds) == ("asset", f"holds an invisible character U+00AD at character 5: {IDENTIFIER}")
+    report = {"event_id": "r", "type": "report", "participant": "p1", "ts": "2025-10-01T10:00:00+07:00"}
+    assert _refusal(report | {"report_type": "large_value", "refs": ["e1", "e2 "]}) == (
+        "refs[1]",
+        f"holds whitespace U+0020 at character 3: {IDENTIFIER}",
+    )
+    assert _refusal(report | {"report_type": "periodic", "period": "2025 -Q3"})[0] == "period"
+    # Identifiers may be any script; only blanks and invisible characters are refused.
+    named = event_from_dict(_trade(account="Nguyễn-Văn-A"))
+    assert isinstance(named, TradeEvent) and named.account == "Nguyễn-Văn-A"
+
+
+LOOKALIKE = "0x000000000000000000000000000000000000d\u0435ad"  # U+0435 CYRILLIC SMALL LETTER IE
+
+
+def test_an_address_with_a_lookalike_letter_is_refused() -> None:
+    """A Cyrillic 'е' in a blocklisted address displays as the listed address and never matched it: the
+    event was judged clean. An address is ASCII by its chain's grammar, so such a line is invalid."""
+    funds = {"event_id": "w", "type": "withdrawal", "participant": "p1", "ts": "2025-10-01T10:00:00+07:00"}
+    funds |= {"account": "c1", "asset": "USDT", "amount": "1", "rail": "onchain", "chain": "ethereum"}
+    funds |= {"address": LOOKALIKE, "tx_hash": "0x01"}
+    field, reason = _refusal(funds)
+    assert (field, reason.split(":")[0]) == (
+        "address",
+        "holds the non-ASCII character U+0435 (CYRILLIC SMALL LETTER IE) at character 40",
+    )
+    transfer: dict[str, object] = {"event_id": "t", "type": "transfer", "participant": "p1"}
+    transfer |= {"ts": "2025-10-01T10:00:00+07:00", "chain": "ethereum", "tx_hash": "0x01", "log_index": 0}
+    transfer |= {"block": 1, "from": "0x\u03bf1", "to": "0xaa", "asset": "USDT", "amount": "1"}
+    assert _refusal(transfer)[0] == "from"  # U+03BF GREEK SMALL LETTER OMICRON
+    account = {"event_id": "a", "type": "account", "participant": "p1", "ts": "2025-10-01T10:00:00+07:00"}
+    account |= {"account": "c1", "kyc_status": "verified", "investor_class": "domestic"}
+    assert _refusal(account | {"wallets": ["0xaa", "0x\u0430a"]})[0] == "wallets[1]"
+
+
+def test_a_lookalike_of_a_blocklisted_address_is_an_invalid_event_never_a_clean_one(tmp_path: Path) -> None:
+    """Through check, as an operator runs it: the line is reported invalid (exit 1: a finding), never clean."""
+    line = {"event_id": "w1", "type": "withdrawal", "participant": "alphatrue-basal-pay"}
+    line |= {"ts": "2025-10-01T10:00:00+07:00", "site": "DN-SP2", "account": "c1", "asset": "USDT"}
+    line |= {"amount": "1", "rail": "onchain", "chain": "ethereum", "address": LOOKALIKE, "tx_hash": "0x01"}
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    result = sandboxwatch_cli("check", "--licence", str(DA_NANG), "--events", str(events))
+    assert "field 'address': holds the non-ASCII character U+0435" in result.stderr, result.stderr
+    assert result.returncode != 0, result.stderr
+
+
+def _read(path: Path) -> list[tuple[int, str]]:
+    """(line, event id or 'error: reason') of a file as check and up read it (open_events, read_events)."""
+    found = []
+    with open_events(str(path), None) as (lines, source, fmt):
+        for number, item in read_events(lines, source, fmt):
+            found.append((number, item.reason if isinstance(item, EventError) else item.event_id))
+    return found
+
+
+ACCOUNT = '"type":"account","participant":"p1","ts":"2025-10-01T10:00:00+07:00","kyc_status":"verified"'
+
+
+def test_a_csv_bom_after_a_blank_first_line_keeps_every_row(tmp_path: Path) -> None:
+    """The BOM stayed in the header's first column ("\\ufeffevent_id"), so every row lacked its event id."""
+    header = "event_id,type,participant,ts,account,kyc_status,investor_class\n"
+    rows = "".join(f"a{i},account,p1,2025-10-01T10:00:00+07:00,c{i},verified,domestic\n" for i in range(3))
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"\n\xef\xbb\xbf" + (header + rows).encode())
+    assert _read(path) == [(3, "a0"), (4, "a1"), (5, "a2")]
+
+
+def test_a_bare_carriage_return_inside_a_jsonl_line_does_not_split_it(tmp_path: Path) -> None:
+    """Only a line feed ends a JSONL line, as in the stream: a bare CR between two fields is JSON whitespace.
+    It split the line in two invalid ones and moved every later line number by one."""
+    lines = [
+        '{"event_id":"a1",\r' + ACCOUNT + ',"account":"c1","investor_class":"domestic"}',
+        "{" + ACCOUNT + ',"event_id":"a2","account":"c2","investor_class":"domestic"}\r',  # CRLF: a line end
+        "{" + ACCOUNT + ',"event_id":"a3","account":"c3","investor_class":"nobody"}',
+        "",
+        "{" + ACCOUNT + ',\r\r"event_id":"a4","account":"c4","investor_class":"domestic"}',
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    assert _read(path) == [
+        (1, "a1"),
+        (2, "a2"),
+        (3, "must be one of foreign, domestic, not 'nobody'"),
+        (5, "a4"),
+    ]
+    # check names the same line, as an editor counts it
+    result = sandboxwatch_cli("check", "--licence", str(DA_NANG), "--events", str(path))
+    assert f"{path}:3: field 'investor_class'" in result.stderr, result.stderr
+
+
+def test_a_joined_line_stays_bounded(tmp_path: Path) -> None:
+    """Pieces ended by bare CRs are joined only up to the line bound: past it the line is refused as too long
+    (and the next line keeps its own number), never held whole in memory."""
+    piece = "x" * 1000 + "\r"
+    path = tmp_path / "events.jsonl"
+    later = "{" + ACCOUNT + ',"event_id":"a9","account":"c9","investor_class":"domestic"}\n'
+    path.write_bytes(("{" + piece * (3 * MAX_LINE_CHARS // 1000) + "}\n" + later).encode())
+    assert _read(path) == [(1, f"a line longer than {MAX_LINE_CHARS} characters"), (2, "a9")]
