@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,11 @@ import pytest
 from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
 from sandboxwatch.rules_engine.event_reader import MAX_LINE_CHARS, open_events, read_events
 from sandboxwatch.rules_engine.events import EventError, TradeEvent
-from sandboxwatch.rules_engine.licence import MAX_BYTES, LicenceError, load_licence
+from sandboxwatch.rules_engine.licence import MAX_BYTES, LicenceError, load_licence, parse_licence
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader
 from sandboxwatch.rules_engine.money import parse_event_decimal
 from sandboxwatch.store.clickhouse_store import Store
-from tests.helpers import DA_NANG, sandboxwatch_cli
+from tests.helpers import DA_NANG, HEADER, licence_with, onchain, price, run, sandboxwatch_cli, ts
 
 
 def test_record_licence_reads_the_file_within_the_licence_bounds(store: Store, tmp_path: Path) -> None:
@@ -223,3 +225,123 @@ def test_a_joined_line_stays_bounded(tmp_path: Path) -> None:
     later = "{" + ACCOUNT + ',"event_id":"a9","account":"c9","investor_class":"domestic"}\n'
     path.write_bytes(("{" + piece * (3 * MAX_LINE_CHARS // 1000) + "}\n" + later).encode())
     assert _read(path) == [(1, f"a line longer than {MAX_LINE_CHARS} characters"), (2, "a9")]
+
+
+CAP = "{id: cap, kind: max_transaction_value, severity: breach, clause: c, max: 200000000, applies_to: [deposit]}"
+
+
+def _usdt_deposit(when: str, amount: str = "100000") -> dict[str, object]:
+    return onchain("deposit", "c1", when, amount)
+
+
+def test_a_price_from_an_untrusted_source_never_values_an_event() -> None:
+    """The participant's own feed prices USDT at 1e-18 VND: before, the latest price of any source valued the
+    2.6-billion-VND deposit at nothing and the cap never fired. Now only the licence's sources count, and the
+    untrusted source is reported once per pair."""
+    found = run(
+        licence_with(CAP),
+        [
+            price(ts(hour=1), "26000", source="binance"),
+            price(ts(hour=2), "0.000000000000000001", source="own-feed"),
+            price(ts(hour=3), "0.000000000000000001", source="own-feed"),  # same source and pair: not again
+            _usdt_deposit(ts(hour=4)),
+        ],
+    )
+    assert [(f.rule, f.observed) for f in found] == [("price_refused", None), ("cap", Decimal("2600000000"))]
+    refused = found[0]
+    assert refused.severity == "warning" and refused.ts == datetime.fromisoformat(ts(hour=2))
+    assert refused.message.startswith("price e") and "from own-feed was not used to value events: 'own-feed' is" in (
+        refused.message
+    )
+    assert "(reference_prices.sources: binance)" in refused.message
+
+
+def test_an_event_with_only_untrusted_prices_stays_loud() -> None:
+    found = run(licence_with(CAP), [price(ts(hour=1), "1", source="own-feed"), _usdt_deposit(ts(hour=2))])
+    assert [f.rule for f in found] == ["price_refused", "valuation_unavailable"]
+    assert "no reference price from a trusted source" in found[1].message
+
+
+def test_another_participants_untrusted_price_is_not_used_nor_reported_here() -> None:
+    other = price(ts(hour=2), "1", source="own-feed", participant="p2")
+    found = run(licence_with(CAP), [price(ts(hour=1), "26000"), other, _usdt_deposit(ts(hour=4))])
+    assert [(f.rule, f.observed) for f in found] == [("cap", Decimal("2600000000"))]
+
+
+def test_a_trusted_price_jumping_beyond_max_step_is_not_used() -> None:
+    stepped = parse_licence(
+        HEADER.replace("{sources: [binance]}", "{sources: [binance], max_step: 10}") + f"  - {CAP}\n"
+    )
+    found = run(
+        stepped,
+        [
+            price(ts(hour=1), "26000"),
+            price(ts(hour=2), "2600", event_id="ten-times-down"),  # exactly the factor: used
+            price(ts(hour=3), "259.99", event_id="spike"),  # beyond it: refused, and 2600 stays the price
+            _usdt_deposit(ts(hour=4)),
+            price(ts(hour=5), "26000", event_id="back-up"),  # x10 from 2600: used
+            _usdt_deposit(ts(hour=6)),
+        ],
+    )
+    assert [(f.rule, f.evidence, f.observed) for f in found] == [
+        ("price_refused", ("spike",), None),
+        ("cap", (found[1].evidence[0],), Decimal("260000000")),
+        ("cap", (found[2].evidence[0],), Decimal("2600000000")),
+    ]
+    assert "it moved from 2600 to 259.99, beyond the factor 10" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("header", "rules", "expected"),
+    [
+        (
+            "",
+            [CAP],
+            "licence header: field 'reference_prices': missing, and rule(s) 'cap' read reference prices",
+        ),
+        (
+            "",
+            ["{id: fp, kind: price_deviation, severity: warning, clause: c, max_pct: 3, sources: [binance]}"],
+            "licence header: field 'reference_prices': missing, and rule(s) 'fp' read reference prices",
+        ),
+        (
+            "  reference_prices: {sources: [binance]}\n",
+            ["{id: fp, kind: price_deviation, severity: warning, clause: c, max_pct: 3, sources: [binance, okx]}"],
+            "rule 'fp' (line 11): field 'sources': 'okx' not among the trusted price sources "
+            "(reference_prices.sources: binance)",
+        ),
+        ("  reference_prices: {sources: []}\n", [CAP], "field 'reference_prices.sources': must be a non-empty list"),
+        (
+            "  reference_prices: {sources: ['binance ']}\n",
+            [CAP],
+            "field 'reference_prices.sources': item 1 ('binance ') holds whitespace U+0020 at character 8",
+        ),
+        (
+            "  reference_prices: {sources: [binance], max_step: 1}\n",
+            [CAP],
+            "field 'reference_prices.max_step': must be a factor above 1",
+        ),
+        (
+            "  reference_prices: {sources: [binance], max_step: .inf}\n",
+            [CAP],
+            "field 'reference_prices.max_step': must be a finite number",
+        ),
+        (
+            "  reference_prices: {sources: [binance], step: 10}\n",
+            [CAP],
+            "field 'reference_prices.step': not a field of reference_prices (sources, max_step)",
+        ),
+        ("  reference_prices: [binance]\n", [CAP], "field 'reference_prices': must be a mapping with sources"),
+    ],
+)
+def test_reference_prices_are_validated(header: str, rules: list[str], expected: str) -> None:
+    text = HEADER.replace("  reference_prices: {sources: [binance]}\n", header)
+    with pytest.raises(LicenceError) as caught:
+        parse_licence(text + "".join(f"  - {rule}\n" for rule in rules))
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_a_licence_without_price_rules_needs_no_reference_prices() -> None:
+    text = HEADER.replace("  reference_prices: {sources: [binance]}\n", "")
+    licence = parse_licence(text + "  - {id: wash, kind: self_trade, severity: breach, clause: c}\n")
+    assert licence.header.price_sources == ()

@@ -147,7 +147,7 @@ def test_validate_and_check_exit_two_with_the_reason(tmp_path: Path, capsys: pyt
         (
             "reporting_currency: VND\n",
             "reporting_currency: VND\n  valid_until: 2099-01-01T00:00:00+07:00\n",
-            "licence header (line 6): field 'valid_until': given twice (line 11 and line 13)",
+            "licence header (line 5): field 'valid_until': given twice (line 10 and line 12)",
         ),
     ],
 )
