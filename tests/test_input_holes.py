@@ -345,3 +345,27 @@ def test_a_licence_without_price_rules_needs_no_reference_prices() -> None:
     text = HEADER.replace("  reference_prices: {sources: [binance]}\n", "")
     licence = parse_licence(text + "  - {id: wash, kind: self_trade, severity: breach, clause: c}\n")
     assert licence.header.price_sources == ()
+
+
+def test_check_and_up_give_the_same_findings_for_these_inputs(tmp_path: Path, store: Store) -> None:
+    """The live path (``up``: the replay through the stream worker's monitor into the store) and ``check``
+    agree on untrusted and implausible prices, refused identifiers and lookalike addresses, and a bare CR."""
+    from tests.test_replay_matches_check import check_ids, up_ids
+
+    header = HEADER.replace("{sources: [binance]}", "{sources: [binance], max_step: 10}")
+    licence = parse_licence(header + f"  - {CAP}\n")
+    rows = [
+        price(ts(hour=1), "26000"),
+        price(ts(hour=2), "0.000000000000000001", source="own-feed"),
+        price(ts(hour=2, minute=30), "1", event_id="spike"),
+        _usdt_deposit(ts(hour=3)),
+        onchain("deposit", "c 1", ts(hour=4), "100000"),
+        onchain("deposit", "c1", ts(hour=5), "100000", address="0x\u0430a"),
+    ]
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    text = text.replace('"type": "deposit", ', '"type": "deposit",\r ', 1)  # a bare CR inside the first deposit
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(text.encode())
+    expected = check_ids(licence, path)
+    assert len(expected) == 5  # untrusted source, spike, the cap, two invalid lines
+    assert up_ids(licence, path, store) == expected
