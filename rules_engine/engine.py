@@ -166,9 +166,9 @@ class Engine:
         judge (itself, if late or after the term, and buffered events the watermark has now passed).
 
         Re-delivered event ids and other participants' events change nothing (reference prices are
-        market-wide, so those are taken from any participant). An event whose checking raises becomes an
-        invalid_event finding and an entry in ``failures``, whenever it is judged: nothing in one event's
-        content stops the others."""
+        market-wide, so those are taken from any participant, if of a source the licence trusts). An event
+        whose checking raises becomes an invalid_event finding and an entry in ``failures``, whenever it is
+        judged: nothing in one event's content stops the others."""
         stats = self.stats
         stats.events += 1
         key: object
