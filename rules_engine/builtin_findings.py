@@ -18,6 +18,7 @@ EVIDENCE_RETRACTED = "evidence_retracted"
 LATE_EVENT = "late_event"
 RETRACTION_REFUSED = "retraction_refused"
 CONFLICTING_DUPLICATE = "conflicting_duplicate"
+PRICE_REFUSED = "price_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,15 @@ BUILTIN_KINDS: dict[str, BuiltinKind] = {
             CONFLICTING_DUPLICATE,
             "warning",
             "canonical events contract, version 1 (event_id is unique per participant)",
+        ),
+        BuiltinKind(
+            PRICE_REFUSED,
+            "warning",
+            "licence reference_prices (trusted price sources)",
+            prepared=True,
+            runbook="A price event was not used to value events: its source is not one the licence trusts, or "
+            "it moved beyond the licence's max_step from the previous price. Check the participant's price feed "
+            "and, if the source is genuine, the licence's reference_prices.",
         ),
     )
 }

@@ -30,6 +30,7 @@ from sandboxwatch.rules_engine.builtin_findings import (
     EVIDENCE_RETRACTED,
     INVALID_EVENT,
     LATE_EVENT,
+    PRICE_REFUSED,
     RETRACTION_REFUSED,
     VALUATION_UNAVAILABLE,
     builtin_finding,
@@ -50,6 +51,7 @@ from sandboxwatch.rules_engine.events import (
 from sandboxwatch.rules_engine.facts import AccountState, Facts
 from sandboxwatch.rules_engine.findings import Finding
 from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import DEFAULT_ALLOWED_LATENESS, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.rules_engine.rules.base import Check, OnClock
@@ -123,6 +125,8 @@ class Engine:
         # re-delivery of it, reported once (only conflicts are kept, so this stays small).
         self._conflicted: set[tuple[object, int]] = set()
         self._observed: dict[str, int] = {}
+        # (source, pair) of the untrusted prices reported: each is reported once (docs/licence.md).
+        self._untrusted_prices: set[str] = set()
         self._retraction_sources = licence.header.retraction_sources
         self._lateness = licence.header.allowed_lateness
         # Newest in-term event time seen, and the reorder buffer: (ts, type rank, event, origin) in judging
@@ -162,9 +166,9 @@ class Engine:
         judge (itself, if late or after the term, and buffered events the watermark has now passed).
 
         Re-delivered event ids and other participants' events change nothing (reference prices are
-        market-wide, so those are taken from any participant). An event whose checking raises becomes an
-        invalid_event finding and an entry in ``failures``, whenever it is judged: nothing in one event's
-        content stops the others."""
+        market-wide, so those are taken from any participant, if of a source the licence trusts). An event
+        whose checking raises becomes an invalid_event finding and an entry in ``failures``, whenever it is
+        judged: nothing in one event's content stops the others."""
         stats = self.stats
         stats.events += 1
         key: object
@@ -310,7 +314,11 @@ class Engine:
             if known is None or known.since <= ts:
                 facts.accounts[event.account] = AccountState.from_event(event)
         elif event_type == "price" and isinstance(event, PriceEvent):
-            facts.prices.add(event)
+            used, refusal = self._price_check(event)
+            if used:
+                facts.prices.add(event)
+            elif refusal is not None:
+                found.append(refusal)
         if event_type in self._valued:
             value = facts.value = value_of(event, self._currency, facts.prices)
             if value is None:
@@ -355,6 +363,50 @@ class Engine:
                 found.extend(result)
         return found
 
+    def _price_check(self, event: PriceEvent) -> tuple[bool, Finding | None]:
+        """Whether the price may value events (docs/licence.md, reference_prices) and, when it may not, its
+        finding; none for a price of another participant (its own licence reports it: a finding here would
+        show this licence another participant's feed) or a source already reported for this pair."""
+        header = self.header
+        source = event.source
+        own = event.participant == self._participant
+        if source not in header.price_sources:
+            key = f"untrusted\x1f{source}\x1f{event.base}/{event.quote}"
+            if not own or key in self._untrusted_prices:
+                return False, None
+            self._untrusted_prices.add(key)
+            trusted = ", ".join(header.price_sources) or "none"
+            problem = (
+                f"{source!r} is not a trusted price source of the licence (reference_prices.sources: {trusted}); "
+                "later prices of this source and pair are not used either and not reported again"
+            )
+        else:
+            step = header.max_price_step
+            if step is None:
+                return True, None
+            previous = self.facts.prices.latest_from(event.base, event.quote, event.ts, (source,))
+            if previous is None or previous / step <= event.price <= previous * step:
+                return True, None
+            if not own:
+                return False, None
+            key = event.event_id
+            problem = (
+                f"it moved from {decimal_text(previous)} to {decimal_text(event.price)}, beyond the factor "
+                f"{decimal_text(step)} the licence allows between two prices of a source (reference_prices.max_step)"
+            )
+        finding = builtin_finding(  # counted with the event's other findings (_judge)
+            PRICE_REFUSED,
+            licence=header.id,
+            participant=header.participant,
+            subject=header.participant,
+            ts=event.ts,
+            key=key,
+            evidence=(event.event_id,),
+            message=f"price {event.event_id} of {event.base}/{event.quote} from {source} was not used to value "
+            f"events: {problem}.",
+        )
+        return False, finding
+
     def _unvalued(self, event: Event) -> Finding:
         header = self.header
         return builtin_finding(
@@ -366,7 +418,8 @@ class Engine:
             key=event.event_id,
             evidence=(event.event_id,),
             message=f"{event.type} {event.event_id} cannot be valued in {header.reporting_currency}: no "
-            f"reference price at or before {event.ts.isoformat()}; value-based rules skipped it.",
+            f"reference price from a trusted source at or before {event.ts.isoformat()}; value-based rules "
+            "skipped it.",
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -379,11 +432,18 @@ class Engine:
         if isinstance(seen, set):
             state["_seen"] = dict.fromkeys(seen, 0)
         header = state["licence"].header
-        for name, default in (("retraction_sources", ()), ("allowed_lateness", DEFAULT_ALLOWED_LATENESS)):
+        defaults = (
+            ("retraction_sources", ()),
+            ("allowed_lateness", DEFAULT_ALLOWED_LATENESS),
+            ("price_sources", ()),
+            ("max_price_step", None),
+        )
+        for name, default in defaults:
             if not hasattr(header, name):
                 object.__setattr__(header, name, default)
         state.setdefault("_observed", {})
         state.setdefault("_conflicted", set())
+        state.setdefault("_untrusted_prices", set())
         state.setdefault("_retraction_sources", header.retraction_sources)
         state.setdefault("_lateness", header.allowed_lateness)
         state.setdefault("_newest", state.get("clock"))

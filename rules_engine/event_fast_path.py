@@ -105,19 +105,21 @@ CLASSES: dict[str, type[Event]] = {
 }
 
 
-def _accepted(var: str, max_text: int, address: bool = False) -> str:
+def _accepted(var: str, max_text: int) -> str:
     """The generic path's test for a text it accepts without its slow path (event_parser._str): ASCII and
-    printable, which for ASCII means free of the control characters the contract refuses. For an address
-    (event_parser._addr) also free of the space, the only blank an ASCII printable text can hold."""
-    test = f"type({var}) is str and {var}.isascii() and {var} and len({var}) <= {max_text} and {var}.isprintable()"
-    return f"{test} and ' ' not in {var}" if address else test
+    printable, which for ASCII means free of the control characters the contract refuses, and free of the
+    space, the only blank an ASCII printable text can hold: every text field taken here is an identifier
+    (event_parser._ident) or an address (event_parser._addr), which may hold none."""
+    return (
+        f"type({var}) is str and {var}.isascii() and {var} and len({var}) <= {max_text} and {var}.isprintable()"
+        f" and ' ' not in {var}"
+    )
 
 
 def _field_code(index: int, key: str, kind: str, argument: Any, max_text: int) -> list[str]:
     v = f"f{index}"
-    address = kind in ("addr", "opt_addr", "onchain_addr")
     kind = {"addr": "text", "opt_addr": "opt_text", "onchain_addr": "onchain_text"}.get(kind, kind)
-    ok = _accepted(v, max_text, address)
+    ok = _accepted(v, max_text)
     get = f"{v} = g({key!r})"
     if kind in ("text", "name"):
         lines = [get, f"if not ({ok}):", "    return None"]

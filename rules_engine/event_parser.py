@@ -109,28 +109,60 @@ def hidden_character(value: str) -> str | None:
     return f"holds {kind} U+{char:04X} at character {found.start() + 1}"
 
 
-# Address-like texts (addresses, wallets, transaction and block hashes, chains, token contracts) are matched
-# exactly against the sanctions blocklist and the accounts' registered wallets: a blank or invisible character
-# in one ("0x..dead\u200b", " 0x..dead") would make a listed address miss its match and stay unjudged. Such a
-# text is refused (docs/events.md, Bounds), never stripped, so a valid address compares as before. Refused:
-# whitespace (every Unicode space, U+00A0 and U+3000 included), format characters (category Cf: U+200B..U+200D,
-# U+2060, U+FEFF, U+00AD, ...), and the letters and symbols that display as nothing (the Hangul fillers, the
-# braille blank U+2800, the combining grapheme joiner).
+# Identifiers and address-like texts are matched exactly: an account, asset, participant, site or event id
+# against the licence's lists and each other, an address against the sanctions blocklist and the accounts'
+# registered wallets. A blank or invisible character in one ("acc-1\u200b", " USDT", "0x..dead\u200b") would
+# make it a different key that escapes its rule (an unlisted asset no allowed_assets list names, an account
+# whose limits start from zero, a listed address that misses its match). Such a text is refused (docs/events.md,
+# Bounds), never stripped, so a valid one compares as before. Refused: whitespace (every Unicode space, U+00A0
+# and U+3000 included), format characters (category Cf: U+200B..U+200D, U+2060, U+FEFF, U+00AD, ...), and the
+# letters and symbols that display as nothing (the Hangul fillers, the braille blank U+2800, the combining
+# grapheme joiner). An address or hash is also ASCII, as every chain's grammar writes it: a Cyrillic or Greek
+# lookalike letter ("0x\u0430...", a Cyrillic a) would display as a listed address and never match it.
 _INVISIBLE = frozenset("\u034f\u115f\u1160\u2800\u3164\uffa0")
+_IDENTIFIER = "an identifier is matched exactly, so it may hold no blank or invisible character"
+_ADDRESS = "an address or hash is matched exactly, so it may hold no blank or invisible character"
 
 
-def address_problem(value: str) -> str | None:
-    """Why an address-like text is refused for a blank or invisible character, or None."""
-    if value.isascii() and " " not in value:
-        return None
+def _blank_or_invisible(value: str, why: str) -> str | None:
     for index, char in enumerate(value):
         if char.isspace() or unicodedata.category(char) in ("Zs", "Zl", "Zp", "Cf") or char in _INVISIBLE:
             kind = "whitespace" if char.isspace() else "an invisible character"
-            return (
-                f"holds {kind} U+{ord(char):04X} at character {index + 1}: an address or hash is matched "
-                "exactly, so it may hold no blank or invisible character"
-            )
+            return f"holds {kind} U+{ord(char):04X} at character {index + 1}: {why}"
     return None
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why an identifier (account, asset, participant, site, event id, price source, ...) is refused for a
+    blank or invisible character, or None."""
+    if value.isascii() and " " not in value:
+        return None
+    return _blank_or_invisible(value, _IDENTIFIER)
+
+
+def address_problem(value: str) -> str | None:
+    """Why an address-like text is refused for a blank, an invisible or a non-ASCII character, or None."""
+    if value.isascii() and " " not in value:
+        return None
+    problem = _blank_or_invisible(value, _ADDRESS)
+    if problem is not None:
+        return problem
+    index, char = next((i, c) for i, c in enumerate(value) if not c.isascii())
+    name = unicodedata.name(char, "")
+    return (
+        f"holds the non-ASCII character U+{ord(char):04X}{f' ({name})' if name else ''} at character "
+        f"{index + 1}: an address or hash is written in ASCII, so a lookalike letter cannot pass for a listed one"
+    )
+
+
+def _ident(obj: Mapping[str, Any], name: str) -> str:
+    """An identifier: a text field free of blanks and invisible characters."""
+    value = _str(obj, name)
+    if " " in value or not value.isascii():
+        problem = identifier_problem(value)
+        if problem:
+            raise FieldError(name, problem)
+    return value
 
 
 def _addr(obj: Mapping[str, Any], name: str) -> str:
@@ -164,18 +196,13 @@ def _name(obj: Mapping[str, Any], name: str) -> str:
     """An identifier that recurs across events (account, participant, asset, ...), interned: a day holds
     millions of events but thousands of distinct names, so every per-account table the rules keep finds its
     key by identity, and the parsed events share one copy of each name."""
-    return sys.intern(_str(obj, name))
+    return sys.intern(_ident(obj, name))
 
 
 def _opt_name(obj: Mapping[str, Any], name: str) -> str | None:
-    value = _opt_str(obj, name)
-    return None if value is None else sys.intern(value)
-
-
-def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:
     if obj.get(name) is None:
         return None
-    return _str(obj, name)
+    return _name(obj, name)
 
 
 def _choice(obj: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> str:
@@ -221,7 +248,9 @@ def _int(obj: Mapping[str, Any], name: str, minimum: int = 0) -> int:
     return value
 
 
-def _str_list(obj: Mapping[str, Any], name: str, *, addresses: bool = False) -> tuple[str, ...] | None:
+def _str_list(
+    obj: Mapping[str, Any], name: str, *, addresses: bool = False, identifiers: bool = False
+) -> tuple[str, ...] | None:
     value = obj.get(name)
     if value is None:
         return None
@@ -232,10 +261,9 @@ def _str_list(obj: Mapping[str, Any], name: str, *, addresses: bool = False) -> 
     for index, item in enumerate(value):
         if not (type(item) is str and 0 < len(item) <= MAX_TEXT and item.isascii() and item.isprintable()):
             _text(item, f"{name}[{index}]")
-        if addresses:
-            problem = address_problem(item)
-            if problem:
-                raise FieldError(f"{name}[{index}]", problem)
+        problem = address_problem(item) if addresses else identifier_problem(item) if identifiers else None
+        if problem:
+            raise FieldError(f"{name}[{index}]", problem)
     return tuple(value)
 
 
@@ -351,14 +379,14 @@ def _price(o: Mapping[str, Any], env: Envelope) -> Event:
         base=_name(o, "base"),
         quote=_name(o, "quote"),
         price=_dec(o, "price", positive=True),
-        source=_str(o, "source"),
+        source=_ident(o, "source"),
     )
 
 
 def _report(o: Mapping[str, Any], env: Envelope) -> Event:
     report_type = _choice(o, "report_type", REPORT_TYPES)
-    refs = _str_list(o, "refs")
-    period = _opt_str(o, "period")
+    refs = _str_list(o, "refs", identifiers=True)
+    period = None if o.get("period") is None else _ident(o, "period")
     if report_type == "periodic" and period is None:
         raise FieldError("period", "required for a periodic report")
     if report_type != "periodic" and not refs:
@@ -394,7 +422,7 @@ def _participant(o: Mapping[str, Any], env: Envelope) -> Event:
 def _retraction(o: Mapping[str, Any], env: Envelope) -> Event:
     return RetractionEvent(
         *env,
-        retracts=_str(o, "retracts"),
+        retracts=_ident(o, "retracts"),
         reason=_str(o, "reason"),
         chain=sys.intern(_addr(o, "chain")),
         block=_int(o, "block"),
@@ -480,7 +508,7 @@ def event_from_dict(obj: Any) -> Event:
     known = _ALLOWED[event_type]
     extra = {} if obj.keys() <= known else {k: v for k, v in obj.items() if k not in known}
     envelope: Envelope = (
-        _str(obj, "event_id"),
+        _ident(obj, "event_id"),
         event_type,
         _name(obj, "participant"),
         ts,

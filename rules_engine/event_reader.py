@@ -188,13 +188,43 @@ def _raw(text: str) -> str:
 
 
 def jsonl_texts(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """(line number, the line's text as parsed): blank lines skipped, a first line's BOM dropped."""
-    for number, text in enumerate(lines, start=1):
+    """(line number, the line's text as parsed): blank lines skipped, a BOM before the first content dropped.
+
+    Only a line feed ends a JSONL line (docs/events.md), as in the stream, which splits a batch message at
+    b"\\n" alone: the file readers (``decode_events``) also end a line at a bare carriage return, which is
+    whitespace inside a JSON line, so such pieces are joined again, and the line numbers are those of the
+    file's line feeds, as an editor and the stream count them."""
+    content = False
+    for number, text in enumerate(_lf_lines(lines), start=1):
         stripped = text.strip()
-        if number == 1 and stripped[:1] == BOM:
+        if stripped[:1] == BOM and not content:
             stripped = stripped[1:].strip()
         if stripped:
+            content = True
             yield number, stripped
+
+
+def _lf_lines(lines: Iterable[str]) -> Iterator[str]:
+    """The lines joined again where they were split at a bare carriage return (a line ending in "\\r"; one
+    ending in "\\r\\n" ends in "\\n"). A joined line is bounded like any other (``bounded_lines``): past
+    MAX_LINE_CHARS the rest of it is consumed but not kept, and the parser reports it as too long."""
+    pending: list[str] = []
+    size = 0
+    for line in lines:
+        if not line.endswith("\r"):
+            if not pending:
+                yield line
+                continue
+            if size <= MAX_LINE_CHARS:
+                pending.append(line)
+            yield "".join(pending)
+            pending, size = [], 0
+            continue
+        if size <= MAX_LINE_CHARS:
+            pending.append(line)
+            size += len(line)
+    if pending:
+        yield "".join(pending)
 
 
 def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
@@ -230,10 +260,16 @@ def _csv_cell(name: str, cell: str) -> Any:
 
 
 def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    """A BOM dropped from the lines up to the first with content, the header: after a blank first line it
+    would otherwise stay in the first column's name ("\\ufeffevent_id"), and every row would lack that
+    column."""
     iterator = iter(lines)
-    for first in iterator:
-        yield first[1:] if first[:1] == BOM else first
-        break
+    for line in iterator:
+        if line[:1] == BOM:
+            line = line[1:]
+        yield line
+        if line.strip(" \t\r\n"):
+            break
     yield from iterator
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from sandboxwatch.rules_engine.event_parser import hidden_character, identifier_problem, unicode_problem
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file, undecodable
 from sandboxwatch.rules_engine.input_files import position as byte_position
@@ -236,6 +237,9 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
             problems.append(f"licence header: field 'retraction_sources': {problem}")
         else:
             values["retraction_sources"] = tuple(sources)
+    prices = raw.get("reference_prices")
+    if prices is not None:
+        values.update(_reference_prices(prices, problems))
     unknown = sorted(str(k) for k in raw if k not in _HEADER_FIELDS)
     for name in unknown:
         problems.append(f"licence header: field '{name[:60]}': not a header field")
@@ -258,7 +262,78 @@ def _sources_problem(sources: Any) -> str | None:
     return None
 
 
-_HEADER_FIELDS = frozenset({*_HEADER_REQUIRED, *_HEADER_OPTIONAL, "retraction_sources", _LINE})
+_HEADER_FIELDS = frozenset({*_HEADER_REQUIRED, *_HEADER_OPTIONAL, "retraction_sources", "reference_prices", _LINE})
+_PRICES = "licence header: field 'reference_prices"
+
+
+def _reference_prices(raw: Any, problems: list[str]) -> dict[str, Any]:
+    """``reference_prices: {sources: [...], max_step: N}``: the price sources trusted to value events
+    (a price event names its source itself, so an untrusted one, such as a participant's own feed, could
+    otherwise value every trade at nothing), and the optional plausibility band."""
+    if not isinstance(raw, dict):
+        problems.append(f"{_PRICES}': must be a mapping with sources (and optionally max_step), not {show(raw)}")
+        return {}
+    found: dict[str, Any] = {}
+    sources = raw.get("sources")
+    problem = _price_sources_problem(sources)
+    if problem:
+        problems.append(f"{_PRICES}.sources': {problem}")
+    elif isinstance(sources, list):
+        found["price_sources"] = tuple(sources)
+    if raw.get("max_step") is not None:
+        try:
+            step = ParamReader(raw).req_decimal("max_step")
+        except ParamError as exc:
+            problems.append(f"{_PRICES}.max_step': {exc.reason}")
+        else:
+            if step <= 1:
+                problems.append(f"{_PRICES}.max_step': must be a factor above 1 (10: a tenth to ten times), not {step}")
+            else:
+                found["max_price_step"] = step
+    for name in sorted(str(k) for k in raw if k not in ("sources", "max_step", _LINE)):
+        problems.append(f"{_PRICES}.{name[:60]}': not a field of reference_prices (sources, max_step)")
+    return found
+
+
+def _price_sources_problem(sources: Any) -> str | None:
+    if not isinstance(sources, list) or not sources:
+        return f"must be a non-empty list of price source names (such as binance), not {show(sources)}"
+    for position, item in enumerate(sources, start=1):
+        if not isinstance(item, str) or not item or len(item) > HEADER_TEXT_MAX:
+            return f"item {position} ({show(item)}) is not a price source name"
+        problem = unicode_problem(item) or hidden_character(item) or identifier_problem(item)
+        if problem:
+            return f"item {position} ({show(item)}) {problem}"
+    return None
+
+
+# Rule kinds that read reference prices: the value-based ones, and price_deviation (its own sources must be
+# trusted ones).
+_PRICED = "price_deviation"
+
+
+def _price_problems(header: LicenceHeader, rules: list[RuleSpec]) -> list[str]:
+    """A licence whose rules read prices names the sources it trusts (docs/licence.md, reference_prices)."""
+    readers = [rule for rule in rules if RULE_KINDS[rule.kind].valued or rule.kind == _PRICED]
+    if not readers:
+        return []
+    trusted = header.price_sources
+    if not trusted:
+        names = ", ".join(f"'{rule.id}'" for rule in readers)
+        return [
+            f"{_PRICES}': missing, and rule(s) {names} read reference prices: name the sources whose prices "
+            "count, such as reference_prices: {sources: [binance]}"
+        ]
+    problems = []
+    for rule in readers:
+        if rule.kind == _PRICED:
+            untrusted = [source for source in rule.params.sources if source not in trusted]
+            if untrusted:
+                problems.append(
+                    f"rule '{rule.id}' (line {rule.line}): field 'sources': {', '.join(map(show, untrusted))} "
+                    f"not among the trusted price sources (reference_prices.sources: {', '.join(trusted)})"
+                )
+    return problems
 
 
 def _rule(raw: Any, index: int, header: LicenceHeader, base_dir: Path, problems: list[str]) -> RuleSpec | None:
@@ -359,6 +434,8 @@ def parse_licence(text: str, source: str = "<licence>", base_dir: Path | None = 
             continue
         seen[rule.id] = rule.line
         rules.append(rule)
+    if not problems:
+        problems += _price_problems(header, rules)
     if problems:
         raise LicenceError(source, problems)
     return Licence(header=header, rules=tuple(rules), source=source)
@@ -383,12 +460,29 @@ def _yaml_error(source: str, exc: yaml.MarkedYAMLError) -> LicenceError:
     return LicenceError(source, [located], at=(line, column, f"not valid YAML: {problem}"))
 
 
-def load_licence(path: str | Path) -> Licence:
-    location = Path(path)
+def _licence_bytes(path: str | Path) -> bytes:
     try:
-        data, _ = read_regular_file(location, MAX_BYTES, "licence")
+        data, _ = read_regular_file(path, MAX_BYTES, "licence")
     except InputFileError as exc:
         raise LicenceError(str(path), [f"the file {exc.reason}"]) from None
+    return data
+
+
+def licence_body(path: str | Path) -> str:
+    """A licence file's text as the store records it (newlines as ``\\n``, so a version is recognised whatever
+    its line endings), read with the same bounds as ``load_licence``: the file is read again when recorded,
+    and by then it may have been swapped for a FIFO, a device or a far larger file."""
+    data = _licence_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LicenceError(str(path), [f"not UTF-8 text at {undecodable(data, exc)}"]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def load_licence(path: str | Path) -> Licence:
+    location = Path(path)
+    data = _licence_bytes(location)
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:

@@ -9,13 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from sandboxwatch.rules_engine.events import EVENT_TYPES, TRANSACTION_TYPES, VALUE_BEARING
-from sandboxwatch.rules_engine.money import EVENT_DECIMAL, ZERO, parse_decimal
+from sandboxwatch.rules_engine.money import ZERO, parse_event_decimal
 from sandboxwatch.rules_engine.plain_text import plain
 from sandboxwatch.rules_engine.timestamps import parse_duration
 
 # Counts in a licence (accounts, events in a window, a day of the month) are far below a billion: a larger
 # number is a typo or an attack, and would never be reached anyway (docs/licence.md).
 MAX_COUNT = 1_000_000_000
+# A licence's numbers are written as the events' are (money.parse_event_decimal): Decimal() reads '1_0' as 10
+# and ' +5' as 5, and YAML 1.1's base-60 and hex forms reach here as text too (rules_engine/licence.py): a
+# limit must mean what it shows.
+_LICENCE_FORM = (
+    "not a plain decimal number: {value} (ASCII digits with an optional leading '-', fraction and exponent; "
+    "no '_', '+', blanks, base-60 like 3:20:00 or hex)"
+)
 
 
 def show(value: object) -> str:
@@ -56,17 +63,9 @@ class ParamReader:
         if value is None:
             return None
         try:
-            number = parse_decimal(value)
+            number = parse_event_decimal(value, _LICENCE_FORM)
         except ValueError as exc:
             raise ParamError(name, str(exc)) from None
-        if type(value) is str and not EVENT_DECIMAL.fullmatch(value):
-            # Decimal() reads '1_0' as 10 and ' +5' as 5; YAML 1.1's base-60 and hex forms reach here as text
-            # too (rules_engine/licence.py): a limit must mean what it shows.
-            raise ParamError(
-                name,
-                f"not a plain decimal number: {plain(value)} (ASCII digits with an optional leading '-', fraction "
-                "and exponent; no '_', '+', blanks, base-60 like 3:20:00 or hex)",
-            )
         if positive and number <= ZERO:
             raise ParamError(name, f"must be greater than zero, not {value}")
         return number

@@ -82,15 +82,21 @@ def parse_decimal(value: object) -> Decimal:
     return check_bounds(result)
 
 
-def parse_event_decimal(value: object) -> Decimal:
-    """``parse_decimal`` for an event's field: a string must also be written in the contract's grammar."""
+# How a string outside that grammar is refused; ``{value}`` is the text as written. A licence names its own
+# form (rules_engine/licence_params.py) and goes through the same check.
+EVENT_FORM = (
+    "not a decimal number in the events' form: {value} (ASCII digits with an optional leading '-', fraction "
+    "and exponent, like 1250.5, -3 or 1e6; no blanks, '+', '_', other digits or bare point)"
+)
+
+
+def parse_event_decimal(value: object, refusal: str = EVENT_FORM) -> Decimal:
+    """``parse_decimal`` for an event's field (or a licence's number): a string must also be written in the
+    contract's grammar. The one check of that grammar, for events and licences alike."""
     if type(value) is str and not EVENT_DECIMAL.fullmatch(value) and len(value) <= MAX_TEXT:
-        if value.strip().lstrip("+-").lower() in _NON_FINITE:
+        if value.strip().lstrip("+-").lower() in _NON_FINITE | _YAML_NON_FINITE:
             raise ValueError(f"must be a finite number, not {value!r}")
-        raise ValueError(
-            f"not a decimal number in the events' form: {value!r} (ASCII digits with an optional leading '-', "
-            "fraction and exponent, like 1250.5, -3 or 1e6; no blanks, '+', '_', other digits or bare point)"
-        )
+        raise ValueError(refusal.format(value=repr(value)))
     return parse_decimal(value)
 
 

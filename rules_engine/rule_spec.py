@@ -27,6 +27,10 @@ class LicenceHeader:
     allowed_lateness: timedelta = DEFAULT_ALLOWED_LATENESS
     # Chains whose connector may retract its own observations (docs/licence.md); none by default.
     retraction_sources: tuple[str, ...] = ()
+    # reference_prices (docs/licence.md): the sources whose price events value events, and how far (a
+    # factor) one of their prices may move from the previous one of its pair and source and still be used.
+    price_sources: tuple[str, ...] = ()
+    max_price_step: Decimal | None = None
 
     def in_term(self, ts: datetime) -> bool:
         return self.valid_from <= ts <= self.valid_until

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sandboxwatch.rules_engine.event_reader import parse_json_line
 from sandboxwatch.rules_engine.events import EventError
 from sandboxwatch.rules_engine.findings import Finding
-from sandboxwatch.rules_engine.licence import Licence
+from sandboxwatch.rules_engine.licence import Licence, licence_body
 from sandboxwatch.store.backends import Backend, StoreError, connect
 from sandboxwatch.store.cluster import ReplicaGate, added_column, store_cluster
 from sandboxwatch.store.finding_trail import FindingTrail
@@ -157,7 +157,7 @@ class Store:
 
     def record_licence(self, licence: Licence, path: Path) -> str:
         """Keeps every licence version the monitor ran with, so a finding can be tied to the text it used."""
-        body = path.read_text(encoding="utf-8")
+        body = licence_body(path)
         digest = hashlib.sha256(body.encode()).hexdigest()
         known = self.backend.rows(
             f"SELECT count() FROM {self.db}.licence_versions WHERE licence_id = {quote(licence.header.id)} "

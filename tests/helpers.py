@@ -28,6 +28,7 @@ HEADER = """licence:
   valid_from: 2025-09-01T00:00:00+07:00
   valid_until: 2026-08-31T23:59:59+07:00
   reporting_currency: VND
+  reference_prices: {sources: [binance]}
 rules:
 """
 

@@ -104,7 +104,7 @@ def test_the_exact_forms_are_still_accepted() -> None:
     for stamp in ("2025-10-01T10:00:00.123456789+07:00".replace("789", "000"), "2025-10-01T10:00:00.1234560Z"):
         event = parse_json_line(_line(ts=stamp), "f", 1)
         assert isinstance(event, TradeEvent) and event.ts.microsecond == 123456, stamp
-    named = _line(account="Nguyễn Văn A", travel_rule={"originator": {"name": "שלום עליכם"}})
+    named = _line(account="Nguyễn-Văn-A", travel_rule={"originator": {"name": "שלום עליכם"}})
     assert isinstance(parse_json_line(named, "f", 1), TradeEvent)  # right-to-left text itself is fine
 
 
@@ -142,7 +142,7 @@ def test_exact_edges_are_accepted() -> None:
     assert parse_decimal("1234567890.123456789012345678") == parse_decimal("1234567890.123456789012345678")
     for stamp in ("1970-01-01T00:00:00+14:00", "2199-12-31T23:59:59-14:00"):
         assert isinstance(parse_json_line(_line(ts=stamp), "f", 1), TradeEvent)
-    assert isinstance(parse_json_line(_line(account="Nguyễn Văn A"), "f", 1), TradeEvent)
+    assert isinstance(parse_json_line(_line(account="Nguyễn-Văn-A"), "f", 1), TradeEvent)
     native = json.dumps(
         {"event_id": "n", "type": "transfer", "participant": P, "ts": ts(), "chain": "ethereum", "tx_hash": "0x1",
          "log_index": -1, "block": 5, "from": "0xa", "to": "0xb", "asset": "ETH", "amount": "1"}

@@ -23,6 +23,7 @@ HOSTILE: list[Any] = [
     "0", "-1", "1.5", "1e5", "NaN", " 1", "0x10", "onchain", "bank", "buy", "sell", "verified", "foreign",
     "2025-10-01T10:00:00+07:00", "2025-10-01T10:00:00", "1969-12-31T23:59:59Z",
     " 0xab", "0xab ", "0xab\u200b", "\u3000", "\u2800", "-",
+    "c 1", "USDT\u00a0", "p1\u2060", "0x\u0430b", "\u0391BC", "Nguyễn-Văn-A",
 ]  # fmt: skip
 
 

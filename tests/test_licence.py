@@ -34,7 +34,7 @@ def _problems(*rules: str) -> list[str]:
 
 def test_unknown_kind_names_rule_field_and_line() -> None:
     (problem,) = _problems("{id: x, kind: nonsense, severity: breach, clause: c}")
-    assert "rule 'x' (line 10)" in problem and "field 'kind'" in problem
+    assert "rule 'x' (line 11)" in problem and "field 'kind'" in problem
 
 
 def test_missing_parameter() -> None:
@@ -53,7 +53,7 @@ def test_bad_duration(duration: str) -> None:
 def test_duplicate_id() -> None:
     rule = "{id: wash, kind: self_trade, severity: breach, clause: c}"
     (problem,) = _problems(rule, rule)
-    assert problem == "rule 'wash' (line 11): field 'id': duplicate of line 10"
+    assert problem == "rule 'wash' (line 12): field 'id': duplicate of line 11"
 
 
 def test_misspelt_parameter_and_bad_severity_are_rejected() -> None:

@@ -30,10 +30,10 @@ def _problems(text: str) -> list[str]:
         ("max: 10000", "max: " + "9" * 5000, "rule 'users' (line 31): field 'max': must be a whole number"),
         ("max: 200000000", "max: 1e30", "rule 'tx-cap' (line 22): field 'max': magnitude must be below 1e24"),
         # YAML 1.1 numbers that do not mean what they show: base 60 (3:20:00 is 12000), '_', hex, octal, '+'.
-        ("max: 200000000", "max: 3:20:00", "rule 'tx-cap' (line 22): field 'max': not a decimal number: '3:20:00'"),
+        ("max: 200000000", "max: 3:20:00", "(line 22): field 'max': not a plain decimal number: '3:20:00'"),
         ("max: 200000000", "max: 2_0", "rule 'tx-cap' (line 22): field 'max': not a plain decimal number: '2_0'"),
-        ("max: 200000000", "max: 0x0BEBC200", "field 'max': not a decimal number: '0x0BEBC200'"),
-        ("max: 200000000", "max: 0o17", "field 'max': not a decimal number: '0o17'"),
+        ("max: 200000000", "max: 0x0BEBC200", "field 'max': not a plain decimal number: '0x0BEBC200'"),
+        ("max: 200000000", "max: 0o17", "field 'max': not a plain decimal number: '0o17'"),
         ("max: 200000000", "max: +200000000", "field 'max': not a plain decimal number: '+200000000'"),
         ("max: 200000000", "max: '  200000000'", "field 'max': not a plain decimal number: '  200000000'"),
         ("max: 200000000", "max: 2_000.5", "field 'max': not a plain decimal number: '2_000.5'"),
@@ -173,7 +173,7 @@ def test_validate_and_check_exit_two_with_the_reason(tmp_path: Path, capsys: pyt
         (
             "reporting_currency: VND\n",
             "reporting_currency: VND\n  valid_until: 2099-01-01T00:00:00+07:00\n",
-            "licence header (line 6): field 'valid_until': given twice (line 11 and line 13)",
+            "licence header (line 5): field 'valid_until': given twice (line 10 and line 12)",
         ),
     ],
 )

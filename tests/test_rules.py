@@ -329,14 +329,18 @@ def test_price_deviation_uses_listed_sources_and_exact_boundary() -> None:
         [
             trade(when=ts(hour=0), price="99999"),  # no reference yet: nothing to compare
             price(ts(hour=1), "1000", source="binance"),
-            price(ts(hour=2), "5000", source="other"),  # unlisted source ignored
+            price(ts(hour=2), "5000", source="other"),  # an untrusted source: not used, and reported
             trade(when=ts(hour=3), price="1030"),  # exactly 3%: allowed
             trade(when=ts(hour=3), price="970"),
             trade(when=ts(hour=3), price="1030.01"),
             trade(when=ts(hour=3), price="969.99"),
         ],
     )
-    assert [str(f.observed) for f in found] == ["3.0010", "3.0010"]
+    assert [(f.rule, str(f.observed)) for f in found] == [
+        ("price_refused", "None"),
+        ("fp", "3.0010"),
+        ("fp", "3.0010"),
+    ]
 
 
 def test_self_trade() -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sandboxwatch.rules_engine.builtin_findings import LATE_EVENT, VALUATION_UNAVAILABLE
+from sandboxwatch.rules_engine.builtin_findings import LATE_EVENT, PRICE_REFUSED, VALUATION_UNAVAILABLE
 from sandboxwatch.rules_engine.engine import TYPE_RANK
 from sandboxwatch.rules_engine.events import (
     AccountEvent,
@@ -86,8 +86,10 @@ def _expect(
 
 
 # valuation -----------------------------------------------------------------------------------------------
-def _rate(asset: str, currency: str, at: Judged, history: History) -> Decimal | None:
-    """Latest price of asset in currency at or before the event, among prices judged before it."""
+def _rate(asset: str, licence: Licence, at: Judged, history: History) -> Decimal | None:
+    """Latest price of asset in currency at or before the event, among prices of the licence's trusted
+    sources judged before it."""
+    currency = licence.header.reporting_currency
     if asset == currency:
         return Decimal(1)
     best: tuple[datetime, int, Decimal] | None = None
@@ -95,6 +97,7 @@ def _rate(asset: str, currency: str, at: Judged, history: History) -> Decimal | 
         e = prior.event
         if (
             isinstance(e, PriceEvent)
+            and e.source in licence.header.price_sources
             and (e.base, e.quote) == (asset, currency)
             and e.ts <= at.event.ts
             and (best is None or (e.ts, prior.index) > best[:2])
@@ -103,18 +106,19 @@ def _rate(asset: str, currency: str, at: Judged, history: History) -> Decimal | 
     return best[2] if best else None
 
 
-def value(at: Judged, currency: str, history: History) -> Decimal | None:
+def value(at: Judged, licence: Licence, history: History) -> Decimal | None:
     e = at.event
+    currency = licence.header.reporting_currency
     if isinstance(e, TradeEvent):
         if e.quote == currency:
             return e.quantity * e.price
-        quote_rate = _rate(e.quote, currency, at, history)
+        quote_rate = _rate(e.quote, licence, at, history)
         if quote_rate is not None:
             return e.quantity * e.price * quote_rate
-        base_rate = _rate(e.base, currency, at, history)
+        base_rate = _rate(e.base, licence, at, history)
         return e.quantity * base_rate if base_rate is not None else None
     if isinstance(e, FundsEvent):
-        asset_rate = _rate(e.asset, currency, at, history)
+        asset_rate = _rate(e.asset, licence, at, history)
         return e.amount * asset_rate if asset_rate is not None else None
     return None
 
@@ -137,21 +141,20 @@ def rolling_volume(licence: Licence, rule: RuleSpec, history: History) -> list[E
     """A finding at an event when the window ending at it, (ts - window, ts], sums over max with the event
     and at or under max without it."""
     p = rule.params
-    currency = licence.header.reporting_currency
     found = []
     for at in history:
         e = at.event
         account = getattr(e, "account", None)
         if e.type not in p.applies_to or account is None:
             continue
-        mine = value(at, currency, history)
+        mine = value(at, licence, history)
         if mine is None:
             continue
         window = []
         for prior in history[: at.index]:
             x = prior.event
             if x.type in p.applies_to and getattr(x, "account", None) == account and e.ts - p.window < x.ts <= e.ts:
-                v = value(prior, currency, history)
+                v = value(prior, licence, history)
                 if v is not None:
                     window.append((x.event_id, v))
         before = sum((v for _, v in window), Decimal(0))
@@ -165,7 +168,6 @@ def structuring(licence: Licence, rule: RuleSpec, history: History) -> list[Expe
     """Per account and event type, events each under threshold: a finding at an event when the window
     ending at it holds >= min_count of them summing >= threshold, and did not without the event."""
     p = rule.params
-    currency = licence.header.reporting_currency
 
     def meets(values: list[Decimal]) -> bool:
         return len(values) >= p.min_count and bool(sum(values, Decimal(0)) >= p.threshold)
@@ -174,14 +176,14 @@ def structuring(licence: Licence, rule: RuleSpec, history: History) -> list[Expe
     for at in history:
         e = at.event
         account = getattr(e, "account", None)
-        mine = value(at, currency, history) if e.type in p.applies_to and account is not None else None
+        mine = value(at, licence, history) if e.type in p.applies_to and account is not None else None
         if mine is None or mine >= p.threshold:
             continue
         window = []
         for prior in history[: at.index]:
             x = prior.event
             if x.type == e.type and getattr(x, "account", None) == account and e.ts - p.window < x.ts <= e.ts:
-                v = value(prior, currency, history)
+                v = value(prior, licence, history)
                 if v is not None and v < p.threshold:
                     window.append((x.event_id, v))
         values = [v for _, v in window]
@@ -200,14 +202,13 @@ def large_value_report(licence: Licence, rule: RuleSpec, history: History) -> li
     """An event worth >= threshold is found once some in-term event is later than its deadline, unless a
     large_value report citing it has an event time from the event's to the deadline."""
     p = rule.params
-    currency = licence.header.reporting_currency
     latest = max((j.event.ts for j in history if _in_term(licence, j.event.ts)), default=None)
     found = []
     for at in history:
         e = at.event
         if e.type not in p.applies_to:
             continue
-        v = value(at, currency, history)
+        v = value(at, licence, history)
         if v is None or v < p.threshold:
             continue
         due = e.ts + p.deadline
@@ -461,13 +462,29 @@ def valuation_unavailable(licence: Licence, history: History) -> list[Expected]:
         )
         for j in history
         if j.event.type in valued & {"trade", "deposit", "withdrawal", "transfer"}
-        and value(j, licence.header.reporting_currency, history) is None
+        and value(j, licence, history) is None
     ]
+
+
+def price_refused(licence: Licence, history: History) -> list[Expected]:
+    """The participant's first price of each untrusted source and pair, in judging order (no max_step here)."""
+    found: dict[str, Expected] = {}
+    for j in history:
+        e = j.event
+        if (
+            isinstance(e, PriceEvent)
+            and e.participant == licence.participant
+            and e.source not in licence.header.price_sources
+        ):
+            key = f"untrusted\x1f{e.source}\x1f{e.base}/{e.quote}"
+            if key not in found:
+                found[key] = _expect(licence, PRICE_REFUSED, key, e.participant, e.ts, (e.event_id,))
+    return list(found.values())
 
 
 def expected_findings(licence: Licence, history: History) -> set[Expected]:
     """Every finding the licence's rules must give over the history (late_event aside: see judged_order)."""
-    found: set[Expected] = set(valuation_unavailable(licence, history))
+    found: set[Expected] = set(valuation_unavailable(licence, history)) | set(price_refused(licence, history))
     for rule in licence.rules:
         found.update(ORACLES[rule.kind](licence, rule, history))
     return found

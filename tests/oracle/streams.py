@@ -26,6 +26,7 @@ LICENCE_TEXT = f"""licence:
   valid_from: {VALID_FROM.isoformat()}
   valid_until: {VALID_UNTIL.isoformat()}
   reporting_currency: VND
+  reference_prices: {{sources: [binance, okx]}}
   allowed_lateness: 5m
 rules:
   - {{id: period, kind: licence_period, {R}}}
