@@ -292,19 +292,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _sha(path: str) -> str:
-    """The licence's digest as the store records it (Store.record_licence: the text as read, newlines as
-    ``\n``), so a version the monitor loaded is recognised whatever the file's line endings."""
+    """The licence's digest as the store records it (Store.record_licence hashes ``licence_body``), so a
+    version the monitor loaded is recognised whatever the file's line endings."""
     import hashlib
 
-    from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file
-    from sandboxwatch.rules_engine.licence import MAX_BYTES, LicenceError
+    from sandboxwatch.rules_engine.licence import licence_body
 
-    try:
-        data, _ = read_regular_file(path, MAX_BYTES, "licence")
-    except InputFileError as exc:
-        raise LicenceError(path, [f"the file {exc.reason}"]) from None
-    text = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.sha256(licence_body(path).encode()).hexdigest()
 
 
 def cmd_api_serve(args: argparse.Namespace) -> int:
