@@ -7,6 +7,8 @@ Prints, each as events/s and as a ratio to the first line:
 3. batch messages as the producers now send them (docs/events.md, "Stream messages"), orjson, columnar,
    the parser's generic event builder (rules_engine/event_parser.py) alone;
 4. the same with its fast path for the common event types (rules_engine/event_fast_path.py);
+5. (4) with the events stored as they were before the columnar event path (a row per event, DateTime
+   columns as datetimes parsed from text): (4)/(5) is what that path gained;
 and, for the parser alone, ``parse_json_line`` over the same lines: the stdlib decoder, orjson with the generic
 event builder, and orjson with the fast one.
 Target for (4): >= 100k events/s. ``--profile`` prints where (4) spends its time (cProfile).
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,7 +39,8 @@ from sandboxwatch.rules_engine import event_parser, event_reader  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
-from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
+from sandboxwatch.store.clickhouse_store import Store, recorded_now  # noqa: E402
+from sandboxwatch.store.records import EVENT_COLUMNS, EventRecord, event_row  # noqa: E402
 from sandboxwatch.streams.app import event_chunks  # noqa: E402
 from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
 from sandboxwatch.streams.monitor import Monitor  # noqa: E402
@@ -56,7 +59,8 @@ def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
     event_reader.decode_json = event_reader._DECODER.decode  # type: ignore[assignment]
     setattr(backend, "insert", backend.insert_row_by_row)  # noqa: B010 - an instance attribute shadows the method
     try:
-        yield
+        with row_event_store():
+            yield
     finally:
         event_reader.decode_json = fast_decode
         delattr(backend, "insert")
@@ -70,6 +74,29 @@ def generic_builder() -> Iterator[None]:
         yield
     finally:
         event_parser._FAST = fast
+
+
+def _write_events_by_rows(self: Store, records: Sequence[EventRecord], check: bool = True) -> list[EventRecord]:
+    """``Store.write_events`` as it was before the columnar event path: a row tuple per event (datetimes,
+    transposed by the backend), DateTime columns parsed from text by chdb."""
+    fresh = list(records)
+    if check:
+        key = "concat(participant, '\\n', event_id)"
+        fresh = self._absent(records, lambda r: f"{r.event.participant}\n{r.event.event_id}", "events", key)
+    now = recorded_now()
+    self.backend.insert("events", EVENT_COLUMNS, [event_row(r, now) for r in fresh])
+    return fresh
+
+
+@contextmanager
+def row_event_store() -> Iterator[None]:
+    """The events' store path before the columnar one (``_write_events_by_rows``)."""
+    columnar = Store.write_events
+    Store.write_events = _write_events_by_rows  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Store.write_events = columnar  # type: ignore[method-assign]
 
 
 def singles(lines: list[str]) -> list[InboundMessage]:
@@ -148,11 +175,14 @@ def main() -> None:
             before = monitor_rate(backend, single, len(lines), args.batch)
         single_fast = monitor_rate(backend, single, len(lines), args.batch)
         # (3) and (4) alternate, best of --rounds each: on a shared machine one busy spell must not decide it.
-        generic = fast = generic_cpu = fast_cpu = 0.0
+        generic = fast = generic_cpu = fast_cpu = rows = rows_cpu = 0.0
         for _ in range(args.rounds):
             with generic_builder():
                 wall, cpu = monitor_rates(backend, batched, len(lines), args.batch)
             generic, generic_cpu = max(generic, wall), max(generic_cpu, cpu)
+            with row_event_store():
+                wall, cpu = monitor_rates(backend, batched, len(lines), args.batch)
+            rows, rows_cpu = max(rows, wall), max(rows_cpu, cpu)
             wall, cpu = monitor_rates(backend, batched, len(lines), args.batch)
             fast, fast_cpu = max(fast, wall), max(fast_cpu, cpu)
         run: Callable[[], float] = lambda: monitor_rate(backend, batched, len(lines), args.batch)  # noqa: E731
@@ -177,9 +207,19 @@ def main() -> None:
         ("single-event messages, stdlib decoder, row insert", before),
         ("single-event messages, orjson, columnar insert", single_fast),
         ("batch messages, orjson, columnar, generic parser", generic),
+        ("batch messages, fast parser, event rows", rows),
         ("batch messages, orjson, columnar, fast parser", after),
     ):
         print(f"    {label:<48}{rate:>10,.0f} events/s   ratio: {rate / before:.2f}")
+    print("  per CPU second (this process, chdb's threads included), best of each:")
+    for label, rate in (
+        ("batch messages, generic parser (3)", generic_cpu),
+        ("batch messages, fast parser, event rows (5)", rows_cpu),
+        ("batch messages, fast parser, event columns (4)", fast_cpu),
+    ):
+        print(f"    {label:<48}{rate:>10,.0f} events/s")
+    print(f"  event columns / event rows, (4)/(5), best of {args.rounds} alternating runs: {after / rows:.2f} by wall "
+          f"clock; {fast_cpu / rows_cpu:.2f} by CPU time")  # fmt: skip
     print(f"  fast parser / generic parser, (4)/(3), best of {args.rounds} alternating runs: {after / generic:.2f} "
           f"by wall clock; {fast_cpu / generic_cpu:.2f} by CPU time ({generic_cpu:,.0f} -> {fast_cpu:,.0f} events "
           "per CPU second)")  # fmt: skip
