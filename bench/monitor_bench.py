@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
 from sandboxwatch.rules_engine import event_parser, event_reader  # noqa: E402
+from sandboxwatch.rules_engine.events import EventError  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
@@ -146,6 +147,29 @@ def parse_rate(lines: list[str]) -> float:
     return len(lines) / (time.process_time() - start)
 
 
+def store_rate(backend: EmbeddedBackend, records: list[EventRecord], batch_events: int) -> float:
+    """The events' store path alone (``Store.write_events`` as the caught-up worker calls it, no existence
+    check), batches of ``batch_events``: events per CPU second of this process, chdb's threads included."""
+    backend.database = "bench_" + uuid.uuid4().hex[:8]
+    store = Store(backend)
+    store.migrate()
+    start = time.process_time()
+    for first in range(0, len(records), batch_events):
+        store.write_events(records[first : first + batch_events], check=False)
+    used = time.process_time() - start
+    assert store.count("events") == len({(r.event.participant, r.event.event_id) for r in records})
+    return len(records) / used
+
+
+def parsed_records(lines: list[str]) -> list[EventRecord]:
+    out = []
+    for number, line in enumerate(lines):
+        event = event_reader.parse_json_line(line, "bench/0", number)
+        if not isinstance(event, EventError):
+            out.append(EventRecord(event, line, f"bench/0/{number // 1000}:{number % 1000 + 1}"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=60_000)
@@ -171,6 +195,14 @@ def main() -> None:
             with generic_builder():
                 parse_generic = max(parse_generic, parse_rate(lines))
             parse_after = max(parse_after, parse_rate(lines))
+        # The events' store path alone, event rows (before) and event columns (after), alternating.
+        records = parsed_records(lines)
+        store_rows = store_columns = 0.0
+        for _ in range(args.rounds + 2):
+            with row_event_store():
+                store_rows = max(store_rows, store_rate(backend, records, args.batch))
+            store_columns = max(store_columns, store_rate(backend, records, args.batch))
+        del records
         with stdlib_path(backend):
             before = monitor_rate(backend, single, len(lines), args.batch)
         single_fast = monitor_rate(backend, single, len(lines), args.batch)
@@ -202,6 +234,10 @@ def main() -> None:
           f"{parse_generic / parse_before:.2f}")  # fmt: skip
     print(f"    orjson, fast event builder                      {parse_after:>10,.0f} events/s   ratio: "
           f"{parse_after / parse_before:.2f}")  # fmt: skip
+    print(f"  events' store path alone (Store.write_events), best of {args.rounds + 2} alternating, per CPU second")
+    print(f"    a row per event, DateTime columns from text     {store_rows:>10,.0f} events/s   ratio: 1.00")
+    print(f"    event columns, DateTime columns as seconds      {store_columns:>10,.0f} events/s   ratio: "
+          f"{store_columns / store_rows:.2f}")  # fmt: skip
     print("  monitor alone (parse, rules, store, metrics)")
     for label, rate in (
         ("single-event messages, stdlib decoder, row insert", before),
