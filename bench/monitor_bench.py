@@ -55,15 +55,18 @@ TARGET = 100_000
 def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
     """The decoder and the insert as they were: every line through json's decoder, every row through
     json.dumps into JSONCompactEachRow."""
-    fast_decode = event_reader.decode_json
+    fast_decode, fast_pair = event_reader.decode_json, event_reader._decode
+    stdlib = event_reader._DECODER.decode
 
-    event_reader.decode_json = event_reader._DECODER.decode  # type: ignore[assignment]
+    event_reader.decode_json = stdlib  # type: ignore[assignment]
+    # parse_json_line calls _decode (value, decoded by _DECODER), not decode_json: both are swapped.
+    event_reader._decode = lambda text: (stdlib(text), True)
     setattr(backend, "insert", backend.insert_row_by_row)  # noqa: B010 - an instance attribute shadows the method
     try:
         with row_event_store():
             yield
     finally:
-        event_reader.decode_json = fast_decode
+        event_reader.decode_json, event_reader._decode = fast_decode, fast_pair
         delattr(backend, "insert")
 
 
