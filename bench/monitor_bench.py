@@ -7,6 +7,8 @@ Prints, each as events/s and as a ratio to the first line:
 3. batch messages as the producers now send them (docs/events.md, "Stream messages"), orjson, columnar,
    the parser's generic event builder (rules_engine/event_parser.py) alone;
 4. the same with its fast path for the common event types (rules_engine/event_fast_path.py);
+5. (4) with the events stored as they were before the columnar event path (a row per event, DateTime
+   columns as datetimes parsed from text): (4)/(5) is what that path gained;
 and, for the parser alone, ``parse_json_line`` over the same lines: the stdlib decoder, orjson with the generic
 event builder, and orjson with the fast one.
 Target for (4): >= 100k events/s. ``--profile`` prints where (4) spends its time (cProfile).
@@ -24,8 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +36,12 @@ sys.path.insert(0, str(ROOT))
 from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
 from sandboxwatch.rules_engine import event_parser, event_reader  # noqa: E402
+from sandboxwatch.rules_engine.events import EventError  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
-from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
+from sandboxwatch.store.clickhouse_store import Store, recorded_now  # noqa: E402
+from sandboxwatch.store.records import EVENT_COLUMNS, EventRecord, event_row  # noqa: E402
 from sandboxwatch.streams.app import event_chunks  # noqa: E402
 from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
 from sandboxwatch.streams.monitor import Monitor  # noqa: E402
@@ -51,14 +55,18 @@ TARGET = 100_000
 def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
     """The decoder and the insert as they were: every line through json's decoder, every row through
     json.dumps into JSONCompactEachRow."""
-    fast_decode = event_reader.decode_json
+    fast_decode, fast_pair = event_reader.decode_json, event_reader._decode
+    stdlib = event_reader._DECODER.decode
 
-    event_reader.decode_json = event_reader._DECODER.decode  # type: ignore[assignment]
+    event_reader.decode_json = stdlib  # type: ignore[assignment]
+    # parse_json_line calls _decode (value, decoded by _DECODER), not decode_json: both are swapped.
+    event_reader._decode = lambda text: (stdlib(text), True)
     setattr(backend, "insert", backend.insert_row_by_row)  # noqa: B010 - an instance attribute shadows the method
     try:
-        yield
+        with row_event_store():
+            yield
     finally:
-        event_reader.decode_json = fast_decode
+        event_reader.decode_json, event_reader._decode = fast_decode, fast_pair
         delattr(backend, "insert")
 
 
@@ -70,6 +78,29 @@ def generic_builder() -> Iterator[None]:
         yield
     finally:
         event_parser._FAST = fast
+
+
+def _write_events_by_rows(self: Store, records: Sequence[EventRecord], check: bool = True) -> list[EventRecord]:
+    """``Store.write_events`` as it was before the columnar event path: a row tuple per event (datetimes,
+    transposed by the backend), DateTime columns parsed from text by chdb."""
+    fresh = list(records)
+    if check:
+        key = "concat(participant, '\\n', event_id)"
+        fresh = self._absent(records, lambda r: f"{r.event.participant}\n{r.event.event_id}", "events", key)
+    now = recorded_now()
+    self.backend.insert("events", EVENT_COLUMNS, [event_row(r, now) for r in fresh])
+    return fresh
+
+
+@contextmanager
+def row_event_store() -> Iterator[None]:
+    """The events' store path before the columnar one (``_write_events_by_rows``)."""
+    columnar = Store.write_events
+    Store.write_events = _write_events_by_rows  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Store.write_events = columnar  # type: ignore[method-assign]
 
 
 def singles(lines: list[str]) -> list[InboundMessage]:
@@ -107,6 +138,7 @@ def monitor_rates(
     monitor.flush()
     elapsed, used = time.perf_counter() - start, time.process_time() - cpu
     assert store.count("events") > 0.99 * events, "the monitor stored the day"
+    drop(backend)
     return events / elapsed, events / used
 
 
@@ -117,6 +149,37 @@ def parse_rate(lines: list[str]) -> float:
     for number, line in enumerate(lines):
         parse(line, "bench", number)
     return len(lines) / (time.process_time() - start)
+
+
+def store_rate(backend: EmbeddedBackend, records: list[EventRecord], batch_events: int) -> float:
+    """The events' store path alone (``Store.write_events`` as the caught-up worker calls it, no existence
+    check), batches of ``batch_events``: events per CPU second of this process, chdb's threads included."""
+    backend.database = "bench_" + uuid.uuid4().hex[:8]
+    store = Store(backend)
+    store.migrate()
+    start = time.process_time()
+    for first in range(0, len(records), batch_events):
+        store.write_events(records[first : first + batch_events], check=False)
+    used = time.process_time() - start
+    assert store.count("events") == len({(r.event.participant, r.event.event_id) for r in records})
+    drop(backend)
+    return len(records) / used
+
+
+def drop(backend: EmbeddedBackend) -> None:
+    """A run's database dropped at its end: chdb merges a table's parts in this process's threads, so parts
+    left behind would be merged on the next run's CPU time and tilt the comparison against whichever runs
+    later."""
+    backend.command(f"DROP DATABASE IF EXISTS {backend.database} SYNC")
+
+
+def parsed_records(lines: list[str]) -> list[EventRecord]:
+    out = []
+    for number, line in enumerate(lines):
+        event = event_reader.parse_json_line(line, "bench/0", number)
+        if not isinstance(event, EventError):
+            out.append(EventRecord(event, line, f"bench/0/{number // 1000}:{number % 1000 + 1}"))
+    return out
 
 
 def main() -> None:
@@ -144,17 +207,31 @@ def main() -> None:
             with generic_builder():
                 parse_generic = max(parse_generic, parse_rate(lines))
             parse_after = max(parse_after, parse_rate(lines))
+        # The events' store path alone, event rows (before) and event columns (after), alternating.
+        records = parsed_records(lines)
+        store_rows = store_columns = 0.0
+        for round_number in range(args.rounds + 2):
+            if round_number % 2:  # which goes first alternates too
+                store_columns = max(store_columns, store_rate(backend, records, args.batch))
+            with row_event_store():
+                store_rows = max(store_rows, store_rate(backend, records, args.batch))
+            if not round_number % 2:
+                store_columns = max(store_columns, store_rate(backend, records, args.batch))
+        del records
         with stdlib_path(backend):
             before = monitor_rate(backend, single, len(lines), args.batch)
         single_fast = monitor_rate(backend, single, len(lines), args.batch)
         # (3) and (4) alternate, best of --rounds each: on a shared machine one busy spell must not decide it.
-        generic = fast = generic_cpu = fast_cpu = 0.0
-        for _ in range(args.rounds):
-            with generic_builder():
-                wall, cpu = monitor_rates(backend, batched, len(lines), args.batch)
-            generic, generic_cpu = max(generic, wall), max(generic_cpu, cpu)
-            wall, cpu = monitor_rates(backend, batched, len(lines), args.batch)
-            fast, fast_cpu = max(fast, wall), max(fast_cpu, cpu)
+        # (3), (5) and (4), their order rotated each round, so that none is always first or last.
+        variants: list[Callable[[], AbstractContextManager[None]]] = [generic_builder, row_event_store, nullcontext]
+        best: dict[int, tuple[float, float]] = {}
+        for round_number in range(args.rounds):
+            for index in [(round_number + i) % 3 for i in range(3)]:
+                with variants[index]():
+                    wall, cpu = monitor_rates(backend, batched, len(lines), args.batch)
+                old_wall, old_cpu = best.get(index, (0.0, 0.0))
+                best[index] = (max(old_wall, wall), max(old_cpu, cpu))
+        (generic, generic_cpu), (rows, rows_cpu), (fast, fast_cpu) = best[0], best[1], best[2]
         run: Callable[[], float] = lambda: monitor_rate(backend, batched, len(lines), args.batch)  # noqa: E731
         if args.profile:
             profile = cProfile.Profile()
@@ -172,14 +249,28 @@ def main() -> None:
           f"{parse_generic / parse_before:.2f}")  # fmt: skip
     print(f"    orjson, fast event builder                      {parse_after:>10,.0f} events/s   ratio: "
           f"{parse_after / parse_before:.2f}")  # fmt: skip
+    print(f"  events' store path alone (Store.write_events), best of {args.rounds + 2} alternating, per CPU second")
+    print(f"    a row per event, DateTime columns from text     {store_rows:>10,.0f} events/s   ratio: 1.00")
+    print(f"    event columns, DateTime columns as seconds      {store_columns:>10,.0f} events/s   ratio: "
+          f"{store_columns / store_rows:.2f}")  # fmt: skip
     print("  monitor alone (parse, rules, store, metrics)")
     for label, rate in (
         ("single-event messages, stdlib decoder, row insert", before),
         ("single-event messages, orjson, columnar insert", single_fast),
         ("batch messages, orjson, columnar, generic parser", generic),
+        ("batch messages, fast parser, event rows", rows),
         ("batch messages, orjson, columnar, fast parser", after),
     ):
         print(f"    {label:<48}{rate:>10,.0f} events/s   ratio: {rate / before:.2f}")
+    print("  per CPU second (this process, chdb's threads included), best of each:")
+    for label, rate in (
+        ("batch messages, generic parser (3)", generic_cpu),
+        ("batch messages, fast parser, event rows (5)", rows_cpu),
+        ("batch messages, fast parser, event columns (4)", fast_cpu),
+    ):
+        print(f"    {label:<48}{rate:>10,.0f} events/s")
+    print(f"  event columns / event rows, (4)/(5), best of {args.rounds} alternating runs: {after / rows:.2f} by wall "
+          f"clock; {fast_cpu / rows_cpu:.2f} by CPU time")  # fmt: skip
     print(f"  fast parser / generic parser, (4)/(3), best of {args.rounds} alternating runs: {after / generic:.2f} "
           f"by wall clock; {fast_cpu / generic_cpu:.2f} by CPU time ({generic_cpu:,.0f} -> {fast_cpu:,.0f} events "
           "per CPU second)")  # fmt: skip

@@ -52,6 +52,8 @@ class Backend(Protocol):
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
 
+    def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -108,6 +110,12 @@ class ServerBackend:
             # Columnar: the driver serialises each column in one pass instead of walking every row.
             data: list[Sequence[Any]] = [list(column) for column in zip(*rows, strict=True)]
             self._run(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", data, columnar=True)
+
+    def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+        """``insert`` for a caller that already holds the columns (one list per column, equal lengths)."""
+        if data and data[0]:
+            lists: list[Sequence[Any]] = [list(column) for column in data]
+            self._run(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", lists, columnar=True)
 
     def _run(self, sql: str, data: list[Sequence[Any]] | None = None, columnar: bool = False) -> Any:
         from clickhouse_driver.errors import Error
@@ -173,6 +181,20 @@ class EmbeddedBackend:
             self._insert_rows(head, rows)
             return
         # best_effort: orjson writes datetimes as RFC 3339 with their offset, the 'basic' parser reads none.
+        self._query(f"{head} SETTINGS date_time_input_format = 'best_effort' FORMAT JSONCompactColumns {blob.decode()}")
+
+    def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+        """``insert`` for a caller that already holds the columns (one list per column, equal lengths): the
+        store's hot path (events), which so builds no row per event. Its DateTime columns come as whole
+        seconds (ints), which JSONCompactColumns reads as they are, without the date-time text parse."""
+        if not data or not data[0]:
+            return
+        head = f"INSERT INTO {self.database}.{table} ({', '.join(columns)})"
+        try:
+            blob = orjson.dumps(data, option=_ORJSON_OPTIONS)
+        except (orjson.JSONEncodeError, ValueError):
+            self._insert_rows(head, list(zip(*data, strict=True)))
+            return
         self._query(f"{head} SETTINGS date_time_input_format = 'best_effort' FORMAT JSONCompactColumns {blob.decode()}")
 
     def insert_row_by_row(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -28,7 +28,7 @@ from sandboxwatch.store.records import (
     DeadLetter,
     EventRecord,
     dead_letter_row,
-    event_row,
+    event_columns,
     finding_row,
     utf8_text,
 )
@@ -146,7 +146,7 @@ class Store:
                 "concat(participant, '\\n', event_id)",
             )
         now = _now()
-        self.backend.insert("events", EVENT_COLUMNS, [event_row(r, now) for r in fresh])
+        self.backend.insert_columns("events", EVENT_COLUMNS, event_columns(fresh, now))
         return fresh
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:

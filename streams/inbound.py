@@ -68,7 +68,7 @@ def decode_all(message: InboundMessage) -> list[EventRecord | LineError]:
             return [LineError(item, message.source, value.decode("utf-8", errors="replace"))]
         return [item]
     lines = value.split(b"\n")
-    if sum(1 for line in lines if line.strip()) > MAX_BATCH_LINES:
+    if len(lines) > MAX_BATCH_LINES and sum(1 for line in lines if line.strip()) > MAX_BATCH_LINES:
         error = EventError(
             f"{message.topic}/{message.partition}",
             message.offset,
@@ -80,11 +80,12 @@ def decode_all(message: InboundMessage) -> list[EventRecord | LineError]:
         return [LineError(error, message.source, value.decode("utf-8", errors="replace"))]
     owner = key_participant(message)
     items: list[EventRecord | LineError] = []
+    base, where = message.source, f"{message.topic}/{message.partition}"
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        source = f"{message.source}:{number}"
-        item = _decode_text(line, message, source)
+        source = f"{base}:{number}"
+        item = _decode_text(line, message, source, where)
         if isinstance(item, EventError):
             items.append(LineError(item, source, line.strip().decode("utf-8", errors="replace")))
             continue
@@ -108,19 +109,23 @@ def decode(message: InboundMessage) -> EventRecord | EventError:
     return _decode_text(message.value or b"", message, message.source)
 
 
-def _decode_text(raw: bytes, message: InboundMessage, source: str) -> EventRecord | EventError:
+def _decode_text(
+    raw: bytes, message: InboundMessage, source: str, where: str | None = None
+) -> EventRecord | EventError:
     """One event's text: the whole message, or line of a batch (its errors name the message's partition and
-    offset like a single message's do; its record's source names the line too)."""
-    where = f"{message.topic}/{message.partition}"
-    text = raw.decode("utf-8", errors="surrogateescape")
+    offset like a single message's do; its record's source names the line too). ``where``: the message's
+    ``topic/partition``, when the caller has it already."""
+    where = where or f"{message.topic}/{message.partition}"
+    decoded = raw.decode("utf-8", errors="surrogateescape")
+    text = decoded.strip()
     if INGEST_ERROR_MARK in text:
-        rejected = _ingest_error(text, where, message)
+        rejected = _ingest_error(decoded, where, message)
         if rejected is not None:
             return rejected
-    item = parse_json_line(text.strip(), where, message.offset)
+    item = parse_json_line(text, where, message.offset)
     if isinstance(item, EventError):
         return replace(item, partition=message.partition)
-    return EventRecord(item, text.strip(), source)
+    return EventRecord(item, text, source)
 
 
 def _foreign(message: InboundMessage, record: EventRecord, owner: str, number: int) -> LineError:
