@@ -21,4 +21,11 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "rebalancing): read /ready on the worker for the reason and its log; restart it if the agent failed.",
     "SandboxwatchBrokerUnreachable": "The worker cannot read offsets from Kafka, so lag is unknown and no events "
     "arrive: check the brokers and the network; the worker reconnects by itself.",
+    "SandboxwatchStateRebuilt": "A worker found a participant's snapshot behind the offset committed for its "
+    "partition (behind_commit) or missing a part (incomplete), and rebuilt the participant's state from the "
+    "events in ClickHouse: nothing is lost, but the take-over was slow and the rule that an offset is committed "
+    "only after a confirmed snapshot covers it was broken. Read the worker log (the ERROR line names the "
+    "participant, partition, snapshot and offsets); check that no other client commits in the worker's "
+    "consumer group and that the engine-state changelog topic is compacted, not deleted by retention; "
+    "report it as a bug with the log.",
 }
