@@ -13,7 +13,10 @@ at the committed offset, never past the snapshot: events it sees again are skipp
 event-id memory, and their effects were already stored once. An orderly stop (``stop``) snapshots what
 it processed before leaving, so the next owner replays nothing. Should a snapshot ever be found behind
 the committed offset (a changelog lost), the participant is rebuilt from the store, which holds every
-event committed, instead of seeking the stream back.
+event committed, instead of seeking the stream back; every rebuild is counted by reason
+(``sandboxwatch_snapshot_rebuilds_total``) and the two that mean a broken contract raise an alert.
+faust's own hand-over once made the stream skip messages (streams.inbound_buffer, ``clear``), which
+looked like such a snapshot.
 
 The agent never dies quietly: bad content is contained by the monitor and store outages are waited out
 there, so anything that still escapes a batch is a bug; it is recorded in ``failed`` and ``on_failure``
