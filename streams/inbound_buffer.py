@@ -72,12 +72,13 @@ class ByteBoundedQueue(ThrowableQueue):  # type: ignore[type-arg]
     def clear(self) -> None:
         """faust clears the buffers twice around a rebalance: when partitions are revoked (flow suspended:
         everything goes, the new owner re-reads it from the committed offset) and when flow resumes after
-        the new assignment (flow active). The second clear comes after faust has sought the partitions to
-        their committed offsets, while its fetcher already runs: messages of the new generation fetched in
-        between were dropped here although the consumer's position had moved past them, so the stream went
-        on after a hole (on noida-db, 1 run in 3 of the scale-out test: 14 events never monitored, or a
-        taker that found its snapshot "behind" the first offset it saw). Those messages are kept; a copy
-        fetched again after the seek is a re-delivery the engine's event-id memory skips."""
+        the new assignment (flow active). faust 0.15 (``Recovery.on_recovery_completed``) resumes the
+        partitions, awaits its seek to the committed offsets with the fetcher running, and only then clears:
+        messages of the new generation fetched meanwhile were dropped here although the consumer's position
+        had moved past them, so the stream went on after a hole (on noida-db, 1 run in 3 of the scale-out
+        test: events never monitored, or a taker that found its snapshot "behind" the first offset it saw).
+        Those messages are kept; a copy fetched again after the seek is a re-delivery the engine's event-id
+        memory skips."""
         generation = self.generation() if self.generation is not None else None
         queued: list[Any] = list(self._queue)  # type: ignore[attr-defined]
         active = self._flow_control.is_active()
@@ -87,7 +88,7 @@ class ByteBoundedQueue(ThrowableQueue):  # type: ignore[type-arg]
         for item in keep:
             self._put(item)
         if keep:
-            log.info("flow resumed: kept %d messages of generation %d fetched after the seek", len(keep), generation)
+            log.info("flow resumed: kept %d messages of generation %d fetched before the clear", len(keep), generation)
 
     def full(self) -> bool:
         return self.bytes >= self.max_bytes or bool(super().full())
