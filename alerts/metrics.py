@@ -22,6 +22,11 @@ PREFIX = "sandboxwatch"
 FINDINGS_COUNTER = f"{PREFIX}_findings"
 FINDINGS_TOTAL = f"{FINDINGS_COUNTER}_total"
 DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant", "unprocessable", "unstorable")
+# Why a worker rebuilt a participant's engine from the store instead of restoring its snapshot. The first two
+# mean the snapshot/commit contract broke (a commit outran the snapshot, or the changelog lost part of one);
+# no_snapshot is a lost changelog or a worker ended before its first snapshot; licence_changed is a rollout.
+SNAPSHOT_REBUILD_REASONS = ("behind_commit", "incomplete", "no_snapshot", "licence_changed")
+SNAPSHOT_REBUILDS_TOTAL = f"{PREFIX}_snapshot_rebuilds_total"
 
 
 class Metrics:
@@ -129,8 +134,17 @@ class Metrics:
             ["participant", "source"],
             registry=r,
         )
+        self.snapshot_rebuilds = Counter(
+            SNAPSHOT_REBUILDS_TOTAL.removesuffix("_total"),
+            "Participants whose engine state was rebuilt from the stored events instead of restored from its "
+            "snapshot, by reason (behind_commit, incomplete: the snapshot contract broke; see OPERATIONS.md).",
+            ["reason"],
+            registry=r,
+        )
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
+        for reason in SNAPSHOT_REBUILD_REASONS:
+            self.snapshot_rebuilds.labels(reason)
         for reason in ("no_participant", "unlicensed"):
             self.unattributed_invalid.labels(reason)
         self.store_writable.set(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandboxwatch.alerts.metrics import FINDINGS_TOTAL
+from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, SNAPSHOT_REBUILDS_TOTAL
 from sandboxwatch.alerts.rule_render import UTILISATION, alert_name, finding_alert, utilisation_alert
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
@@ -188,6 +188,11 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             {"series": f"sandboxwatch_worker_ready{{{w}}}", "values": "1x7 0x11 1x13"},
             # time() in promtool starts at 0: read at 0..105s, then never again.
             {"series": f"sandboxwatch_broker_offsets_read_timestamp_seconds{{{w}}}", "values": "0+15x7 105x24"},
+            # At 2m one participant is rebuilt for a snapshot behind its commit; a licence rollout rebuilds three
+            # (expected, never an alert); nothing more until 22m, so the alert ends once its window has passed.
+            {"series": f'{SNAPSHOT_REBUILDS_TOTAL}{{{w},reason="behind_commit"}}', "values": "0x7 1x80"},
+            {"series": f'{SNAPSHOT_REBUILDS_TOTAL}{{{w},reason="licence_changed"}}', "values": "0x7 3x80"},
+            {"series": f'{SNAPSHOT_REBUILDS_TOTAL}{{{w},reason="incomplete"}}', "values": "0x88"},
         ],
         "alert_rule_test": [
             {"eval_time": "2m45s", "alertname": "SandboxwatchPartitionStalled", "exp_alerts": []},
@@ -239,6 +244,19 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
                     )
                 ],
             },
+            {"eval_time": "1m45s", "alertname": "SandboxwatchStateRebuilt", "exp_alerts": []},
+            {
+                "eval_time": "2m15s",
+                "alertname": "SandboxwatchStateRebuilt",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchStateRebuilt",
+                        {"severity": "warning", "instance": worker["instance"], "reason": "behind_commit"},
+                        "The worker worker-1:9464 rebuilt engine state from the store: snapshot behind_commit",
+                    )
+                ],
+            },
+            {"eval_time": "20m", "alertname": "SandboxwatchStateRebuilt", "exp_alerts": []},
         ],
     }
     return {"rule_files": [rule_file], "evaluation_interval": "15s", "tests": [slow, fault]}

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, PREFIX
+from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, PREFIX, SNAPSHOT_REBUILDS_TOTAL
 from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS
 from sandboxwatch.rules_engine.builtin_findings import BUILTIN_KINDS
 from sandboxwatch.rules_engine.licence import Licence
@@ -36,6 +36,8 @@ class PipelineThresholds:
     stall_window: str = "1m"
     fault_for: str = "1m"
     broker_stale_seconds: int = 60
+    # A snapshot behind its committed offset is a broken contract, not a fault that persists: any in the window.
+    rebuild_window: str = "15m"
 
 
 def alert_name(rule_id: str, suffix: str = "") -> str:
@@ -190,6 +192,13 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             "critical",
             "The worker {{ $labels.instance }} has not reached Kafka for over " + f"{t.broker_stale_seconds}s",
             t.fault_for,
+        ),
+        _pipeline_alert(
+            "SandboxwatchStateRebuilt",
+            f'sum by (instance, reason) (increase({SNAPSHOT_REBUILDS_TOTAL}{{reason=~"behind_commit|incomplete"}}'
+            f"[{t.rebuild_window}])) > 0",
+            "warning",
+            "The worker {{ $labels.instance }} rebuilt engine state from the store: snapshot {{ $labels.reason }}",
         ),
     ]
     return {"groups": [{"name": "sandboxwatch-pipeline", "rules": rules}]}

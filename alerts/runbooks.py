@@ -21,4 +21,13 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "rebalancing): read /ready on the worker for the reason and its log; restart it if the agent failed.",
     "SandboxwatchBrokerUnreachable": "The worker cannot read offsets from Kafka, so lag is unknown and no events "
     "arrive: check the brokers and the network; the worker reconnects by itself.",
+    "SandboxwatchStateRebuilt": "A worker found a participant's snapshot behind the offset its stream resumed at "
+    "(behind_commit) or missing a part (incomplete), and rebuilt the participant's state from the events in "
+    "ClickHouse. Read the worker log: the ERROR line names the participant, partition and offsets, and the line "
+    "'partition N resumes at offset M (committed: C)' before it tells the two causes apart. M = C: an offset was "
+    "committed that no confirmed snapshot covered (check that no other client commits in the worker's consumer "
+    "group and that the engine-state changelog topic is compacted, not deleted by retention); nothing is lost. "
+    "M > C: the consumer skipped offsets C to M-1 after a rebalance and their events were not monitored; restart "
+    "the worker, which resumes at the committed offset (faust does not commit past a hole of two or more "
+    "messages), and check that the store then holds those events. Either way report it with the log.",
 }

@@ -13,7 +13,10 @@ at the committed offset, never past the snapshot: events it sees again are skipp
 event-id memory, and their effects were already stored once. An orderly stop (``stop``) snapshots what
 it processed before leaving, so the next owner replays nothing. Should a snapshot ever be found behind
 the committed offset (a changelog lost), the participant is rebuilt from the store, which holds every
-event committed, instead of seeking the stream back.
+event committed, instead of seeking the stream back; every rebuild is counted by reason
+(``sandboxwatch_snapshot_rebuilds_total``) and the two that mean a broken contract raise an alert.
+faust's own hand-over once made the stream skip messages (streams.inbound_buffer, ``clear``), which
+looked like such a snapshot.
 
 The agent never dies quietly: bad content is contained by the monitor and store outages are waited out
 there, so anything that still escapes a batch is a bug; it is recorded in ``failed`` and ``on_failure``
@@ -289,20 +292,17 @@ class StreamWorker:
                 # No snapshot (first start, or a lost changelog): the store still has every event seen.
                 count = partial(self.monitor.store.count, "events", participant)
                 if self.monitor.retry.run(count, "count events"):
-                    self.monitor.rebuild(participant)
-                    restores.labels(participant, "rebuilt").inc()
+                    self._rebuild(participant, "no_snapshot")
                 else:
                     restores.labels(participant, "fresh").inc()
                 continue
             engine = restore(manifest, self.table.data.get)
             if engine is None:
                 log.error("snapshot of %s is incomplete; rebuilding its state from the store", participant)
-                self.monitor.rebuild(participant)
-                restores.labels(participant, "rebuilt").inc()
+                self._rebuild(participant, "incomplete")
             elif licence_digest(engine) != licence_digest(Engine(self.monitor.licences[participant])):
                 log.warning("licence of %s changed since the snapshot; replaying its stored events", participant)
-                self.monitor.rebuild(participant)
-                restores.labels(participant, "rebuilt").inc()
+                self._rebuild(participant, "licence_changed")
             else:
                 self.monitor.engines[participant] = engine
                 self._unverified[participant] = manifest
@@ -325,8 +325,14 @@ class StreamWorker:
             if p not in self._checked_partitions:
                 self._checked_partitions.add(p)
                 firsts[p] = message.offset
-                log.info("partition %d resumes at offset %d", p, message.offset)
+                log.info("partition %d resumes at offset %d (committed: %s)", p, message.offset, self._committed(p))
         return firsts
+
+    def _committed(self, partition: int) -> int | None:
+        """The committed offset faust sought the events partition to (None before the first commit)."""
+        offsets: dict[Any, int | None] = getattr(self.app.consumer, "_committed_offset", {})
+        topic = self.settings.topics.events
+        return next((o for tp, o in offsets.items() if (tp.topic, tp.partition) == (topic, partition)), None)
 
     def _verify_snapshots(self, firsts: dict[int, int]) -> None:
         """A restored snapshot must have seen every message of its participant's partition before the one the
@@ -351,8 +357,15 @@ class StreamWorker:
                     covered,
                     firsts[p],
                 )
-                self.monitor.rebuild(participant)
-                self.monitor.metrics.state_restores.labels(participant, "rebuilt").inc()
+                self._rebuild(participant, "behind_commit")
+
+    def _rebuild(self, participant: str, reason: str) -> None:
+        """The participant's engine from its stored events, counted: a rebuild for ``behind_commit`` or
+        ``incomplete`` means the snapshot contract broke, and must page (SandboxwatchStateRebuilt), not only
+        log."""
+        self.monitor.rebuild(participant)
+        self.monitor.metrics.state_restores.labels(participant, "rebuilt").inc()
+        self.monitor.metrics.snapshot_rebuilds.labels(reason).inc()
 
     def _owned_partitions(self) -> set[int]:
         topic = self.settings.topics.events

@@ -122,3 +122,30 @@ def test_the_take_lets_messages_in_only_below_its_bytes_and_starts_empty_once_ta
         await asyncio.wait_for(big(b"z" * 600_000), 1)  # the first of a take always passes
 
     asyncio.run(scenario())
+
+
+def test_a_clear_on_resume_keeps_what_the_new_generation_fetched_and_a_clear_on_revoke_drops_all() -> None:
+    """faust clears the buffers when flow resumes after a rebalance, after it sought the partitions to their
+    committed offsets while its fetcher already ran: dropping what the new generation fetched meanwhile left
+    a hole in the stream (the noida hand-over bug, #12). Stale messages of the old generation still go."""
+
+    def fetched(offset: int, generation: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            message=SimpleNamespace(key=b"venue", value=b"x" * 95, offset=offset, generation_id=generation)
+        )
+
+    async def scenario() -> None:
+        flow = FlowControlEvent(initially_suspended=False)
+        queue = ByteBoundedQueue(100, max_bytes=10_000, flow_control=flow, clear_on_resume=True, generation=lambda: 3)
+        for offset, generation in [(7, 2), (8, 2), (26, 3), (27, 3)]:
+            queue.force_put_nowait(fetched(offset, generation))
+        flow.resume()  # what faust's recovery does once the new assignment is sought: clears managed queues
+        assert [queue.get_nowait().message.offset for _ in range(queue.qsize())] == [26, 27]
+        queue.force_put_nowait(fetched(28, 3))
+        queue.force_put_nowait(fetched(29, 3))
+        assert queue.bytes == 200
+        flow.suspend()  # partitions revoked: everything buffered is re-read by whoever owns them next
+        flow.clear()
+        assert queue.qsize() == 0 and queue.bytes == 0
+
+    asyncio.run(scenario())

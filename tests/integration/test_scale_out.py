@@ -70,16 +70,6 @@ def test_a_second_worker_shares_the_partitions_and_a_stopped_one_hands_them_over
         # times out, so the survivor's rebalance never completes and the test could only time out. The
         # orderly stop (SIGTERM: the member leaves the group) runs on noida; kill -9 runs on tansu.
         pytest.xfail("noida-db 0.2.3 keeps a kill -9'd group member; the kill path is tested on tansu")
-    if stop == "sigterm" and request.node.callspec.params["broker"] == "noida":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="open bug (#12, session 7): after earlier tests on the same noida broker, 1 run in 3 the "
-                "taker restored a snapshot behind the committed offset ('covers partition 2 up to offset 25 but "
-                "the stream resumed at 47'), rebuilt from the store and did not catch up in time; alone it passed "
-                "17 of 17. Kept running so a pass shows as XPASS; the cause must be found",
-            )
-        )
     expected = set().union(*(expected_findings(v.events, v.licence) for v in venues))
     assert len(expected) >= 4 * 5, "every venue's day must contain violations"
     lines = interleaved(venues)
