@@ -45,6 +45,7 @@ from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
 from sandboxwatch.streams.partitioning import home_partition
+from sandboxwatch.streams.static_membership import leave_group_on_stop_as_static_member
 from sandboxwatch.streams.topics import STATE_TABLE
 from sandboxwatch.streams.worker_settings import WorkerSettings
 
@@ -127,6 +128,7 @@ class StreamWorker:
             web_host="127.0.0.1",
             web_port=s.web_port,
             broker_session_timeout=6,
+            consumer_group_instance_id=s.worker_id,
             broker_heartbeat_interval=2,
             broker_commit_every=_FAR,
             broker_commit_interval=float(_FAR),
@@ -151,6 +153,7 @@ class StreamWorker:
         )
         app.transport = transport_with_fetch_wait(app, s.fetch_max_wait)
         keep_member_id_on_refused_commit()
+        leave_group_on_stop_as_static_member()
         install_byte_bound(app, s.buffer_bytes)
         self.events_topic = app.topic(
             topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions, internal=False

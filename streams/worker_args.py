@@ -33,4 +33,11 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="most fetched messages (MiB) held before the monitor takes them; fetching pauses above it",
     )
+    p.add_argument(
+        "--worker-id",
+        default=None,
+        metavar="ID",
+        help="this worker's stable id in the consumer group, unique among live workers and the same across its "
+        "restarts (default: HOSTNAME:METRICS_PORT); a restarted worker takes its partitions back at once",
+    )
     p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")

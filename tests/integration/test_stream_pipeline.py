@@ -66,16 +66,9 @@ def test_every_finding_lands_in_clickhouse_exactly_once(pipeline: Pipeline, day:
     assert lags, "consumer lag is exported per partition"
 
 
-def test_a_killed_worker_restarts_without_losing_or_doubling(
-    pipeline: Pipeline, day: tuple[Path, list[str]], request: pytest.FixtureRequest
-) -> None:
-    if request.node.callspec.params["broker"] == "noida":
-        # Not run on noida, and said so (xfailed, never skipped): noida-db 0.2.3 never evicts a kill -9'd group
-        # member when its session times out, so the restarted worker's JoinGroup/SyncGroup loops at generation 2
-        # every 6 s and the test could only time out (it cost ~170 s of every CI run as a strict xfail). The
-        # same kill -9 path runs here on tansu and, repeated three times, in tests/integration/test_faults.py;
-        # noida's broker outage (it persists to disk) is covered there too. Re-check on a new noida-db release.
-        pytest.xfail("noida-db 0.2.3 keeps a kill -9'd group member; the kill path is tested on tansu")
+def test_a_killed_worker_restarts_without_losing_or_doubling(pipeline: Pipeline, day: tuple[Path, list[str]]) -> None:
+    """On both brokers: the restarted worker rejoins under its worker id and takes its partitions back at once
+    (streams.static_membership; noida-db 0.2.3 would otherwise keep the killed member forever)."""
     path, lines = day
     expected = expected_findings(path)
     third = len(lines) // 3
