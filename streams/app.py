@@ -37,6 +37,7 @@ from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.store.records import finding_json
 from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
+from sandboxwatch.streams.group_membership import GroupMembership
 from sandboxwatch.streams.group_rejoin import keep_member_id_on_refused_commit
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
 from sandboxwatch.streams.inbound_buffer import TakeBudget
@@ -113,6 +114,7 @@ class StreamWorker:
         self._reassignment: tuple[frozenset[int], frozenset[int]] | None = None
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
+        self.membership = GroupMembership()
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -165,6 +167,7 @@ class StreamWorker:
         )
         app.agent(self.events_topic, name="monitor")(self._agent)
         app.on_partitions_assigned.connect(self._on_assigned)
+        self.membership.connect(app)
         app.timer(1.0)(self._report_readiness)
         app.timer(1.0)(self._flush_quiet)
         return app
@@ -495,6 +498,8 @@ class StreamWorker:
             return False, reason
         if not self.running:
             return False, "agent not running (starting, rebalancing or stopped)"
+        if not self.membership.is_joined:
+            return False, self.membership.reason()
         if not self.monitor.metrics.store_ok:
             return False, "store not writable: writes are being retried"
         return True, "ready"
@@ -505,6 +510,7 @@ class StreamWorker:
 
     def _report_readiness_now(self) -> None:
         self.monitor.metrics.ready.set(1 if self.readiness()[0] else 0)
+        self.monitor.metrics.group_joined.set(1 if self.membership.is_joined else 0)
 
     async def _report_readiness(self) -> None:
         """Each second: readiness, and the fetcher's high watermarks for the lag thread."""

@@ -1,4 +1,4 @@
-"""Each worker joins the consumer group under a stable instance id (static membership, KIP-345).
+"""``--worker-id``: a worker may join the consumer group under a stable instance id (static membership, KIP-345).
 
 Why: a worker killed with kill -9 never leaves the group. Apache Kafka and tansu drop it once its session
 times out (6 s) and rebalance, but noida-db 0.2.3 never expires a session: observed with two plain aiokafka
@@ -6,12 +6,14 @@ consumers, the survivor heartbeats at the same generation for 70 s after its pee
 given the dead member's partitions, and a restarted worker's JoinGroup completes at generation 2 naming the
 dead member as leader, so its SyncGroup waits for an assignment that never comes and is refused
 (REBALANCE_IN_PROGRESS) every 6 s, forever. A member that rejoins under the dead one's instance id replaces
-it at once, on every broker that implements KIP-345 (Apache Kafka since 2.3, tansu, noida): the restarted
-worker takes its own partitions back without waiting for any session to expire.
+it at once (seen on noida and tansu; KIP-345 in Apache Kafka since 2.3): the restarted worker takes its own
+partitions back without waiting for any session to expire.
 
-The id must be unique among the live workers of a group and the same for a worker across restarts. The
-default is the host name and the metrics port: two workers on one host cannot share a port, and a restarted
-worker gets its own back (deploy/OPERATIONS.md, "Worker ids").
+Opt-in, not the default: tansu forgets a static member's id when a second one joins at the same time (its
+heartbeat is refused with UNKNOWN_MEMBER_ID and the group churns for a few rebalances), and both scale-out
+runs with two static workers on it failed (kill -9: a changelog ConsistencyError after that churn). The id must be
+unique among the live workers of a group and the same for a worker across restarts (deploy/OPERATIONS.md,
+"Worker ids").
 
 A static member does not leave the group when it stops (aiokafka skips LeaveGroup for it, so that a rolling
 restart does not rebalance). Here an orderly stop leaves anyway, by member id, so the worker taking its
@@ -19,16 +21,11 @@ partitions over starts at once rather than a session timeout later (on noida, ne
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 
 _MARK = "_sandboxwatch_static_member_leaves"
-
-
-def default_worker_id(metrics_port: int) -> str:
-    return f"{socket.gethostname()}:{metrics_port}"
 
 
 def leave_group_on_stop_as_static_member() -> None:

@@ -17,7 +17,6 @@ from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.app import StreamWorker
 from sandboxwatch.streams.broker_offsets import BrokerOffsets
 from sandboxwatch.streams.monitor import Monitor
-from sandboxwatch.streams.static_membership import default_worker_id
 from sandboxwatch.streams.topics import Topics, ensure_topics
 from sandboxwatch.streams.worker_args import add_worker_arguments
 from sandboxwatch.streams.worker_settings import WorkerSettings
@@ -125,7 +124,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         data_dir=args.data_dir,
         fetch_max_wait=args.fetch_max_wait,
         buffer_bytes=args.buffer_mib * 2**20,
-        worker_id=args.worker_id or default_worker_id(args.metrics_port),
+        worker_id=args.worker_id,
     )
 
 

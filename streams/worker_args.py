@@ -37,7 +37,8 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
         "--worker-id",
         default=None,
         metavar="ID",
-        help="this worker's stable id in the consumer group, unique among live workers and the same across its "
-        "restarts (default: HOSTNAME:METRICS_PORT); a restarted worker takes its partitions back at once",
+        help="join the consumer group as a static member under this id (unique among the live workers, the same "
+        "across a worker's restarts): a worker restarted after kill -9 takes its partitions back at once instead "
+        "of waiting for the broker to expire its dead self (default: a dynamic member)",
     )
     p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")
