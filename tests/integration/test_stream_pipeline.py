@@ -101,9 +101,10 @@ def test_a_worker_restarted_under_a_new_id_is_in_its_group_or_says_it_is_not(
     pipeline: Pipeline, day: tuple[Path, list[str]]
 ) -> None:
     """A kill -9, then a restart under another --worker-id: the dead member stays in the group until the broker
-    expires it (Apache Kafka, tansu: one session timeout; noida-db 0.2.3: never, its join loops at generation 2).
-    Whichever happens, the worker never reads ready while out of the group, and it either catches up or says
-    why it cannot (/ready 503 with the reason, sandboxwatch_group_joined 0, SandboxwatchGroupJoinStuck)."""
+    expires it (Apache Kafka: one session timeout). noida-db 0.2.3 never does (the join loops at generation 2),
+    nor did tansu for a dead static member in the 60 s seen here (its join loops at generation 1). Whichever
+    happens, the worker never reads ready while out of the group, and it either catches up or says why it
+    cannot (/ready 503 with the reason, sandboxwatch_group_joined 0, SandboxwatchGroupJoinStuck)."""
     _, lines = day
     half = len(lines) // 2
     publish_lines(pipeline.kafka, pipeline.topics.events, lines[:half])
