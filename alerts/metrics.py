@@ -122,6 +122,12 @@ class Metrics:
             "1 while the stream agent runs and the store is writable; 0 otherwise (see /ready).",
             registry=r,
         )
+        self.group_joined = Gauge(
+            f"{PREFIX}_group_joined",
+            "1 while the worker is in its consumer group (its last join completed with an assignment); 0 while "
+            "it is joining (streams/group_membership.py).",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             f"{PREFIX}_batch_seconds",
             "Time to monitor and record one consumed batch.",

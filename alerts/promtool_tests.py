@@ -186,6 +186,8 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             },
             {"series": f"sandboxwatch_store_writable{{{w}}}", "values": "1x7 0x11 1x13"},
             {"series": f"sandboxwatch_worker_ready{{{w}}}", "values": "1x7 0x11 1x13"},
+            # In the group, out for one sample (a rebalance) at 1m, then joining from 2m on and never completing.
+            {"series": f"sandboxwatch_group_joined{{{w}}}", "values": "1x3 0 1x3 0x24"},
             # time() in promtool starts at 0: read at 0..105s, then never again.
             {"series": f"sandboxwatch_broker_offsets_read_timestamp_seconds{{{w}}}", "values": "0+15x7 105x24"},
             # At 2m one participant is rebuilt for a snapshot behind its commit; a licence rollout rebuilds three
@@ -232,6 +234,19 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
                 ],
             },
             {"eval_time": "7m", "alertname": "SandboxwatchWorkerNotReady", "exp_alerts": []},
+            {"eval_time": "1m45s", "alertname": "SandboxwatchGroupJoinStuck", "exp_alerts": []},
+            {"eval_time": "2m45s", "alertname": "SandboxwatchGroupJoinStuck", "exp_alerts": []},
+            {
+                "eval_time": "4m",
+                "alertname": "SandboxwatchGroupJoinStuck",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchGroupJoinStuck",
+                        dict(worker),
+                        "The worker worker-1:9464 cannot complete its consumer-group join and monitors nothing",
+                    )
+                ],
+            },
             {"eval_time": "2m", "alertname": "SandboxwatchBrokerUnreachable", "exp_alerts": []},
             {
                 "eval_time": "4m",

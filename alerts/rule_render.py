@@ -187,6 +187,13 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             t.fault_for,
         ),
         _pipeline_alert(
+            "SandboxwatchGroupJoinStuck",
+            f"{PREFIX}_group_joined == 0",
+            "critical",
+            "The worker {{ $labels.instance }} cannot complete its consumer-group join and monitors nothing",
+            t.fault_for,
+        ),
+        _pipeline_alert(
             "SandboxwatchBrokerUnreachable",
             f"time() - {PREFIX}_broker_offsets_read_timestamp_seconds > {t.broker_stale_seconds}",
             "critical",

@@ -19,6 +19,10 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "and retrying (nothing is committed, nothing lost): bring ClickHouse back; the worker resumes by itself.",
     "SandboxwatchWorkerNotReady": "The worker is up but not monitoring (agent stopped, store unwritable or "
     "rebalancing): read /ready on the worker for the reason and its log; restart it if the agent failed.",
+    "SandboxwatchGroupJoinStuck": "The worker's consumer-group join does not complete, so it has no partitions "
+    "and monitors nothing: read /ready and the worker log (JoinGroup/SyncGroup); check that every live worker "
+    "has its own --worker-id and that a killed worker's partitions were released (deploy/OPERATIONS.md, "
+    '"Worker ids"); restarting the worker under its previous --worker-id takes them back.',
     "SandboxwatchBrokerUnreachable": "The worker cannot read offsets from Kafka, so lag is unknown and no events "
     "arrive: check the brokers and the network; the worker reconnects by itself.",
     "SandboxwatchStateRebuilt": "A worker found a participant's snapshot behind the offset its stream resumed at "

@@ -40,6 +40,7 @@ from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.store.records import finding_json
 from sandboxwatch.streams.engine_snapshots import Manifest, licence_digest, manifest_key, plan, restore
 from sandboxwatch.streams.fetch_wait import transport_with_fetch_wait
+from sandboxwatch.streams.group_membership import GroupMembership
 from sandboxwatch.streams.group_rejoin import keep_member_id_on_refused_commit
 from sandboxwatch.streams.inbound import InboundMessage, key_participant
 from sandboxwatch.streams.inbound_buffer import TakeBudget
@@ -48,6 +49,7 @@ from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
 from sandboxwatch.streams.partitioning import home_partition
+from sandboxwatch.streams.static_membership import leave_group_on_stop_as_static_member
 from sandboxwatch.streams.topics import STATE_TABLE
 from sandboxwatch.streams.worker_settings import WorkerSettings
 
@@ -115,6 +117,7 @@ class StreamWorker:
         self._reassignment: tuple[frozenset[int], frozenset[int]] | None = None
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
+        self.membership = GroupMembership()
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -130,6 +133,7 @@ class StreamWorker:
             web_host="127.0.0.1",
             web_port=s.web_port,
             broker_session_timeout=6,
+            consumer_group_instance_id=s.worker_id,
             broker_heartbeat_interval=2,
             broker_commit_every=_FAR,
             broker_commit_interval=float(_FAR),
@@ -154,6 +158,7 @@ class StreamWorker:
         )
         app.transport = transport_with_fetch_wait(app, s.fetch_max_wait)
         keep_member_id_on_refused_commit()
+        leave_group_on_stop_as_static_member()
         install_byte_bound(app, s.buffer_bytes)
         self.events_topic = app.topic(
             topics.events, key_type=bytes, value_type=bytes, partitions=topics.partitions, internal=False
@@ -165,6 +170,7 @@ class StreamWorker:
         )
         app.agent(self.events_topic, name="monitor")(self._agent)
         app.on_partitions_assigned.connect(self._on_assigned)
+        self.membership.connect(app)
         app.timer(1.0)(self._report_readiness)
         app.timer(1.0)(self._flush_quiet)
         return app
@@ -505,6 +511,8 @@ class StreamWorker:
             return False, reason
         if not self.running:
             return False, "agent not running (starting, rebalancing or stopped)"
+        if not self.membership.is_joined:
+            return False, self.membership.reason()
         if not self.monitor.metrics.store_ok:
             return False, "store not writable: writes are being retried"
         return True, "ready"
@@ -515,6 +523,7 @@ class StreamWorker:
 
     def _report_readiness_now(self) -> None:
         self.monitor.metrics.ready.set(1 if self.readiness()[0] else 0)
+        self.monitor.metrics.group_joined.set(1 if self.membership.is_joined else 0)
 
     async def _report_readiness(self) -> None:
         """Each second: readiness, and the fetcher's high watermarks for the lag thread."""

@@ -124,6 +124,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         data_dir=args.data_dir,
         fetch_max_wait=args.fetch_max_wait,
         buffer_bytes=args.buffer_mib * 2**20,
+        worker_id=args.worker_id,
     )
 
 

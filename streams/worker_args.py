@@ -33,4 +33,12 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="most fetched messages (MiB) held before the monitor takes them; fetching pauses above it",
     )
+    p.add_argument(
+        "--worker-id",
+        default=None,
+        metavar="ID",
+        help="join the consumer group as a static member under this id (unique among the live workers, the same "
+        "across a worker's restarts): a worker restarted after kill -9 takes its partitions back at once instead "
+        "of waiting for the broker to expire its dead self (default: a dynamic member)",
+    )
     p.add_argument("--topic-prefix", default="sandboxwatch", help="prefix of the events/findings/deadletter topics")

@@ -37,3 +37,5 @@ class WorkerSettings:
     metrics_port: int = 9464
     web_port: int = 6066
     data_dir: Path = Path(".sandboxwatch/faust")
+    # The worker's static group-instance id (streams.static_membership); None joins as a dynamic member.
+    worker_id: str | None = None

@@ -41,6 +41,8 @@ class Pipeline:
         # Further workers of the same group (scale-out): slot -> process, each with its own metrics port.
         self.others: dict[int, subprocess.Popen[bytes]] = {}
         self.other_ports: dict[int, int] = {}
+        # Options of every start of the main worker (start_worker), e.g. its --worker-id.
+        self.worker_options: tuple[str, ...] = ()
 
     def _command(self, metrics_port: int, data_dir: Path) -> list[str]:
         licences = [arg for path in self.licences for arg in ("--licence", str(path))]
@@ -55,10 +57,10 @@ class Pipeline:
             "--data-dir", str(data_dir),
         ]  # fmt: skip
 
-    def start_worker(self) -> None:
+    def start_worker(self, *options: str) -> None:
         self.starts += 1
         log = (self.workdir / f"worker-{self.starts}.log").open("wb")
-        command = self._command(self.metrics_port, self.workdir / "faust")
+        command = [*self._command(self.metrics_port, self.workdir / "faust"), *self.worker_options, *options]
         self.worker = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def start_other_worker(self, slot: int) -> None:
@@ -114,6 +116,17 @@ class Pipeline:
                 pass
             time.sleep(poll)
         raise AssertionError(f"timed out waiting for {what}:\n{self.worker_log()}")
+
+    def readiness(self) -> tuple[int, str]:
+        """The worker's /ready: status and reason."""
+        from urllib.error import HTTPError
+        from urllib.request import urlopen
+
+        try:
+            with urlopen(f"http://127.0.0.1:{self.metrics_port}/ready", timeout=5) as response:
+                return int(response.status), str(response.read().decode())
+        except HTTPError as exc:
+            return int(exc.code), str(exc.read().decode())
 
     def metrics_text(self, slot: int = 0) -> str:
         from urllib.request import urlopen

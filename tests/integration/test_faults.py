@@ -95,13 +95,9 @@ def test_the_broker_stopped_mid_stream_is_waited_out_and_nothing_is_lost_or_doub
     assert_exact(result)
 
 
-def test_kill_9_repeated_mid_stream_loses_and_doubles_nothing(
-    pipeline: Pipeline, day: list[str], request: pytest.FixtureRequest
-) -> None:
-    if request.node.callspec.params["broker"] == "noida":
-        # noida-db 0.2.3 never evicts a killed group member (test_stream_pipeline holds the strict xfail that
-        # notices a fix); here it would only spend two minutes timing out.
-        pytest.xfail("noida-db 0.2.3 keeps a kill -9'd group member; the kill path is tested on tansu")
+def test_kill_9_repeated_mid_stream_loses_and_doubles_nothing(pipeline: Pipeline, day: list[str]) -> None:
+    """Each restart under the same --worker-id takes the partitions back at once, on noida too."""
+    pipeline.worker_options = ("--worker-id", "worker-0")
     assert_exact(kill_run(pipeline, day, kills=3))
 
 

@@ -57,6 +57,46 @@ def _unique(lines: list[str]) -> int:
     return len({(row["participant"], row["event_id"]) for row in map(json.loads, lines)})
 
 
+NOIDA_KEEPS_DEAD_MEMBERS = (
+    "noida-db 0.2.3 never expires a group member's session: after a kill -9 the survivor heartbeats at the same "
+    "generation and is never given the dead member's partitions (seen for 70 s, 11 session timeouts, with two "
+    "plain aiokafka consumers, and for 45 s here); a worker restarted under the dead one's --worker-id takes them "
+    "back (test_stream_pipeline, test_faults), but one that never comes back leaves them unconsumed. Checked: "
+    "the survivor's metrics show them stalled (lag above 0, position not moving), the SandboxwatchPartitionStalled "
+    "condition; the hand-over itself runs on tansu"
+)
+
+
+def _gauges(metrics: str, name: str) -> dict[int, float]:
+    pattern = rf'^{name}\{{[^}}]*partition="(\d+)"[^}}]*\}} (\S+)$'
+    return {int(m.group(1)): float(m.group(2)) for m in re.finditer(pattern, metrics, re.M)}
+
+
+def _orphaned_partitions_are_shown_stalled(pipeline: Pipeline, total: int) -> None:
+    """On noida the killed worker's partitions stay its own: the survivor must show them as waiting and not
+    moving (the SandboxwatchPartitionStalled condition) over five session timeouts, while its own move on."""
+    import time
+
+    store = pipeline.store()
+    pipeline.wait_until(
+        lambda: (
+            sum(v > 0 for v in _gauges(pipeline.metrics_text(), "sandboxwatch_consumer_lag_messages").values())
+            >= PARTITIONS // 2
+        ),
+        "the killed worker's partitions to show waiting events",
+    )
+    time.sleep(15)  # the survivor catches up on its own partitions
+    before = _gauges(pipeline.metrics_text(), "sandboxwatch_partition_processed_offset")
+    time.sleep(30)
+    metrics = pipeline.metrics_text()
+    after = _gauges(metrics, "sandboxwatch_partition_processed_offset")
+    lag = _gauges(metrics, "sandboxwatch_consumer_lag_messages")
+    stalled = {p for p in range(PARTITIONS) if lag[p] > 0 and after[p] == before[p]}
+    assert len(stalled) == PARTITIONS // 2, (lag, before, after)  # the two the killed worker was assigned
+    assert all(lag[p] == 0 for p in set(range(PARTITIONS)) - stalled), lag
+    assert store.count("events") < total
+
+
 def test_venues_spread_over_every_partition(venues: list[Venue]) -> None:
     assert sorted(partition_of(v.participant, PARTITIONS) for v in venues) == list(range(PARTITIONS))
 
@@ -65,11 +105,7 @@ def test_venues_spread_over_every_partition(venues: list[Venue]) -> None:
 def test_a_second_worker_shares_the_partitions_and_a_stopped_one_hands_them_over_without_loss_or_doubles(
     pipeline: Pipeline, venues: list[Venue], stop: str, request: pytest.FixtureRequest
 ) -> None:
-    if stop == "kill" and request.node.callspec.params["broker"] == "noida":
-        # As in test_stream_pipeline: noida-db 0.2.3 never evicts a kill -9'd group member when its session
-        # times out, so the survivor's rebalance never completes and the test could only time out. The
-        # orderly stop (SIGTERM: the member leaves the group) runs on noida; kill -9 runs on tansu.
-        pytest.xfail("noida-db 0.2.3 keeps a kill -9'd group member; the kill path is tested on tansu")
+    noida = request.node.callspec.params["broker"] == "noida"
     expected = set().union(*(expected_findings(v.events, v.licence) for v in venues))
     assert len(expected) >= 4 * 5, "every venue's day must contain violations"
     lines = interleaved(venues)
@@ -99,6 +135,9 @@ def test_a_second_worker_shares_the_partitions_and_a_stopped_one_hands_them_over
     gone.wait(60)
     publish_lines(pipeline.kafka, pipeline.topics.events, lines[half:])
     total = _unique(lines)
+    if stop == "kill" and noida:
+        _orphaned_partitions_are_shown_stalled(pipeline, total)
+        pytest.xfail(NOIDA_KEEPS_DEAD_MEMBERS)
     pipeline.wait_until(
         lambda: store.count("events") == total and store.count("findings") >= len(expected),
         "the remaining worker to take every partition over and catch up",

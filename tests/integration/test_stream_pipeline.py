@@ -66,16 +66,10 @@ def test_every_finding_lands_in_clickhouse_exactly_once(pipeline: Pipeline, day:
     assert lags, "consumer lag is exported per partition"
 
 
-def test_a_killed_worker_restarts_without_losing_or_doubling(
-    pipeline: Pipeline, day: tuple[Path, list[str]], request: pytest.FixtureRequest
-) -> None:
-    if request.node.callspec.params["broker"] == "noida":
-        # Not run on noida, and said so (xfailed, never skipped): noida-db 0.2.3 never evicts a kill -9'd group
-        # member when its session times out, so the restarted worker's JoinGroup/SyncGroup loops at generation 2
-        # every 6 s and the test could only time out (it cost ~170 s of every CI run as a strict xfail). The
-        # same kill -9 path runs here on tansu and, repeated three times, in tests/integration/test_faults.py;
-        # noida's broker outage (it persists to disk) is covered there too. Re-check on a new noida-db release.
-        pytest.xfail("noida-db 0.2.3 keeps a kill -9'd group member; the kill path is tested on tansu")
+def test_a_killed_worker_restarts_without_losing_or_doubling(pipeline: Pipeline, day: tuple[Path, list[str]]) -> None:
+    """On both brokers: the restarted worker rejoins under its --worker-id and takes its partitions back at once
+    (streams.static_membership; noida-db 0.2.3 would otherwise keep the killed member forever)."""
+    pipeline.worker_options = ("--worker-id", "worker-0")
     path, lines = day
     expected = expected_findings(path)
     third = len(lines) // 3
@@ -101,6 +95,48 @@ def test_a_killed_worker_restarts_without_losing_or_doubling(
     ), "the restarted worker must take its state from the snapshot, not start empty"
     assert store.raw_count("findings") == len(expected), "a finding was inserted twice after the restart"
     assert store.raw_count("events") == unique_events(lines), "an event was stored twice after the restart"
+
+
+def test_a_worker_restarted_under_a_new_id_is_in_its_group_or_says_it_is_not(
+    pipeline: Pipeline, day: tuple[Path, list[str]]
+) -> None:
+    """A kill -9, then a restart under another --worker-id: the dead member stays in the group until the broker
+    expires it (Apache Kafka: one session timeout). noida-db 0.2.3 never does (the join loops at generation 2),
+    nor did tansu for a dead static member in the 60 s seen here (its join loops at generation 1). Whichever
+    happens, the worker never reads ready while out of the group, and it either catches up or says why it
+    cannot (/ready 503 with the reason, sandboxwatch_group_joined 0, SandboxwatchGroupJoinStuck)."""
+    _, lines = day
+    half = len(lines) // 2
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[:half])
+    pipeline.start_worker("--worker-id", "first")
+    store = pipeline.store()
+    pipeline.wait_until(lambda: store.count("events") > 0, "the first worker to be under way", poll=0.05)
+    pipeline.kill_worker()
+    publish_lines(pipeline.kafka, pipeline.topics.events, lines[half:])
+    pipeline.start_worker("--worker-id", "second")
+    samples: list[tuple[int, str, float]] = []
+
+    def caught_up() -> bool:
+        status, reason = pipeline.readiness()
+        joined = _gauge(pipeline.metrics_text(), "sandboxwatch_group_joined")
+        samples.append((status, reason, joined))
+        return store.count("events") == unique_events(lines)
+
+    try:
+        pipeline.wait_until(caught_up, "the restarted worker to catch up", timeout=60)
+    except AssertionError:
+        status, reason, joined = samples[-1]
+        assert (status, joined) == (503, 0) and reason.startswith("not in the consumer group"), samples[-5:]
+        assert store.count("events") < unique_events(lines)
+    else:
+        assert samples[-1][2] == 1
+    assert samples, "the worker's health endpoint answered"
+    assert all(status != 200 or joined == 1 for status, _, joined in samples), "ready while out of its group"
+
+
+def _gauge(metrics: str, name: str) -> float:
+    [value] = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name + " ")]
+    return value
 
 
 def test_malformed_messages_are_dead_lettered_and_counted_while_the_rest_flows(
