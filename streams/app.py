@@ -84,6 +84,7 @@ class _ForkedSnapshot:
     # participant -> licence fingerprint of its engine, in the order of the child's blobs
     licences: dict[str, str]
     dumps: ForkedDumps | None  # None when no engine changed (only held messages to commit)
+    fatal: bool  # see StreamWorker._begin_snapshot
 
 
 class StreamWorker:
@@ -246,7 +247,7 @@ class StreamWorker:
         wanted = self.settings.idle_snapshot_seconds if idle else self.settings.snapshot_seconds
         due = (self._dirty or self._held) and since >= max(wanted, SNAPSHOT_COST_FACTOR * self._snapshot_cost)
         if due and not self._forking():
-            await (self._snapshot() if self._in_place_next else self._fork_snapshot())
+            await self._begin_snapshot(fatal=True)
         self._last_take = time.monotonic()
 
     async def _handle(self, messages: list[InboundMessage]) -> None:
@@ -429,6 +430,7 @@ class StreamWorker:
         self._last_snapshot = time.monotonic()
         self._snapshot_cost = self._last_snapshot - started
         self._in_place_next = not can_fork()
+        log.debug("snapshot in place of %s took %.2f s", sorted(dirty), self._snapshot_cost)
 
     async def _write_snapshot(self, dirty: dict[str, dict[int, int]], held: list[Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -480,12 +482,22 @@ class StreamWorker:
         if self._forked is not None and not self._forked.done():
             await asyncio.wait([self._forked])  # its failure is the agent's (_forked_done), not the caller's
 
-    async def _fork_snapshot(self) -> None:
-        """Begin a snapshot with ``_busy`` held, between batches: a child pickles the changed engines as they
-        are now, and the dirty offsets and held messages taken with them are exactly what that state covers.
-        ``_finish_forked`` writes it, waits for the broker's confirmation and commits, alongside the stream."""
+    async def _begin_snapshot(self, *, fatal: bool) -> None:
+        """With ``_busy`` held, between batches: a forked snapshot, or one in place after a child failed (or
+        where ``fork`` does not exist). ``fatal``: a failure to write it fails the agent (a take's snapshot,
+        as in place) rather than being logged for the next quiet tick to try again."""
+        if self._in_place_next:
+            await self._snapshot()
+        else:
+            await self._fork_snapshot(fatal)
+
+    async def _fork_snapshot(self, fatal: bool) -> None:
+        """Begin a snapshot: a child pickles the changed engines as they are now, and the dirty offsets and
+        held messages taken with them are exactly what that state covers. ``_finish_forked`` writes it,
+        waits for the broker's confirmation and commits, alongside the stream."""
         if self.failed is not None:
             return
+        started = time.monotonic()
         owned = self._owned_partitions()
         # Only the worker that owns a participant's own partition snapshots it (see _write_snapshot).
         chosen = {
@@ -503,14 +515,17 @@ class StreamWorker:
         dirty, self._dirty = self._dirty, {}
         held, self._held = self._held, []
         licences = {participant: licence_digest(engine) for participant, engine in chosen.items()}
-        begun = _ForkedSnapshot(self._rebalances, dirty, held, licences, dumps)
-        self._last_snapshot = time.monotonic()
+        begun = _ForkedSnapshot(self._rebalances, dirty, held, licences, dumps, fatal)
+        forked = time.monotonic()
+        log.debug("snapshot of %s forked in %.1f ms", sorted(chosen), (forked - started) * 1000)
+        self._last_snapshot = forked
         self._forked_dumps = dumps
-        self._forked = asyncio.ensure_future(self._finish_forked(begun, self._last_snapshot))
-        self._forked.add_done_callback(self._forked_done)
+        self._forked = asyncio.ensure_future(self._finish_forked(begun, forked - started))
+        self._forked.add_done_callback(partial(self._forked_done, fatal))
 
-    async def _finish_forked(self, begun: _ForkedSnapshot, started: float) -> None:
+    async def _finish_forked(self, begun: _ForkedSnapshot, pause: float) -> None:
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         try:
             blobs = await loop.run_in_executor(None, begun.dumps.result) if begun.dumps else []
             previous = {participant: self._manifests.get(participant) for participant in begun.licences}
@@ -536,7 +551,15 @@ class StreamWorker:
                 begun.dumps.cancel()
             self._requeue(begun)
             raise
-        self._snapshot_cost = time.monotonic() - started
+        # Its cost, for the spacing of snapshots: the stream's pause and the child's CPU time (on a small
+        # machine the child's core is the monitor's), not the waits for the broker.
+        self._snapshot_cost = pause + (begun.dumps.cpu_seconds if begun.dumps else 0.0)
+        log.debug(
+            "forked snapshot of %s confirmed and committed after %.2f s; cost %.2f s",
+            sorted(begun.licences),
+            time.monotonic() - started,
+            self._snapshot_cost,
+        )
 
     def _requeue(self, begun: _ForkedSnapshot) -> None:
         """A snapshot not committed: its messages are held again and its participants dirty again, for the
@@ -552,10 +575,15 @@ class StreamWorker:
                 for partition, offset in offsets.items():
                     seen[partition] = max(offset, seen.get(partition, -1))
 
-    def _forked_done(self, task: asyncio.Future[None]) -> None:
-        """A forked snapshot that failed (not its child: a send) is the agent failing, as in place."""
-        if not task.cancelled() and (exc := task.exception()) is not None:
+    def _forked_done(self, fatal: bool, task: asyncio.Future[None]) -> None:
+        """A forked snapshot that failed (not its child: a send) is the agent failing, as in place, or for a
+        quiet spell's the next tick's to try again (its messages are held and participants dirty again)."""
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if fatal:
             self._fail(exc)
+        else:
+            log.error("a quiet spell's snapshot failed; the next tick tries again", exc_info=exc)
 
     def _cancel_forked(self) -> None:
         """Drop the forked snapshot in flight, if any: its child is killed, the last confirmed one stands."""
@@ -577,8 +605,8 @@ class StreamWorker:
             due = (self._dirty or self._held) and min(now - self._last_take, now - self._last_snapshot) >= quiet
             if due and not self._forking():
                 async with self._busy:
-                    if not self._stopping:
-                        await self._snapshot()
+                    if not self._stopping and not self._forking():
+                        await self._begin_snapshot(fatal=False)
         except Exception:  # a timer tick must never stop the worker; the next tick tries again
             log.exception("flushing quiet participants failed")
 

@@ -54,6 +54,9 @@ class ForkedDumps:
         # cancel never closes a descriptor another thread is reading.
         self._lock = threading.Lock()
         self._reading = False
+        # The child's CPU time once reaped here: what the snapshot cost the machine (its wall time also
+        # counts the waits for a core).
+        self.cpu_seconds = 0.0
         read, write = os.pipe()
         try:
             pid = os.fork()
@@ -109,13 +112,14 @@ class ForkedDumps:
         fd, self._fd = self._fd, -1
         os.close(fd)  # a child still writing gets EPIPE and ends
         try:
-            done, status = os.waitpid(self.pid, os.WNOHANG)
+            done, status, usage = os.wait4(self.pid, os.WNOHANG)
             if done == 0:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
-                done, status = os.waitpid(self.pid, 0)
+                done, status, usage = os.wait4(self.pid, 0)
         except ChildProcessError:
             return None
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
         return os.waitstatus_to_exitcode(status)
 
     def cancel(self) -> None:
