@@ -6,7 +6,10 @@ first would cost as much as pickling it: its dicts, deques and windows are mutat
 ``fork`` gives the child the engines exactly as they are at that instant (copy-on-write: a page is copied
 only when one side writes it), the worker goes on with the next batch at once, and the child pickles and
 compresses each engine (``engine_snapshots.dump``, the same bytes a snapshot always had) into a pipe. The
-fork takes milliseconds; the child costs a core and, at most, a second copy of the engines' pages.
+fork takes milliseconds to a few hundred (it copies the page tables of the whole process); the child costs
+a core, at a lower priority than the stream's, and, at most, a second copy of the engines' pages. While it
+runs, the parent's collector leaves the objects of the fork alone (``gc.freeze``): a full collection
+would write to each of them and so copy every page of the heap. One child at a time per process.
 
 The parent has threads (the monitor's, chdb's, clickhouse-driver's, the metrics server's): the child holds
 only the forking thread and none of their locks, so it touches nothing but the engines and the pipe, runs
@@ -32,6 +35,8 @@ from sandboxwatch.streams.engine_snapshots import dump
 # A child still pickling after this long is stuck (a healthy one takes seconds): it is killed and the
 # snapshot made in place, so a stuck child can never stop snapshots (and so offset commits) for good.
 CHILD_TIMEOUT_SECONDS = 600.0
+# The child yields to the stream where they share a core: a snapshot may take longer, a batch may not.
+CHILD_NICENESS = 10
 _FRAME = struct.Struct(">Q")
 _READ = 1 << 20
 
@@ -58,11 +63,16 @@ class ForkedDumps:
         # counts the waits for a core).
         self.cpu_seconds = 0.0
         read, write = os.pipe()
+        # Until the child is reaped the collector leaves the objects of now alone: a full collection in the
+        # parent writes to every object's header, and each page written is copied for the child's sake.
+        gc.freeze()
+        self._frozen = True
         try:
             pid = os.fork()
         except BaseException:
             os.close(read)
             os.close(write)
+            self._thaw()
             raise
         if pid == 0:  # the child: never returns
             _child(engines, read, write)
@@ -78,6 +88,8 @@ class ForkedDumps:
             self._reading = True
         try:
             data = self._read(timeout)
+        except OSError as exc:  # the pipe itself failed: as much the child's failure as a crash
+            raise SnapshotChildError(f"the snapshot child {self.pid}'s pipe failed: {exc}") from exc
         finally:
             with self._lock:
                 status = self._reap()
@@ -111,6 +123,7 @@ class ForkedDumps:
             return None
         fd, self._fd = self._fd, -1
         os.close(fd)  # a child still writing gets EPIPE and ends
+        self._thaw()
         try:
             done, status, usage = os.wait4(self.pid, os.WNOHANG)
             if done == 0:
@@ -121,6 +134,11 @@ class ForkedDumps:
             return None
         self.cpu_seconds = usage.ru_utime + usage.ru_stime
         return os.waitstatus_to_exitcode(status)
+
+    def _thaw(self) -> None:
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
 
     def cancel(self) -> None:
         """Stop the child (a dropped snapshot, a stopping or failed worker): killed, and reaped here unless
@@ -163,6 +181,8 @@ def _child(engines: Sequence[Engine], read: int, write: int) -> None:
         for number in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(number, signal.SIG_DFL)
+        with contextlib.suppress(OSError):
+            os.nice(CHILD_NICENESS)
         for engine in engines:
             blob = dump(engine)
             view = memoryview(_FRAME.pack(len(blob)) + blob)

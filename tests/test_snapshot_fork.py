@@ -5,6 +5,7 @@ is an error (or nothing), never taken for a snapshot, and leaves no process behi
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -40,11 +41,12 @@ def messages(lines: list[str], start: int = 0) -> list[InboundMessage]:
 
 
 def gone(pid: int) -> bool:
-    """Whether ``pid`` is no child of ours any more (reaped: no zombie left behind)."""
+    """Whether ``pid`` is no child of ours any more (reaped: no zombie left behind), and the collector
+    was given back the objects frozen for the child's time."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return True
+        return gc.get_freeze_count() == 0
     return False
 
 
@@ -58,6 +60,7 @@ def test_the_child_s_blobs_are_the_engines_at_the_fork_and_restore_to_the_same_f
     events_at_fork = engine.stats.events
     assert events_at_fork > 0
     dumps = ForkedDumps([engine, engine])
+    assert gc.get_freeze_count() > 0
     rest = messages(day[3000:], 3000)
     original = monitor.process_batch(rest)  # the monitor goes on while the child pickles
     assert engine.stats.events > events_at_fork
