@@ -6,7 +6,10 @@ snapshot written after it is confirmed by the broker, together with every findin
 for it. faust's own commits (its timer, a rebalance, a stop) therefore only ever commit what a snapshot
 covers, and ours follows each snapshot. ``ProducerBuffer.flush`` is not such a confirmation: it returns
 once no message was sent for 0.1 s, with messages still queued (a snapshot lost to a kill -9 under load
-while its commit went through: the restarted worker's engine missed the events in between).
+while its commit went through: the restarted worker's engine missed the events in between). The engines
+are pickled by a child forked between batches (streams.snapshot_fork): the dirty offsets and held messages
+taken at the fork are what its snapshot covers, and the writes, the broker's confirmation and the commit
+follow alongside the stream, which pauses only for the fork.
 
 A restarted worker, or one taking partitions over, restores the snapshot from the changelog and resumes
 at the committed offset, never past the snapshot: events it sees again are skipped by the engine's
