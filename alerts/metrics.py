@@ -128,6 +128,12 @@ class Metrics:
             "it is joining (streams/group_membership.py).",
             registry=r,
         )
+        self.snapshot_child_failures = Counter(
+            f"{PREFIX}_snapshot_child_failures",
+            "Engine snapshots whose forked child failed (killed, crashed, timed out, or not forked): each was"
+            " made in place instead, pausing the stream.",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             f"{PREFIX}_batch_seconds",
             "Time to monitor and record one consumed batch.",

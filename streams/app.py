@@ -6,7 +6,10 @@ snapshot written after it is confirmed by the broker, together with every findin
 for it. faust's own commits (its timer, a rebalance, a stop) therefore only ever commit what a snapshot
 covers, and ours follows each snapshot. ``ProducerBuffer.flush`` is not such a confirmation: it returns
 once no message was sent for 0.1 s, with messages still queued (a snapshot lost to a kill -9 under load
-while its commit went through: the restarted worker's engine missed the events in between).
+while its commit went through: the restarted worker's engine missed the events in between). The engines
+are pickled by a child forked between batches (streams.snapshot_fork): the dirty offsets and held messages
+taken at the fork are what its snapshot covers, and the writes, the broker's confirmation and the commit
+follow alongside the stream, which pauses only for the fork.
 
 A restarted worker, or one taking partitions over, restores the snapshot from the changelog and resumes
 at the committed offset, never past the snapshot: events it sees again are skipped by the engine's
@@ -31,6 +34,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -49,6 +53,7 @@ from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
 from sandboxwatch.streams.partitioning import home_partition
+from sandboxwatch.streams.snapshot_fork import ForkedDumps, SnapshotChildError, can_fork
 from sandboxwatch.streams.static_membership import leave_group_on_stop_as_static_member
 from sandboxwatch.streams.topics import STATE_TABLE
 from sandboxwatch.streams.worker_settings import WorkerSettings
@@ -56,8 +61,8 @@ from sandboxwatch.streams.worker_settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 _FAR = 10**9
-# A snapshot pauses processing for as long as it takes to pickle the engine, which grows with its state:
-# while busy, wait at least this many times that long between snapshots (at most ~5% of the time).
+# A snapshot costs the time to pickle the engine, which grows with its state (in a forked child while busy,
+# a core of a small machine): while busy, wait at least this many times that long between snapshots.
 SNAPSHOT_COST_FACTOR = 20
 # How long an orderly stop waits for the batch in hand to finish before its last snapshot.
 STOP_SNAPSHOT_SECONDS = 15.0
@@ -75,6 +80,19 @@ def event_chunks(messages: list[InboundMessage], events: int) -> list[list[Inbou
         chunks[-1].append(message)
         size += (message.value or b"").count(b"\n") + 1
     return chunks
+
+
+@dataclass(frozen=True, slots=True)
+class _ForkedSnapshot:
+    """A snapshot begun under ``_busy`` (see ``_fork_snapshot``): what it covers, and the child pickling it."""
+
+    rebalances: int
+    dirty: dict[str, dict[int, int]]
+    held: list[Any]
+    # participant -> licence fingerprint of its engine, in the order of the child's blobs
+    licences: dict[str, str]
+    dumps: ForkedDumps | None  # None when no engine changed (only held messages to commit)
+    fatal: bool  # see StreamWorker._begin_snapshot
 
 
 class StreamWorker:
@@ -107,6 +125,13 @@ class StreamWorker:
         self._last_take = time.monotonic()
         self._snapshot_cost = 0.0
         self._dirty: dict[str, dict[int, int]] = {}
+        # The forked snapshot being finished alongside the stream (one at a time: each builds on the last
+        # manifest), rebalances seen (one drops a snapshot begun before it), and whether the next snapshot
+        # is made in place because a child failed.
+        self._forked: asyncio.Task[None] | None = None
+        self._forked_dumps: ForkedDumps | None = None
+        self._rebalances = 0
+        self._in_place_next = not can_fork()
         self._home: dict[str, int] = {}
         self._processed: dict[int, int] = {}
         self._highwater: dict[int, int] = {}
@@ -204,8 +229,10 @@ class StreamWorker:
             for event in events:
                 event.message.incref()
             async with self._busy:
-                if self._stopping:
-                    continue  # taken after the last snapshot of an orderly stop: left to the next owner
+                if self._stopping or self.failed is not None:
+                    # Taken after the last snapshot of an orderly stop, or after a forked snapshot failed (the
+                    # worker is exiting): left to the next owner.
+                    continue
                 await self._take(events)
 
     async def _take(self, events: list[Any]) -> None:
@@ -223,15 +250,16 @@ class StreamWorker:
         ]
         for chunk in event_chunks(messages, self.settings.batch_size):
             await self._handle(chunk)
-        # Snapshots pause the stream for as long as pickling the engine takes: one every snapshot_seconds
-        # while busy, and soon after the stream goes quiet so that a caught-up worker's committed offset is
-        # current; never more often than SNAPSHOT_COST_FACTOR times their own cost, so a steady trickle of
-        # small batches does not snapshot every few seconds.
+        # A snapshot every snapshot_seconds while busy, and soon after the stream goes quiet so that a
+        # caught-up worker's committed offset is current; never more often than SNAPSHOT_COST_FACTOR times
+        # their own cost, so a steady trickle of small batches does not snapshot every few seconds. The
+        # stream pauses only to fork the child that pickles the engines (streams.snapshot_fork).
         idle = len(events) < self.settings.batch_size
         since = time.monotonic() - self._last_snapshot
         wanted = self.settings.idle_snapshot_seconds if idle else self.settings.snapshot_seconds
-        if (self._dirty or self._held) and since >= max(wanted, SNAPSHOT_COST_FACTOR * self._snapshot_cost):
-            await self._snapshot()
+        due = (self._dirty or self._held) and since >= max(wanted, SNAPSHOT_COST_FACTOR * self._snapshot_cost)
+        if due and not self._forking():
+            await self._begin_snapshot(fatal=True)
         self._last_take = time.monotonic()
 
     async def _handle(self, messages: list[InboundMessage]) -> None:
@@ -252,6 +280,7 @@ class StreamWorker:
     # rebalance ----------------------------------------------------------------------------------------
     def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned")
+        self._rebalances += 1
         topic = self.settings.topics.events
         owned = frozenset(tp.partition for tp in assigned or () if tp.topic == topic)
         # Kept means held through every rebalance since the last batch: a partition that went away and came
@@ -401,7 +430,9 @@ class StreamWorker:
     async def _snapshot(self) -> None:
         """Write each changed participant's engine to the table, wait for the broker to confirm it, and only
         then make the messages it covers committable and commit them. Called with ``_busy`` held, between
-        batches."""
+        batches; pickles in place, the stream waiting (an orderly stop, a quiet spell, a child that failed),
+        after any forked snapshot still in flight (each builds on the last manifest)."""
+        await self._settle_forked()
         if self.failed is not None:
             return  # an engine may be half-way through the batch that failed: never snapshot or commit it
         started = time.monotonic()
@@ -420,6 +451,8 @@ class StreamWorker:
             raise
         self._last_snapshot = time.monotonic()
         self._snapshot_cost = self._last_snapshot - started
+        self._in_place_next = not can_fork()
+        log.debug("snapshot in place of %s took %.2f s", sorted(dirty), self._snapshot_cost)
 
     async def _write_snapshot(self, dirty: dict[str, dict[int, int]], held: list[Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -432,16 +465,22 @@ class StreamWorker:
                 continue
             previous = self._manifests.get(participant)
             manifest, writes = await loop.run_in_executor(self._executor, plan, engine, participant, previous, offsets)
-            # The snapshot lives on the partition of the participant's own events, so whichever worker is
-            # assigned that partition recovers it.
-            partition = self._home[participant]  # set: only a participant with a home partition gets here
-            for key, value in writes:
-                if value is None:
-                    self.table.data.pop(key, None)
-                else:
-                    self.table.data[key] = value
-                self._unconfirmed.append(self.table.send_changelog(partition, key, value))
-            self._manifests[participant] = manifest
+            self._send_snapshot(participant, manifest, writes)
+        await self._commit_confirmed(dirty, held)
+
+    def _send_snapshot(self, participant: str, manifest: Manifest, writes: list[tuple[bytes, bytes | None]]) -> None:
+        # The snapshot lives on the partition of the participant's own events, so whichever worker is
+        # assigned that partition recovers it.
+        partition = self._home[participant]  # set: only a participant with a home partition gets here
+        for key, value in writes:
+            if value is None:
+                self.table.data.pop(key, None)
+            else:
+                self.table.data[key] = value
+            self._unconfirmed.append(self.table.send_changelog(partition, key, value))
+        self._manifests[participant] = manifest
+
+    async def _commit_confirmed(self, dirty: dict[str, dict[int, int]], held: list[Any]) -> None:
         sent, self._unconfirmed = self._unconfirmed, []
         # A failed send raises here, before anything is acked: the agent fails and the process exits for
         # its supervisor, and the next worker resumes from the last confirmed snapshot.
@@ -456,6 +495,125 @@ class StreamWorker:
         await consumer.commit()
         log.debug("snapshot of %s confirmed; %d messages made committable", sorted(dirty), len(held))
 
+    # forked snapshots (streams.snapshot_fork) ---------------------------------------------------------
+    def _forking(self) -> bool:
+        return self._forked is not None and not self._forked.done()
+
+    async def _settle_forked(self) -> None:
+        """Wait for the forked snapshot in flight, if any; it never takes ``_busy``, so this may hold it."""
+        if self._forked is not None and not self._forked.done():
+            await asyncio.wait([self._forked])  # its failure is the agent's (_forked_done), not the caller's
+
+    async def _begin_snapshot(self, *, fatal: bool) -> None:
+        """With ``_busy`` held, between batches: a forked snapshot, or one in place after a child failed (or
+        where ``fork`` does not exist). ``fatal``: a failure to write it fails the agent (a take's snapshot,
+        as in place) rather than being logged for the next quiet tick to try again."""
+        if self._in_place_next:
+            await self._snapshot()
+        else:
+            await self._fork_snapshot(fatal)
+
+    async def _fork_snapshot(self, fatal: bool) -> None:
+        """Begin a snapshot: a child pickles the changed engines as they are now, and the dirty offsets and
+        held messages taken with them are exactly what that state covers. ``_finish_forked`` writes it,
+        waits for the broker's confirmation and commits, alongside the stream."""
+        if self.failed is not None:
+            return
+        started = time.monotonic()
+        owned = self._owned_partitions()
+        # Only the worker that owns a participant's own partition snapshots it (see _write_snapshot).
+        chosen = {
+            participant: engine
+            for participant in self._dirty
+            if (engine := self.monitor.engines.get(participant)) is not None and self._home.get(participant) in owned
+        }
+        try:
+            dumps = ForkedDumps(list(chosen.values())) if chosen else None
+        except OSError:
+            log.exception("no snapshot child could be forked; pickling in place, the stream waiting")
+            self.monitor.metrics.snapshot_child_failures.inc()
+            await self._snapshot()
+            return
+        dirty, self._dirty = self._dirty, {}
+        held, self._held = self._held, []
+        licences = {participant: licence_digest(engine) for participant, engine in chosen.items()}
+        begun = _ForkedSnapshot(self._rebalances, dirty, held, licences, dumps, fatal)
+        forked = time.monotonic()
+        log.debug("snapshot of %s forked in %.1f ms", sorted(chosen), (forked - started) * 1000)
+        self._last_snapshot = forked
+        self._forked_dumps = dumps
+        self._forked = asyncio.ensure_future(self._finish_forked(begun, forked - started))
+        self._forked.add_done_callback(partial(self._forked_done, fatal))
+
+    async def _finish_forked(self, begun: _ForkedSnapshot, pause: float) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            blobs = await loop.run_in_executor(None, begun.dumps.result) if begun.dumps else []
+            previous = {participant: self._manifests.get(participant) for participant in begun.licences}
+            plans = await loop.run_in_executor(None, _plan_blobs, begun, previous, blobs)
+            if self._rebalances != begun.rebalances:
+                # The new owner of a partition that moved restores what the changelog held at the rebalance:
+                # never written over, and this worker's engines for the partitions it kept go on dirty.
+                log.info("a rebalance happened during the snapshot of %s; dropped", sorted(begun.licences))
+                self._requeue(begun)
+                return
+            for participant, (manifest, writes) in plans.items():  # no await in between: no rebalance either
+                self._send_snapshot(participant, manifest, writes)
+            await self._commit_confirmed(begun.dirty, begun.held)
+        except SnapshotChildError:
+            log.error("snapshot of %s: the child failed; pickling in place", sorted(begun.licences), exc_info=True)
+            self.monitor.metrics.snapshot_child_failures.inc()
+            self._requeue(begun)
+            self._in_place_next = True
+            self._last_snapshot = 0.0  # due at the next take, or the next quiet tick
+            return
+        except BaseException:
+            if begun.dumps is not None:
+                begun.dumps.cancel()
+            self._requeue(begun)
+            raise
+        # Its cost, for the spacing of snapshots: the stream's pause and the child's CPU time (on a small
+        # machine the child's core is the monitor's), not the waits for the broker.
+        self._snapshot_cost = pause + (begun.dumps.cpu_seconds if begun.dumps else 0.0)
+        log.debug(
+            "forked snapshot of %s confirmed and committed after %.2f s; cost %.2f s",
+            sorted(begun.licences),
+            time.monotonic() - started,
+            self._snapshot_cost,
+        )
+
+    def _requeue(self, begun: _ForkedSnapshot) -> None:
+        """A snapshot not committed: its messages are held again and its participants dirty again, for the
+        next one (a message never acked would leave a gap that stops faust committing its partition)."""
+        held = begun.held
+        if self._rebalances != begun.rebalances and self._reassignment is None:
+            # _take applied the rebalance already: what moved away is the new owner's to commit.
+            held = [message for message in held if message.partition in self._owned]
+        self._held[:0] = held
+        for participant, offsets in begun.dirty.items():
+            if participant in self.monitor.engines:
+                seen = self._dirty.setdefault(participant, {})
+                for partition, offset in offsets.items():
+                    seen[partition] = max(offset, seen.get(partition, -1))
+
+    def _forked_done(self, fatal: bool, task: asyncio.Future[None]) -> None:
+        """A forked snapshot that failed (not its child: a send) is the agent failing, as in place, or for a
+        quiet spell's the next tick's to try again (its messages are held and participants dirty again)."""
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if fatal:
+            self._fail(exc)
+        else:
+            log.error("a quiet spell's snapshot failed; the next tick tries again", exc_info=exc)
+
+    def _cancel_forked(self) -> None:
+        """Drop the forked snapshot in flight, if any: its child is killed, the last confirmed one stands."""
+        if self._forked_dumps is not None:
+            self._forked_dumps.cancel()  # also when the loop is gone: the task alone would leave the child
+        if self._forked is not None and not self._forked.done() and not self._forked.get_loop().is_closed():
+            self._forked.cancel()
+
     async def _flush_quiet(self) -> None:
         """Judge the buffered events of participants that have been quiet for idle_flush_seconds; once the
         stream itself has been quiet for idle_snapshot_seconds, snapshot and commit what was processed (no
@@ -466,10 +624,11 @@ class StreamWorker:
             await self.flush(self.settings.idle_flush_seconds)
             quiet = self.settings.idle_snapshot_seconds
             now = time.monotonic()
-            if (self._dirty or self._held) and min(now - self._last_take, now - self._last_snapshot) >= quiet:
+            due = (self._dirty or self._held) and min(now - self._last_take, now - self._last_snapshot) >= quiet
+            if due and not self._forking():
                 async with self._busy:
-                    if not self._stopping:
-                        await self._snapshot()
+                    if not self._stopping and not self._forking():
+                        await self._begin_snapshot(fatal=False)
         except Exception:  # a timer tick must never stop the worker; the next tick tries again
             log.exception("flushing quiet participants failed")
 
@@ -553,13 +712,28 @@ class StreamWorker:
             log.warning("no snapshot before stopping (a batch in hand after %.0f s); the next owner replays it", grace)
         except Exception:  # the broker gone at the stop: nothing was acked, the next owner replays from before
             log.exception("the last snapshot before stopping failed; the next owner replays from the previous one")
+        self._cancel_forked()
         await self.app.stop()
 
     async def _last_snapshot_before_stop(self) -> None:
         async with self._busy:
+            await self._settle_forked()
             if self.failed is None and (self._dirty or self._held):
                 await self._snapshot()
 
     def close(self) -> None:
+        self._cancel_forked()
         self.monitor.retry.stopping.set()
         self._executor.shutdown(wait=True)
+
+
+def _plan_blobs(
+    begun: _ForkedSnapshot, previous: dict[str, Manifest | None], blobs: list[bytes]
+) -> dict[str, tuple[Manifest, list[tuple[bytes, bytes | None]]]]:
+    """The writes of a forked snapshot (digests of megabytes: off the event loop)."""
+    return {
+        participant: plan(
+            None, participant, previous[participant], begun.dirty[participant], blob=blob, licence=licence
+        )
+        for (participant, licence), blob in zip(begun.licences.items(), blobs, strict=True)
+    }
