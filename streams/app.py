@@ -47,6 +47,7 @@ from sandboxwatch.streams.inbound_buffer import install as install_byte_bound
 from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
+from sandboxwatch.streams.offset_gaps import OffsetGaps
 from sandboxwatch.streams.partitioning import home_partition
 from sandboxwatch.streams.topics import STATE_TABLE
 from sandboxwatch.streams.worker_settings import WorkerSettings
@@ -109,6 +110,8 @@ class StreamWorker:
         self._processed: dict[int, int] = {}
         self._highwater: dict[int, int] = {}
         self._assigned: frozenset[int] = frozenset()
+        # Next expected offset per owned events partition: a message past it is a hole (streams.offset_gaps).
+        self._gaps = OffsetGaps(monitor.metrics.offset_gaps)
         # Events partitions owned before the last rebalance, and (new set, partitions held throughout) once
         # one happened: the next batch first hands over the participants whose partitions moved (_reassigned).
         self._owned: frozenset[int] = frozenset()
@@ -210,12 +213,14 @@ class StreamWorker:
             # A partition that moved away is the new owner's to commit (from its snapshot): never ack here what
             # this worker consumed of it before the rebalance.
             self._held = [m for m in self._held if m.partition in owned]
+            self._gaps.owned(owned, kept)
+        events = await self._without_gaps(events)
         self._held.extend(e.message for e in events)
         messages = [
             InboundMessage(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
             for e in events
         ]
-        for chunk in event_chunks(messages, self.settings.batch_size):
+        for chunk in event_chunks(messages, self.settings.batch_size) if messages else []:
             await self._handle(chunk)
         # Snapshots pause the stream for as long as pickling the engine takes: one every snapshot_seconds
         # while busy, and soon after the stream goes quiet so that a caught-up worker's committed offset is
@@ -242,6 +247,26 @@ class StreamWorker:
         self.processed += outcome.lines  # event lines, not messages: a message may carry a batch
         if self.on_batch:
             self.on_batch(outcome)
+
+    async def _without_gaps(self, events: list[Any]) -> list[Any]:
+        """The taken events minus those past a hole in their partition's offsets, which is sought back so that
+        the skipped messages come again (streams.offset_gaps). Dropped messages are never acked (their incref
+        is kept): only their re-delivered copies, once processed and snapshotted, may make an offset
+        committable."""
+        kept: list[Any] = []
+        seeks: dict[Any, int] = {}
+        for event in events:
+            message = event.message
+            if not self._gaps.known(message.partition):
+                self._gaps.resume(message.partition, self._committed(message.partition))
+            verdict = self._gaps.check(message.partition, message.offset)
+            if verdict.process:
+                kept.append(event)
+            if verdict.seek_to is not None:
+                seeks[message.tp] = verdict.seek_to
+        for tp, offset in seeks.items():
+            await self.app.consumer.seek(tp, offset)
+        return kept
 
     # rebalance ----------------------------------------------------------------------------------------
     def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
