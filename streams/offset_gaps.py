@@ -6,9 +6,10 @@ is counted and logged.
 
 Kafka offsets may also skip legitimately (transaction control records of other producers). After a seek back, the
 first message the partition re-delivers tells which: the expected offset itself means the hole is being refilled
-(reason ``recovered``); a higher one means nothing lies in between (reason ``skipped_by_broker``), and it is
-accepted. Until then, messages beyond the expected offset are stale (fetched before the seek): they are dropped
-without being processed or acknowledged, and will come again. Pure bookkeeping: the caller does the seeks."""
+(reason ``recovered``); a higher one, up to the offset that showed the gap, means nothing lies in between (reason
+``skipped_by_broker``; ``recovered`` if it comes before that offset: the rest of the hole is being refilled),
+and it is accepted. Until then, messages beyond the expected offset are stale (fetched before the seek): they are
+dropped without being processed or acknowledged, and will come again. Pure bookkeeping: the caller does the seeks."""
 
 from __future__ import annotations
 
@@ -31,11 +32,10 @@ class GapCounter(Protocol):
 
 @dataclass
 class _Pending:
-    """A seek back in progress: the expected offset it went back to, and the highest stale offset dropped since."""
+    """A seek back in progress: the expected offset it went back to, and the offset that showed the gap."""
 
     expected: int
     got: int
-    last_dropped: int
 
 
 @dataclass
@@ -98,18 +98,19 @@ class OffsetGaps:
                 offset,
                 expected,
             )
-            self.pending[partition] = _Pending(expected, offset, offset)
+            self.pending[partition] = _Pending(expected, offset)
             return Verdict(process=False, seek_to=expected)
-        if offset <= pending.last_dropped:
-            # The partition started over after the seek and its first message is past the expected offset:
-            # nothing lies in between (control records), so it is accepted.
+        if offset <= pending.got:
+            # The partition started over after the seek, past the expected offset but not past the one that
+            # showed the gap: nothing lies before it (control records), so it is accepted; if it comes before the
+            # one that showed the gap, the messages from it on were a hole, now refilled. A higher offset may be
+            # a stale copy delivered again, never proof of an empty hole.
             del self.pending[partition]
-            self._count(partition, "skipped_by_broker", expected, offset)
+            self._count(partition, "skipped_by_broker" if offset == pending.got else "recovered", expected, offset)
             self.expected[partition] = offset + 1
             return Verdict(process=True)
         # Still fetched before the seek took effect (or faust read past it): dropped, and sought back again so
         # that a seek overtaken by messages already in flight is not lost.
-        pending.last_dropped = offset
         return Verdict(process=False, seek_to=expected)
 
     def _count(self, partition: int, reason: str, expected: int, got: int) -> None:

@@ -85,7 +85,7 @@ def test_broker_skip_is_accepted_after_one_seek_back() -> None:
     # 51 and 52 are transaction markers: the broker never delivers them.
     assert gaps.check(0, 53) == Verdict(process=False, seek_to=51)
     assert gaps.check(0, 54) == Verdict(process=False, seek_to=51)
-    # After the seek the partition starts again at 53 (<= the last stale one dropped): nothing was in between.
+    # After the seek the partition starts again at 53, the offset that showed the gap: nothing was in between.
     assert gaps.check(0, 53) == Verdict(process=True)
     assert gaps.check(0, 54) == Verdict(process=True)
     assert _count(registry, 0, "skipped_by_broker") == 1
@@ -119,3 +119,27 @@ def test_partition_not_kept_starts_over_and_kept_one_keeps_its_expectation() -> 
     assert gaps.expected[0] == 11
     gaps.resume(1, 30)
     assert gaps.check(1, 30) == Verdict(process=True)
+
+
+def test_a_stale_copy_past_the_gap_is_no_proof_of_an_empty_hole() -> None:
+    gaps, registry = _gaps()
+    gaps.resume(0, 10)
+    assert gaps.check(0, 13) == Verdict(process=False, seek_to=10)
+    for offset in range(14, 40):
+        assert gaps.check(0, offset) == Verdict(process=False, seek_to=10)
+    # 39 again (fetched before the seek took effect, delivered twice): still dropped, sought back again.
+    assert gaps.check(0, 39) == Verdict(process=False, seek_to=10)
+    assert _count(registry, 0, "skipped_by_broker") in (None, 0)
+    assert gaps.check(0, 10) == Verdict(process=True)
+    assert _count(registry, 0, "recovered") == 1
+
+
+def test_a_restart_inside_the_hole_accepts_the_markers_and_counts_the_rest_recovered() -> None:
+    gaps, registry = _gaps()
+    gaps.resume(0, 10)
+    assert gaps.check(0, 15) == Verdict(process=False, seek_to=10)
+    # 10..11 are markers, 12..14 were lost: the re-delivery starts at 12, a hole refilled.
+    assert gaps.check(0, 12) == Verdict(process=True)
+    assert _count(registry, 0, "recovered") == 1
+    assert _count(registry, 0, "skipped_by_broker") in (None, 0)
+    assert [gaps.check(0, o) for o in (13, 14, 15)] == [Verdict(process=True)] * 3
