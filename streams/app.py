@@ -58,6 +58,8 @@ _FAR = 10**9
 # A snapshot pauses processing for as long as it takes to pickle the engine, which grows with its state:
 # while busy, wait at least this many times that long between snapshots (at most ~5% of the time).
 SNAPSHOT_COST_FACTOR = 20
+# How long a seek back over an offset gap may re-deliver nothing before it is sought again (streams.offset_gaps).
+GAP_RESEEK_SECONDS = 5.0
 # How long an orderly stop waits for the batch in hand to finish before its last snapshot.
 STOP_SNAPSHOT_SECONDS = 15.0
 
@@ -554,6 +556,20 @@ class StreamWorker:
                     self._highwater[tp.partition] = max(high, self._highwater.get(tp.partition, 0))
         except Exception:  # a metrics tick must never stop the worker
             log.exception("high watermarks could not be read")
+        await self._seek_overdue_gaps()
+
+    async def _seek_overdue_gaps(self) -> None:
+        """A seek back that has re-delivered nothing for a while is sought again (OffsetGaps.overdue)."""
+        try:
+            due = self._gaps.overdue(GAP_RESEEK_SECONDS)
+            events = self.settings.topics.events
+            for tp in self.app.consumer.assignment() if due else ():
+                offset = due.get(tp.partition) if tp.topic == events else None
+                if offset is not None:
+                    log.warning("nothing re-delivered on events partition %d; seek to %d again", tp.partition, offset)
+                    await self.app.consumer.seek(tp, offset)
+        except Exception:  # a metrics tick must never stop the worker
+            log.exception("an overdue seek back failed; the next tick tries again")
 
     async def stop(self, grace: float = STOP_SNAPSHOT_SECONDS) -> None:
         """An orderly stop: after the batch in hand, snapshot what was processed and commit it, then stop

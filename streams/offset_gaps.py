@@ -14,6 +14,7 @@ dropped without being processed or acknowledged, and will come again. Pure bookk
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +37,7 @@ class _Pending:
 
     expected: int
     got: int
+    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -112,6 +114,18 @@ class OffsetGaps:
         # Still fetched before the seek took effect (or faust read past it): dropped, and sought back again so
         # that a seek overtaken by messages already in flight is not lost.
         return Verdict(process=False, seek_to=expected)
+
+    def overdue(self, seconds: float, now: float | None = None) -> dict[int, int]:
+        """Partition -> offset to seek to again, for seeks back that have shown nothing for ``seconds``: faust
+        drops what it fetches below the last offset it read, so a seek overtaken by stale messages on a partition
+        that then goes quiet would wait for the next message; sought again, it is not left waiting."""
+        now = time.monotonic() if now is None else now
+        due: dict[int, int] = {}
+        for partition, pending in self.pending.items():
+            if now - pending.since >= seconds:
+                pending.since = now
+                due[partition] = pending.expected
+        return due
 
     def _count(self, partition: int, reason: str, expected: int, got: int) -> None:
         self.counter.labels(str(partition), reason).inc()

@@ -143,3 +143,16 @@ def test_a_restart_inside_the_hole_accepts_the_markers_and_counts_the_rest_recov
     assert _count(registry, 0, "recovered") == 1
     assert _count(registry, 0, "skipped_by_broker") in (None, 0)
     assert [gaps.check(0, o) for o in (13, 14, 15)] == [Verdict(process=True)] * 3
+
+
+def test_a_seek_back_that_shows_nothing_is_due_again() -> None:
+    gaps, _ = _gaps()
+    gaps.resume(0, 10)
+    gaps.resume(1, 0)
+    assert gaps.check(0, 13) == Verdict(process=False, seek_to=10)
+    since = gaps.pending[0].since
+    assert gaps.overdue(5.0, now=since + 4.9) == {}
+    assert gaps.overdue(5.0, now=since + 5.0) == {0: 10}
+    assert gaps.overdue(5.0, now=since + 6.0) == {}, "the clock restarts at each seek"
+    assert gaps.check(0, 10) == Verdict(process=True)
+    assert gaps.overdue(5.0, now=since + 60.0) == {}
