@@ -16,7 +16,8 @@ the committed offset (a changelog lost), the participant is rebuilt from the sto
 event committed, instead of seeking the stream back; every rebuild is counted by reason
 (``sandboxwatch_snapshot_rebuilds_total``) and the two that mean a broken contract raise an alert.
 faust's own hand-over once made the stream skip messages (streams.inbound_buffer, ``clear``), which
-looked like such a snapshot.
+looked like such a snapshot. A hole from any cause is caught before that check: a message past the next
+offset expected on its partition is dropped and the partition sought back (streams.offset_gaps, counted).
 
 The agent never dies quietly: bad content is contained by the monitor and store outages are waited out
 there, so anything that still escapes a batch is a bug; it is recorded in ``failed`` and ``on_failure``
