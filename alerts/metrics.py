@@ -27,6 +27,9 @@ DEAD_LETTER_REASONS = ("invalid_event", "unlicensed_participant", "unprocessable
 # no_snapshot is a lost changelog or a worker ended before its first snapshot; licence_changed is a rollout.
 SNAPSHOT_REBUILD_REASONS = ("behind_commit", "incomplete", "no_snapshot", "licence_changed")
 SNAPSHOT_REBUILDS_TOTAL = f"{PREFIX}_snapshot_rebuilds_total"
+# Holes in an events partition's offsets seen by a worker (streams.offset_gaps): ``recovered`` means messages had
+# been skipped and were delivered again after a seek back; ``skipped_by_broker`` means there was nothing between.
+OFFSET_GAPS_TOTAL = f"{PREFIX}_offset_gaps_total"
 
 
 class Metrics:
@@ -151,6 +154,14 @@ class Metrics:
             "Participants whose engine state was rebuilt from the stored events instead of restored from its "
             "snapshot, by reason (behind_commit, incomplete: the snapshot contract broke; see OPERATIONS.md).",
             ["reason"],
+            registry=r,
+        )
+        # Label sets per owned partition are created at 0 by the worker when partitions are assigned.
+        self.offset_gaps = Counter(
+            OFFSET_GAPS_TOTAL.removesuffix("_total"),
+            "Gaps in an owned events partition's offsets, by partition and reason (recovered: messages the stream "
+            "had skipped, delivered again after a seek back; skipped_by_broker: nothing was in between).",
+            ["partition", "reason"],
             registry=r,
         )
         for reason in DEAD_LETTER_REASONS:

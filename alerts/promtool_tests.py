@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, SNAPSHOT_REBUILDS_TOTAL
+from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, OFFSET_GAPS_TOTAL, SNAPSHOT_REBUILDS_TOTAL
 from sandboxwatch.alerts.rule_render import UTILISATION, alert_name, finding_alert, utilisation_alert
 from sandboxwatch.rules_engine.licence import Licence
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
@@ -195,6 +195,11 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             {"series": f'{SNAPSHOT_REBUILDS_TOTAL}{{{w},reason="behind_commit"}}', "values": "0x7 1x80"},
             {"series": f'{SNAPSHOT_REBUILDS_TOTAL}{{{w},reason="licence_changed"}}', "values": "0x7 3x80"},
             {"series": f'{SNAPSHOT_REBUILDS_TOTAL}{{{w},reason="incomplete"}}', "values": "0x88"},
+            # At 2m partition 1 had a hole refilled by a seek back (alerts); partition 0 skipped transaction
+            # markers (Kafka's own, never an alert).
+            {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="1",reason="recovered"}}', "values": "0x7 1x80"},
+            {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="skipped_by_broker"}}', "values": "0x7 2x80"},
+            {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="recovered"}}', "values": "0x88"},
         ],
         "alert_rule_test": [
             {"eval_time": "2m45s", "alertname": "SandboxwatchPartitionStalled", "exp_alerts": []},
@@ -272,6 +277,20 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
                 ],
             },
             {"eval_time": "20m", "alertname": "SandboxwatchStateRebuilt", "exp_alerts": []},
+            {"eval_time": "1m45s", "alertname": "SandboxwatchOffsetGap", "exp_alerts": []},
+            {
+                "eval_time": "2m15s",
+                "alertname": "SandboxwatchOffsetGap",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchOffsetGap",
+                        {"severity": "warning", "instance": worker["instance"], "partition": "1"},
+                        "The worker worker-1:9464 found skipped offsets on events partition 1 and sought back to "
+                        "re-read them",
+                    )
+                ],
+            },
+            {"eval_time": "20m", "alertname": "SandboxwatchOffsetGap", "exp_alerts": []},
         ],
     }
     return {"rule_files": [rule_file], "evaluation_interval": "15s", "tests": [slow, fault]}

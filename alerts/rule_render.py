@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, PREFIX, SNAPSHOT_REBUILDS_TOTAL
+from sandboxwatch.alerts.metrics import FINDINGS_TOTAL, OFFSET_GAPS_TOTAL, PREFIX, SNAPSHOT_REBUILDS_TOTAL
 from sandboxwatch.alerts.runbooks import PIPELINE_RUNBOOKS
 from sandboxwatch.rules_engine.builtin_findings import BUILTIN_KINDS
 from sandboxwatch.rules_engine.licence import Licence
@@ -206,6 +206,16 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             f"[{t.rebuild_window}])) > 0",
             "warning",
             "The worker {{ $labels.instance }} rebuilt engine state from the store: snapshot {{ $labels.reason }}",
+        ),
+        # A hole the stream made and the worker refilled by seeking back: nothing was lost, but the stream
+        # skipped messages it was given, which must never happen unnoticed (skipped_by_broker is Kafka's own).
+        _pipeline_alert(
+            "SandboxwatchOffsetGap",
+            f'sum by (instance, partition) (increase({OFFSET_GAPS_TOTAL}{{reason="recovered"}}'
+            f"[{t.rebuild_window}])) > 0",
+            "warning",
+            "The worker {{ $labels.instance }} found skipped offsets on events partition {{ $labels.partition }} "
+            "and sought back to re-read them",
         ),
     ]
     return {"groups": [{"name": "sandboxwatch-pipeline", "rules": rules}]}

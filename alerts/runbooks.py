@@ -34,4 +34,10 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "M > C: the consumer skipped offsets C to M-1 after a rebalance and their events were not monitored; restart "
     "the worker, which resumes at the committed offset (faust does not commit past a hole of two or more "
     "messages), and check that the store then holds those events. Either way report it with the log.",
+    "SandboxwatchOffsetGap": "A worker's stream delivered a message past the next offset it expected on an events "
+    "partition (messages skipped inside the consumer, e.g. around a rebalance) and the worker sought back to "
+    "re-read them; the engine skips what it had already seen, so nothing should be lost. Read the worker log: the "
+    "ERROR line 'offset gap on events partition N: expected E, got G' names the hole. Check the store holds the "
+    "events of offsets E to G-1 of that partition, and report it with the log (a stream that skips messages is a "
+    "bug in the consumer). If it repeats without end, the seek back is not honoured: restart the worker.",
 }

@@ -19,7 +19,8 @@ the committed offset (a changelog lost), the participant is rebuilt from the sto
 event committed, instead of seeking the stream back; every rebuild is counted by reason
 (``sandboxwatch_snapshot_rebuilds_total``) and the two that mean a broken contract raise an alert.
 faust's own hand-over once made the stream skip messages (streams.inbound_buffer, ``clear``), which
-looked like such a snapshot.
+looked like such a snapshot. A hole from any cause is caught before that check: a message past the next
+offset expected on its partition is dropped and the partition sought back (streams.offset_gaps, counted).
 
 The agent never dies quietly: bad content is contained by the monitor and store outages are waited out
 there, so anything that still escapes a batch is a bug; it is recorded in ``failed`` and ``on_failure``
@@ -52,6 +53,7 @@ from sandboxwatch.streams.inbound_buffer import install as install_byte_bound
 from sandboxwatch.streams.kafka_security import KafkaSecurity
 from sandboxwatch.streams.message_limits import MAX_EVENT_MESSAGE_BYTES, MAX_OUTPUT_MESSAGE_BYTES
 from sandboxwatch.streams.monitor import BatchOutcome, Monitor
+from sandboxwatch.streams.offset_gaps import OffsetGaps
 from sandboxwatch.streams.partitioning import home_partition
 from sandboxwatch.streams.snapshot_fork import ForkedDumps, SnapshotChildError, can_fork
 from sandboxwatch.streams.static_membership import leave_group_on_stop_as_static_member
@@ -64,6 +66,8 @@ _FAR = 10**9
 # A snapshot costs the time to pickle the engine, which grows with its state (in a forked child while busy,
 # a core of a small machine): while busy, wait at least this many times that long between snapshots.
 SNAPSHOT_COST_FACTOR = 20
+# How long a seek back over an offset gap may re-deliver nothing before it is sought again (streams.offset_gaps).
+GAP_RESEEK_SECONDS = 5.0
 # How long an orderly stop waits for the batch in hand to finish before its last snapshot.
 STOP_SNAPSHOT_SECONDS = 15.0
 
@@ -136,6 +140,8 @@ class StreamWorker:
         self._processed: dict[int, int] = {}
         self._highwater: dict[int, int] = {}
         self._assigned: frozenset[int] = frozenset()
+        # Next expected offset per owned events partition: a message past it is a hole (streams.offset_gaps).
+        self._gaps = OffsetGaps(monitor.metrics.offset_gaps)
         # Events partitions owned before the last rebalance, and (new set, partitions held throughout) once
         # one happened: the next batch first hands over the participants whose partitions moved (_reassigned).
         self._owned: frozenset[int] = frozenset()
@@ -243,12 +249,14 @@ class StreamWorker:
             # A partition that moved away is the new owner's to commit (from its snapshot): never ack here what
             # this worker consumed of it before the rebalance.
             self._held = [m for m in self._held if m.partition in owned]
+            self._gaps.owned(owned, kept)
+        events = await self._without_gaps(events)
         self._held.extend(e.message for e in events)
         messages = [
             InboundMessage(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
             for e in events
         ]
-        for chunk in event_chunks(messages, self.settings.batch_size):
+        for chunk in event_chunks(messages, self.settings.batch_size) if messages else []:
             await self._handle(chunk)
         # A snapshot every snapshot_seconds while busy, and soon after the stream goes quiet so that a
         # caught-up worker's committed offset is current; never more often than SNAPSHOT_COST_FACTOR times
@@ -276,6 +284,26 @@ class StreamWorker:
         self.processed += outcome.lines  # event lines, not messages: a message may carry a batch
         if self.on_batch:
             self.on_batch(outcome)
+
+    async def _without_gaps(self, events: list[Any]) -> list[Any]:
+        """The taken events minus those past a hole in their partition's offsets, which is sought back so that
+        the skipped messages come again (streams.offset_gaps). Dropped messages are never acked (their incref
+        is kept): only their re-delivered copies, once processed and snapshotted, may make an offset
+        committable."""
+        kept: list[Any] = []
+        seeks: dict[Any, int] = {}
+        for event in events:
+            message = event.message
+            if not self._gaps.known(message.partition):
+                self._gaps.resume(message.partition, self._committed(message.partition))
+            verdict = self._gaps.check(message.partition, message.offset)
+            if verdict.process:
+                kept.append(event)
+            if verdict.seek_to is not None:
+                seeks[message.tp] = verdict.seek_to
+        for tp, offset in seeks.items():
+            await self.app.consumer.seek(tp, offset)
+        return kept
 
     # rebalance ----------------------------------------------------------------------------------------
     def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -697,6 +725,20 @@ class StreamWorker:
                     self._highwater[tp.partition] = max(high, self._highwater.get(tp.partition, 0))
         except Exception:  # a metrics tick must never stop the worker
             log.exception("high watermarks could not be read")
+        await self._seek_overdue_gaps()
+
+    async def _seek_overdue_gaps(self) -> None:
+        """A seek back that has re-delivered nothing for a while is sought again (OffsetGaps.overdue)."""
+        try:
+            due = self._gaps.overdue(GAP_RESEEK_SECONDS)
+            events = self.settings.topics.events
+            for tp in self.app.consumer.assignment() if due else ():
+                offset = due.get(tp.partition) if tp.topic == events else None
+                if offset is not None:
+                    log.warning("nothing re-delivered on events partition %d; seek to %d again", tp.partition, offset)
+                    await self.app.consumer.seek(tp, offset)
+        except Exception:  # a metrics tick must never stop the worker
+            log.exception("an overdue seek back failed; the next tick tries again")
 
     async def stop(self, grace: float = STOP_SNAPSHOT_SECONDS) -> None:
         """An orderly stop: after the batch in hand, snapshot what was processed and commit it, then stop
