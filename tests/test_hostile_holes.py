@@ -1,0 +1,78 @@
+"""The holes left after the first "every input is hostile" pass (issue #13): each is a test that failed first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandboxwatch.rules_engine.licence import LicenceError, load_licence
+from tests.helpers import DA_NANG, account, licence_with, onchain, rules_of, run
+
+BASE = DA_NANG.read_text()
+SECRET = "SECRET_TOKEN=hunter2-do-not-leak"
+
+
+def _blocklist(tmp_path: Path, entry: str) -> Path:
+    licence = tmp_path / "lic.yaml"
+    licence.write_text(BASE.replace('addresses: ["0x000000000000000000000000000000000000dead"]', entry))
+    return licence
+
+
+def test_a_referenced_file_is_named_never_echoed(tmp_path: Path) -> None:
+    # As /proc/self/environ would be: text that is not an address list, holding a secret on its first line.
+    (tmp_path / "environ").write_text(f"{SECRET}\nPATH=/usr/bin\n")
+    with pytest.raises(LicenceError) as caught:
+        load_licence(_blocklist(tmp_path, "file: 'environ'"))
+    [problem] = caught.value.problems
+    assert f"address list {tmp_path / 'environ'}, line 1: not an address (3 to 128 letters and digits" in problem
+    assert "SECRET" not in problem and "hunter2" not in problem and "PATH" not in problem
+
+
+def test_the_real_proc_environ_is_not_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOXWATCH_PROBE", "leak-me-not")
+    with pytest.raises(LicenceError) as caught:
+        load_licence(_blocklist(tmp_path, "file: '/proc/self/environ'"))
+    [problem] = caught.value.problems
+    assert "/proc/self/environ" in problem
+    assert "leak-me-not" not in problem and "SANDBOXWATCH_PROBE" not in problem and "=" not in problem
+
+
+EVM = "0x7F367cc41522ce07553e823bf3be79a889debe1b"
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        EVM,
+        EVM.lower(),
+        EVM.upper().replace("0X", "0x"),
+        EVM[2:],  # no 0x
+        EVM[2:].upper(),
+        "0X" + EVM[2:],
+    ],
+)
+@pytest.mark.parametrize("seen", [EVM, EVM.lower(), EVM[2:].lower(), "0X" + EVM[2:].upper()])
+def test_an_evm_address_matches_however_either_side_writes_it(tmp_path: Path, listed: str, seen: str) -> None:
+    inline = load_licence(_blocklist(tmp_path, f'addresses: ["{listed}"]'))
+    (tmp_path / "list.txt").write_text(f"# published: 2025-10-01\n{listed}\n")
+    filed = load_licence(_blocklist(tmp_path, "file: 'list.txt'"))
+    for licence in (inline, filed):
+        rule = next(r for r in licence.rules if r.kind == "blocked_addresses")
+        assert rule.params.listing(seen) is not None, (listed, seen)
+        assert rule.params.listing("0x" + "0" * 40) is None
+
+
+def test_a_blocked_address_without_0x_is_found_in_an_event() -> None:
+    rule = f'{{id: bl, kind: blocked_addresses, severity: breach, clause: x, addresses: ["{EVM[2:]}"]}}'
+    licence = licence_with(rule)
+    found = run(licence, [onchain(address=EVM.lower(), event_id="w1")])
+    assert [(f.rule, f.evidence) for f in found] == [("bl", ("w1",))]
+
+
+def test_a_registered_wallet_matches_with_or_without_0x() -> None:
+    licence = licence_with("{id: wallet, kind: registered_wallet, severity: breach, clause: x}")
+    rows = [account(wallets=[EVM[2:]]), onchain(address=EVM.upper().replace("0X", "0x"), event_id="w1")]
+    assert rules_of(run(licence, rows)) == []
+    other = [account(wallets=[EVM[2:]]), onchain(address="0x" + "1" * 40, event_id="w2")]
+    assert [f.evidence for f in run(licence, other)] == [("w2",)]
