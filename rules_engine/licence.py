@@ -20,7 +20,7 @@ from sandboxwatch.rules_engine.event_parser import hidden_character, identifier_
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file, undecodable
 from sandboxwatch.rules_engine.input_files import position as byte_position
-from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, show
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, name_problem, show
 from sandboxwatch.rules_engine.rule_spec import LicenceHeader, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.rules_engine.timestamps import parse_lateness, parse_timestamp
@@ -229,6 +229,10 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
                 f"surrounding spaces, not {show(value)}"
             )
             continue
+        problem = name_problem(text) if name == "participant" else None
+        if problem:  # matched exactly against events' participant, which refuses these characters
+            problems.append(f"licence header: field '{name}': {show(value)} {problem}")
+            continue
         values[name] = text
     sources = raw.get("retraction_sources")
     if sources is not None:
@@ -259,6 +263,9 @@ def _sources_problem(sources: Any) -> str | None:
             return f"item {position} ({show(item)}) is not a chain name"
         if len(item) > HEADER_TEXT_MAX:
             return f"item {position} ({show(item)}) is longer than {HEADER_TEXT_MAX} characters"
+        problem = name_problem(item)
+        if problem:
+            return f"item {position} ({show(item)}) {problem}"
     return None
 
 

@@ -76,3 +76,46 @@ def test_a_registered_wallet_matches_with_or_without_0x() -> None:
     assert rules_of(run(licence, rows)) == []
     other = [account(wallets=[EVM[2:]]), onchain(address="0x" + "1" * 40, event_id="w2")]
     assert [f.evidence for f in run(licence, other)] == [("w2",)]
+
+
+def _problems(text: str) -> list[str]:
+    from sandboxwatch.rules_engine.licence import parse_licence
+
+    with pytest.raises(LicenceError) as caught:
+        parse_licence(text, "l.yaml")
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "shown", "reason"),
+    [
+        ("sites: [DN-SP2,", 'sites: ["DN-SP2 ",', "'sites'", "'DN-SP2 '", "holds whitespace U+0020 at character 7"),
+        ("assets: [USDT,", 'assets: ["USDT\\u200b",', "'assets'", "'USDT\\u200b'", "invisible character U+200B"),
+        ("currencies: [VND]", 'currencies: ["\\u00a0VND"]', "'currencies'", "'\\xa0VND'", "whitespace U+00A0"),
+        ("classes: [foreign,", 'classes: ["for\\u2060eign",', "'classes'", "'for\\u2060eign'", "U+2060"),
+        ("classes: [foreign,", 'classes: ["",', "'classes'", "''", "is empty"),
+        ("classes: [foreign,", 'classes: ["a\\u202eb",', "'classes'", "'a\\u202eb'", "bidirectional"),
+    ],
+)
+def test_a_licence_list_item_with_a_blank_or_invisible_character_is_refused(
+    old: str, new: str, field: str, shown: str, reason: str
+) -> None:
+    assert old in BASE
+    [problem] = _problems(BASE.replace(old, new, 1))
+    assert f"field {field}: item 1 ({shown}) " in problem, problem
+    assert reason in problem, problem
+
+
+def test_the_reason_text_is_the_one_events_get() -> None:
+    from sandboxwatch.rules_engine.event_parser import identifier_problem
+
+    [problem] = _problems(BASE.replace("assets: [USDT,", 'assets: ["USDT\\u200b",', 1))
+    reason = identifier_problem("USDT\u200b")
+    assert problem.endswith(f"item 1 ('USDT\\u200b') {reason}"), problem
+
+
+def test_the_licence_participant_and_retraction_sources_refuse_invisible_characters() -> None:
+    [problem] = _problems(BASE.replace("participant: alphatrue-basal-pay", 'participant: "alphatrue\\u200b-basal-pay"'))
+    assert problem.startswith("licence header: field 'participant': 'alphatrue\\u200b-basal-pay' holds an invisible")
+    [problem] = _problems(BASE.replace("retraction_sources: [ethereum]", 'retraction_sources: ["ethe\\u00adreum"]'))
+    assert problem.startswith("licence header: field 'retraction_sources': item 1 ('ethe\\xadreum') holds an invisib")

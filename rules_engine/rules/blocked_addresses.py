@@ -48,7 +48,7 @@ class Params:
 def parse(reader: ParamReader) -> Params:
     if not reader.has("addresses") and not reader.has("file"):
         raise ParamError("addresses", "missing parameter (give addresses or file)")
-    listed = reader.strings("addresses", required=False) or ()
+    listed = reader.strings("addresses", required=False, names=False) or ()
     for position, address in enumerate(listed, start=1):
         if not is_address(address):
             raise ParamError(
