@@ -119,3 +119,52 @@ def test_the_licence_participant_and_retraction_sources_refuse_invisible_charact
     assert problem.startswith("licence header: field 'participant': 'alphatrue\\u200b-basal-pay' holds an invisible")
     [problem] = _problems(BASE.replace("retraction_sources: [ethereum]", 'retraction_sources: ["ethe\\u00adreum"]'))
     assert problem.startswith("licence header: field 'retraction_sources': item 1 ('ethe\\xadreum') holds an invisib")
+
+
+_ACCOUNT = "a1,account,p,2025-10-01T10:00:00+07:00,DN-NN,c1,verified,foreign,true,"
+_REPORT = "r1,report,p,2025-10-01T10:00:00+07:00,DN-NN,suspicious,"
+
+
+@pytest.mark.parametrize(
+    ("head", "row_head", "field", "cell", "items"),
+    [
+        ("wallets", _ACCOUNT, "wallets[1]", '"0xA; 0xB"', ["0xA", " 0xB"]),
+        ("wallets", _ACCOUNT, "wallets[0]", '" 0xA"', [" 0xA"]),
+        ("wallets", _ACCOUNT, "wallets[1]", "0xA;", ["0xA", ""]),
+        ("wallets", _ACCOUNT, "wallets[1]", "0xA;;0xB", ["0xA", "", "0xB"]),
+        ("wallets", _ACCOUNT, "wallets[0]", "0xA\u200b;0xB", ["0xA\u200b", "0xB"]),
+        ("refs", _REPORT, "refs[1]", '"t1; t2"', ["t1", " t2"]),
+        ("refs", _REPORT, "refs[0]", "t1\u00a0;t2", ["t1\u00a0", "t2"]),
+    ],
+)
+def test_csv_list_cells_refuse_what_json_lists_refuse_with_the_same_reason(
+    head: str, row_head: str, field: str, cell: str, items: list[str]
+) -> None:
+    import csv
+    import json
+
+    from sandboxwatch.rules_engine.event_reader import read_csv, read_jsonl
+    from sandboxwatch.rules_engine.events import EventError
+
+    if head == "wallets":
+        header = "event_id,type,participant,ts,site,account,kyc_status,investor_class,bank_account_verified,wallets\n"
+    else:
+        header = "event_id,type,participant,ts,site,report_type,refs\n"
+    [(_, from_csv)] = list(read_csv([header, row_head + cell + "\n"], "f.csv"))
+    obj = dict(next(csv.DictReader([header, row_head + cell + "\n"])))
+    obj[head] = items
+    if head == "wallets":
+        obj["bank_account_verified"] = True
+    [(_, from_json)] = list(read_jsonl([json.dumps(obj)], "f.jsonl"))
+    assert isinstance(from_csv, EventError) and isinstance(from_json, EventError), (from_csv, from_json)
+    assert (from_csv.field, from_csv.reason) == (from_json.field, from_json.reason)
+    assert from_csv.field == field
+
+
+def test_a_clean_csv_list_cell_still_reads() -> None:
+    from sandboxwatch.rules_engine.event_reader import read_csv
+    from sandboxwatch.rules_engine.events import ReportEvent
+
+    header = "event_id,type,participant,ts,site,report_type,refs\n"
+    [(_, report)] = list(read_csv([header, _REPORT + "t1;t2\n"], "f.csv"))
+    assert isinstance(report, ReportEvent) and report.refs == ("t1", "t2")
