@@ -168,3 +168,81 @@ def test_a_clean_csv_list_cell_still_reads() -> None:
     header = "event_id,type,participant,ts,site,report_type,refs\n"
     [(_, report)] = list(read_csv([header, _REPORT + "t1;t2\n"], "f.csv"))
     assert isinstance(report, ReportEvent) and report.refs == ("t1", "t2")
+
+
+LVTR = "{id: lvtr, kind: large_value_report, severity: breach, clause: x, threshold: 1000, deadline: 24h}"
+
+
+def _lvtr_state(engine: object) -> object:
+    from sandboxwatch.rules_engine.engine import Engine
+
+    assert isinstance(engine, Engine)
+    return next(state for _, rule, state in engine._clock_rules if rule.id == "lvtr")
+
+
+def test_report_refs_are_forgotten_once_no_event_can_use_them() -> None:
+    """A flood of reports citing made-up ids over months keeps only the refs of the last deadline window."""
+    import json
+
+    from sandboxwatch.rules_engine.engine import Engine
+    from sandboxwatch.rules_engine.event_parser import event_from_dict
+    from tests.helpers import ev, funds, ts
+
+    licence = licence_with(LVTR)
+    engine = Engine(licence)
+    found = []
+    for day in range(1, 31):
+        for hour in range(0, 24, 6):
+            refs = [f"fake-{day}-{hour}-{n}" for n in range(500)]
+            row = ev("report", ts(day=day, hour=hour), report_type="large_value", refs=refs)
+            found += engine.process(event_from_dict(json.loads(json.dumps(row))))
+    state = _lvtr_state(engine)
+    # 30 days x 2,000 refs were filed; only those of the last deadline (24h) and lateness are kept.
+    kept = len(state.reported)  # type: ignore[attr-defined]
+    assert 0 < kept <= 2_000 + 500 * 2, kept
+    assert len(state.expiry) == kept  # type: ignore[attr-defined]
+    # A real event reported in time is still covered; an unreported one is still found.
+    covered = funds(when=ts(day=30, hour=19), amount="5000", event_id="big-1")
+    missed = funds(when=ts(day=30, hour=19), amount="5000", event_id="big-2")
+    late_report = ev("report", ts(day=31, hour=1), report_type="large_value", refs=["big-1"])
+    tail = [covered, missed, late_report, ev("price", ts(day=31, hour=23), base="USDT", quote="VND",
+                                             price="26000", source="binance")]  # fmt: skip
+    for row in tail:
+        found += engine.process(event_from_dict(json.loads(json.dumps(row))))
+    found += engine.flush()
+    assert [(f.rule, f.evidence) for f in found if f.rule == "lvtr"] == [("lvtr", ("big-2",))]
+
+
+def test_report_refs_are_bounded_within_one_deadline_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from sandboxwatch.rules_engine.engine import Engine
+    from sandboxwatch.rules_engine.event_parser import event_from_dict
+    from sandboxwatch.rules_engine.rules import large_value_report
+    from tests.helpers import ev, ts
+
+    monkeypatch.setattr(large_value_report, "MAX_REFS", 1_000)
+    engine = Engine(licence_with(LVTR))
+    for minute in range(10):
+        refs = [f"fake-{minute}-{n}" for n in range(300)]
+        row = ev("report", ts(hour=10, minute=minute), report_type="large_value", refs=refs)
+        engine.process(event_from_dict(json.loads(json.dumps(row))))
+    engine.flush()
+    state = _lvtr_state(engine)
+    assert len(state.reported) == 1_000  # type: ignore[attr-defined]
+    assert "fake-9-299" in state.reported and "fake-0-0" not in state.reported  # type: ignore[attr-defined]
+
+
+def test_a_snapshot_from_before_the_bound_restores_with_its_filings() -> None:
+    import pickle
+    from datetime import UTC, datetime
+
+    from sandboxwatch.rules_engine.rules.large_value_report import State
+
+    when = datetime(2025, 10, 1, tzinfo=UTC)
+    state = State(reported={"a": when}, expiry=[(when, "a")])
+    again = pickle.loads(pickle.dumps(state))
+    assert (again.pending, again.reported, again.expiry) == ([], {"a": when}, [(when, "a")])
+    legacy = State.__new__(State)
+    legacy.__setstate__((None, {"pending": [], "reported": {"a": when, "b": (when, when.replace(hour=1))}}))
+    assert sorted(legacy.expiry) == [(when, "a"), (when, "b"), (when.replace(hour=1), "b")]
