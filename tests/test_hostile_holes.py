@@ -246,3 +246,52 @@ def test_a_snapshot_from_before_the_bound_restores_with_its_filings() -> None:
     legacy = State.__new__(State)
     legacy.__setstate__((None, {"pending": [], "reported": {"a": when, "b": (when, when.replace(hour=1))}}))
     assert sorted(legacy.expiry) == [(when, "a"), (when, "b"), (when.replace(hour=1), "b")]
+
+
+def _stepped(step: str) -> object:
+    from sandboxwatch.rules_engine.licence import parse_licence
+    from tests.helpers import HEADER
+
+    cap = "{id: cap, kind: max_transaction_value, severity: breach, clause: c, max: 200000000, applies_to: [deposit]}"
+    header = HEADER.replace("{sources: [binance]}", f"{{sources: [binance, okx], max_step: {step}}}")
+    return parse_licence(header + f"  - {cap}\n")
+
+
+@pytest.mark.parametrize(
+    ("step", "previous", "now", "used"),
+    [
+        # previous x step is 1500000000.0000000000000000015 exactly; the 28-digit context rounded it up to
+        # ...002, so a price beyond the factor was used.
+        ("1.5", "1000000000.000000000000000001", "1500000000.000000000000000002", False),
+        ("1.5", "1000000000.000000000000000001", "1500000000.000000000000000001", True),
+        # 1e20 / 3 rounded to 28 digits is 33333333333333333333.33333333, below a third: it was used.
+        ("3", "100000000000000000000", "33333333333333333333.33333333", False),
+        ("3", "100000000000000000000", "33333333333333333333.33333334", True),
+    ],
+)
+def test_the_price_step_is_judged_exactly(step: str, previous: str, now: str, used: bool) -> None:
+    from tests.helpers import price, ts
+
+    found = run(_stepped(step), [price(ts(hour=1), previous), price(ts(hour=2), now, event_id="next")])  # type: ignore[arg-type]
+    assert [(f.rule, f.evidence) for f in found] == ([] if used else [("price_refused", ("next",))])
+
+
+def test_a_sources_first_price_is_held_against_the_other_trusted_sources() -> None:
+    from decimal import Decimal
+
+    from tests.helpers import price, ts
+
+    rows = [
+        price(ts(hour=1), "26000", source="binance"),
+        price(ts(hour=2), "0.000000000000000001", source="okx", event_id="okx-first"),  # a first price, absurd
+        onchain("deposit", "c1", ts(hour=3), "100000"),
+    ]
+    found = run(_stepped("10"), rows)  # type: ignore[arg-type]
+    assert [(f.rule, f.evidence[0] if f.rule == "price_refused" else None, f.observed) for f in found] == [
+        ("price_refused", "okx-first", None),
+        ("cap", None, Decimal("2600000000")),
+    ]
+    assert "beyond the factor 10 the licence allows between two prices of the trusted sources" in found[0].message
+    # A plausible first price of a new source is used.
+    rows[1] = price(ts(hour=2), "25000", source="okx", event_id="okx-first")
+    assert [f.observed for f in run(_stepped("10"), rows)] == [Decimal("2500000000")]  # type: ignore[arg-type]
