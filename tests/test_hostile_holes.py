@@ -295,3 +295,16 @@ def test_a_sources_first_price_is_held_against_the_other_trusted_sources() -> No
     # A plausible first price of a new source is used.
     rows[1] = price(ts(hour=2), "25000", source="okx", event_id="okx-first")
     assert [f.observed for f in run(_stepped("10"), rows)] == [Decimal("2500000000")]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("char", ["\ufe0f", "\ufe00", "\u17b4", "\u17b5", "\u180b", "\u180f", "\U000e0100", "\u2065"])
+def test_default_ignorable_marks_are_refused_in_identifiers_on_both_paths(char: str) -> None:
+    """A variation selector or Khmer inherent vowel renders as nothing: "c1\\ufe0f" shows as "c1"."""
+    from tests.helpers import trade
+    from tests.test_event_fast_path import assert_same
+
+    fast = assert_same({**trade(), "account": "c1" + char})
+    assert fast[:2] == ("error", "account")
+    assert fast[2].startswith(f"holds an invisible character U+{ord(char):04X} at character 3: an identifier")
+    [problem] = _problems(BASE.replace("assets: [USDT,", f'assets: ["USDT\\U{ord(char):08x}",', 1))
+    assert f"holds an invisible character U+{ord(char):04X} at character 5" in problem
