@@ -308,3 +308,28 @@ def test_default_ignorable_marks_are_refused_in_identifiers_on_both_paths(char: 
     assert fast[2].startswith(f"holds an invisible character U+{ord(char):04X} at character 3: an identifier")
     [problem] = _problems(BASE.replace("assets: [USDT,", f'assets: ["USDT\\U{ord(char):08x}",', 1))
     assert f"holds an invisible character U+{ord(char):04X} at character 5" in problem
+
+
+@pytest.mark.parametrize("day", ["", "2025-13-01", "2025-W43-2", "20251021", "2025-10-21T00:00"])
+def test_simulate_refuses_a_day_that_is_not_a_calendar_date(
+    day: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sandboxwatch.cli import main
+
+    out = tmp_path / "day.jsonl"
+    assert main(["simulate", "--licence", str(DA_NANG), "--out", str(out), "--day", day, "--events", "300"]) == 2
+    assert f"--day {day!r} is not a calendar date YYYY-MM-DD" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("published", ["", "20251021", "2025-W43-2", "2025-10-21x"])
+def test_sanctions_import_refuses_a_published_date_not_written_yyyy_mm_dd(
+    published: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sandboxwatch.cli import main
+
+    source = Path(__file__).parent / "fixtures" / "sanctions" / "sdn.xml"
+    out = tmp_path / "o.txt"
+    assert main(["sanctions", "import", "--source", str(source), "--out", str(out), "--published", published]) == 2
+    assert f"--published {published!r} is not YYYY-MM-DD" in capsys.readouterr().err
+    assert not out.exists()
