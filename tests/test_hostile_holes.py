@@ -333,3 +333,33 @@ def test_sanctions_import_refuses_a_published_date_not_written_yyyy_mm_dd(
     assert main(["sanctions", "import", "--source", str(source), "--out", str(out), "--published", published]) == 2
     assert f"--published {published!r} is not YYYY-MM-DD" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "00010101T000000+0000",
+        "99991231T235959Z",
+        "0001-01-01T00:00+00:00",
+        "9999-12-31T23+00:00",
+        "0001-W01-1T00:00:00+00:00",
+    ],
+)
+def test_an_api_time_out_of_range_is_clamped_only_in_rfc_3339_form(value: str) -> None:
+    from fastapi import HTTPException
+
+    from sandboxwatch.api.app import _time
+
+    with pytest.raises(HTTPException) as caught:
+        _time(value, "from")
+    assert caught.value.status_code == 422 and caught.value.detail.startswith("from: ")
+    assert _time("0001-01-01T00:00:00Z", "from") is not None  # the RFC 3339 form is still clamped
+
+
+@pytest.mark.parametrize("month", ["2025-10\n", "２０２５-10", "2025-1", ""])
+def test_a_month_is_exactly_yyyy_mm(month: str) -> None:
+    from sandboxwatch.api.monthly_report import ReportError, month_bounds
+
+    with pytest.raises(ReportError, match="expected YYYY-MM"):
+        month_bounds(month)
+    assert month_bounds("2025-10")[0].isoformat() == "2025-10-01T00:00:00+07:00"
