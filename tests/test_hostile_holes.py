@@ -363,3 +363,39 @@ def test_a_month_is_exactly_yyyy_mm(month: str) -> None:
     with pytest.raises(ReportError, match="expected YYYY-MM"):
         month_bounds(month)
     assert month_bounds("2025-10")[0].isoformat() == "2025-10-01T00:00:00+07:00"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (#13, reported to the lead): max_step bounds one step, not a walk; eight steps of /10 within "
+    "minutes, each within the factor, value a 2.6-billion-VND deposit at 0.026 VND without any finding. Needs a "
+    "bound over time (an anchor price or a rate of change per hour), a design decision for the licence contract",
+)
+def test_a_trusted_source_walked_down_in_steps_cannot_silence_the_cap() -> None:
+    from decimal import Decimal
+
+    from tests.helpers import price, ts
+
+    rows = [price(ts(hour=1), "26000")]
+    rows += [price(ts(hour=2, minute=step), str(Decimal(26000) / 10 ** (step + 1))) for step in range(8)]
+    rows.append(onchain("deposit", "c1", ts(hour=4), "100000"))
+    found = run(_stepped("10"), rows)  # type: ignore[arg-type]
+    assert {f.rule for f in found} & {"price_refused", "cap"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (#13, reported to the lead): a price names its source itself, and prices are taken from any "
+    "participant (docs/events.md, Duplicates), so another participant's event claiming source binance values "
+    "this participant's deposits. Needs provenance (the connector's own identity), not a name",
+)
+def test_another_participants_price_claiming_a_trusted_source_cannot_value_events() -> None:
+    from tests.helpers import price, ts
+
+    rows = [price(ts(hour=1), "26000"), price(ts(hour=2), "0.000001", participant="p2")]
+    rows.append(onchain("deposit", "c1", ts(hour=4), "100000"))
+    found = run(licence_with(CAP_RULE), rows)
+    assert [f.rule for f in found] != []
+
+
+CAP_RULE = "{id: cap, kind: max_transaction_value, severity: breach, clause: c, max: 200000000, applies_to: [deposit]}"
