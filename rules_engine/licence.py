@@ -199,6 +199,8 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
         if value is None:
             if name in _HEADER_REQUIRED:
                 problems.append(f"licence header (line {raw.get(_LINE)}): field '{name}': missing")
+            elif name in raw:  # written empty: its default may check less than the author meant
+                problems.append(f"licence header: field '{name}': {_NULL}")
             if name != "allowed_lateness":
                 values[name] = ""
             continue
@@ -234,6 +236,9 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
             problems.append(f"licence header: field '{name}': {show(value)} {problem}")
             continue
         values[name] = text
+    for name in ("retraction_sources", "reference_prices"):
+        if name in raw and raw[name] is None:
+            problems.append(f"licence header: field '{name}': {_NULL}")
     sources = raw.get("retraction_sources")
     if sources is not None:
         problem = _sources_problem(sources)
@@ -269,6 +274,7 @@ def _sources_problem(sources: Any) -> str | None:
     return None
 
 
+_NULL = "given without a value (null): write the value, or leave the field out"
 _HEADER_FIELDS = frozenset({*_HEADER_REQUIRED, *_HEADER_OPTIONAL, "retraction_sources", "reference_prices", _LINE})
 _PRICES = "licence header: field 'reference_prices"
 
@@ -287,6 +293,8 @@ def _reference_prices(raw: Any, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{_PRICES}.sources': {problem}")
     elif isinstance(sources, list):
         found["price_sources"] = tuple(sources)
+    if "max_step" in raw and raw["max_step"] is None:
+        problems.append(f"{_PRICES}.max_step': {_NULL}")
     if raw.get("max_step") is not None:
         try:
             step = ParamReader(raw).req_decimal("max_step")

@@ -57,9 +57,18 @@ class ParamReader:
         self.base_dir = base_dir or Path.cwd()
 
     def has(self, name: str) -> bool:
+        self._not_empty(name)
         return self._raw.get(name) is not None
 
+    def _not_empty(self, name: str) -> None:
+        """A parameter written with no value (``max_step:``, ``applies_to: ~``, a template's unset variable)
+        is refused, never taken for "not given": its default may check less than the author wrote."""
+        if name in self._raw and self._raw[name] is None:
+            self.used.add(name)
+            raise ParamError(name, "given without a value (null): write the value, or leave the parameter out")
+
     def _get(self, name: str, required: bool) -> Any:
+        self._not_empty(name)
         self.used.add(name)
         self.last = name
         value = self._raw.get(name)

@@ -399,3 +399,32 @@ def test_another_participants_price_claiming_a_trusted_source_cannot_value_event
 
 
 CAP_RULE = "{id: cap, kind: max_transaction_value, severity: breach, clause: c, max: 200000000, applies_to: [deposit]}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "applies_to: [trade, deposit, withdrawal]",
+            "applies_to: ~",
+            "field 'applies_to': given without a value (null)",
+        ),
+        ("max: 200000000,", "max: 200000000, fees: null,", "rule 'tx-cap' (line 22): field 'fees': given without"),
+        (
+            'addresses: ["0x000000000000000000000000000000000000dead"]',
+            'addresses: ["0x000000000000000000000000000000000000dead"], file: null',
+            "field 'file': given without a value (null)",
+        ),
+        (
+            "reference_prices: {sources: [binance], max_step: 10}",
+            "reference_prices: {sources: [binance], max_step: }",
+            "licence header: field 'reference_prices.max_step': given without a value (null)",
+        ),
+        ("retraction_sources: [ethereum]", "retraction_sources:", "field 'retraction_sources': given without a value"),
+        ("retraction_sources: [ethereum]", "allowed_lateness:", "field 'allowed_lateness': given without a value"),
+    ],
+)
+def test_a_licence_field_written_empty_is_refused_not_defaulted(old: str, new: str, expected: str) -> None:
+    assert old in BASE, old
+    problems = _problems(BASE.replace(old, new, 1))
+    assert any(expected in problem for problem in problems), problems
