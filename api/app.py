@@ -38,7 +38,7 @@ from sandboxwatch.api.overview import Lang, add_overview_routes
 from sandboxwatch.api.self_check_upload import MAX_UPLOAD, UPLOAD_PATH, add_self_check_routes
 from sandboxwatch.rules_engine.event_parser import FieldError, event_from_dict
 from sandboxwatch.rules_engine.findings import FAILING_SEVERITIES
-from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR, parse_timestamp
+from sandboxwatch.rules_engine.timestamps import MAX_YEAR, MIN_YEAR, is_rfc3339, parse_timestamp
 from sandboxwatch.store.backends import StoreError
 from sandboxwatch.store.exports import findings_csv, findings_parquet
 from sandboxwatch.store.finding_trail import TAIL_NOTE, Head
@@ -122,7 +122,8 @@ def _time(value: str | None, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = None
-    if parsed is None or parsed.tzinfo is None or not (parsed.year < MIN_YEAR or parsed.year > MAX_YEAR):
+    out_of_range = parsed is not None and (parsed.year < MIN_YEAR or parsed.year > MAX_YEAR)
+    if parsed is None or parsed.tzinfo is None or not out_of_range or not is_rfc3339(value):
         raise HTTPException(422, f"{name}: {reason}")
     return STORE_MIN if parsed.year < MIN_YEAR else STORE_MAX
 

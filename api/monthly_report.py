@@ -30,7 +30,7 @@ from sandboxwatch.store.history import SEVERITY_ORDER, Scope
 from sandboxwatch.store.report_queries import findings_by_rule
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # fullmatch: "$" would let "2025-10\n" through
 CSV_COLUMNS = (
     "section", "participant", "month", "rule", "kind", "severity", "clause", "count", "finding_id", "state",
     "resolution", "changed", "limit", "peak_share", "at",
@@ -43,7 +43,7 @@ class ReportError(ValueError):
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """First and last second of a ``YYYY-MM`` month in Vietnam time."""
-    match = MONTH.match(month)
+    match = MONTH.fullmatch(month)
     if not match:
         raise ReportError(f"month {month!r}: expected YYYY-MM")
     year, number = int(match.group(1)), int(match.group(2))

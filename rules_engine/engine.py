@@ -55,7 +55,7 @@ from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import DEFAULT_ALLOWED_LATENESS, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.rules_engine.rules.base import Check, OnClock
-from sandboxwatch.rules_engine.valuation import value_of
+from sandboxwatch.rules_engine.valuation import EXACT, value_of
 
 log = logging.getLogger(__name__)
 
@@ -384,15 +384,26 @@ class Engine:
             step = header.max_price_step
             if step is None:
                 return True, None
-            previous = self.facts.prices.latest_from(event.base, event.quote, event.ts, (source,))
-            if previous is None or previous / step <= event.price <= previous * step:
+            prices = self.facts.prices
+            previous = prices.latest_from(event.base, event.quote, event.ts, (source,))
+            of = "a source"
+            if previous is None:
+                # A source's first price of a pair is held against the other trusted sources' latest: else a
+                # new source (or the first price after a restart of the feed) could value events at anything.
+                previous = prices.latest_from(event.base, event.quote, event.ts, header.price_sources)
+                of = "the trusted sources"
+            # Exact (valuation.EXACT): the default 28-digit context rounds previous * step, letting a price
+            # just beyond the factor through or refusing one exactly at it.
+            if previous is None or (
+                EXACT.multiply(event.price, step) >= previous and event.price <= EXACT.multiply(previous, step)
+            ):
                 return True, None
             if not own:
                 return False, None
             key = event.event_id
             problem = (
                 f"it moved from {decimal_text(previous)} to {decimal_text(event.price)}, beyond the factor "
-                f"{decimal_text(step)} the licence allows between two prices of a source (reference_prices.max_step)"
+                f"{decimal_text(step)} the licence allows between two prices of {of} (reference_prices.max_step)"
             )
         finding = builtin_finding(  # counted with the event's other findings (_judge)
             PRICE_REFUSED,

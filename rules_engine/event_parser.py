@@ -119,7 +119,16 @@ def hidden_character(value: str) -> str | None:
 # letters and symbols that display as nothing (the Hangul fillers, the braille blank U+2800, the combining
 # grapheme joiner). An address or hash is also ASCII, as every chain's grammar writes it: a Cyrillic or Greek
 # lookalike letter ("0x\u0430...", a Cyrillic a) would display as a listed address and never match it.
-_INVISIBLE = frozenset("\u034f\u115f\u1160\u2800\u3164\uffa0")
+_INVISIBLE = (
+    frozenset("\u034f\u115f\u1160\u2800\u3164\uffa0")
+    .union(
+        # The rest of Unicode's Default_Ignorable_Code_Point that is not whitespace or Cf: nonspacing marks that
+        # render as nothing after any letter ("acc-1\ufe0f" shows as "acc-1"): the Khmer inherent vowels, the
+        # Mongolian variation selectors, the variation selectors and their supplement, and the reserved ones.
+        map(chr, (*range(0x17B4, 0x17B6), *range(0x180B, 0x1810), 0x2065, *range(0xFE00, 0xFE10)))
+    )
+    .union(map(chr, (*range(0xFFF0, 0xFFF9), *range(0xE0000, 0xE1000))))
+)
 _IDENTIFIER = "an identifier is matched exactly, so it may hold no blank or invisible character"
 _ADDRESS = "an address or hash is matched exactly, so it may hold no blank or invisible character"
 

@@ -245,7 +245,9 @@ def _csv_cell(name: str, cell: str) -> Any:
             raise FieldError(f"{name}.{where}", repeated_key_reason(where))
         return value
     if name in _LIST_FIELDS:
-        return [item.strip() for item in cell.split(";") if item.strip()]
+        # Items as written: a blank around or an empty item between ';' is refused by the parser with the reason
+        # the same JSON list gets (a stripped " 0xdead" would be a different text from the JSON path's).
+        return cell.split(";")
     if name in _BOOL_FIELDS:
         lowered = cell.strip().lower()
         if lowered not in ("true", "false"):

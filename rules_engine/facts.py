@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from sandboxwatch.rules_engine.events import AccountEvent, PriceEvent
 from sandboxwatch.rules_engine.fast_pickle import fast_pickle
+from sandboxwatch.rules_engine.reference_lists import address_key
 from sandboxwatch.rules_engine.rule_spec import LicenceHeader
 
 
@@ -24,7 +25,7 @@ class AccountState:
 
     @classmethod
     def from_event(cls, event: AccountEvent) -> AccountState:
-        wallets = frozenset(w.lower() for w in event.wallets) if event.wallets else frozenset()
+        wallets = frozenset(address_key(w) for w in event.wallets) if event.wallets else frozenset()
         return cls(event.kyc_status, event.investor_class, event.bank_account_verified, wallets, event.ts)
 
 

@@ -20,7 +20,7 @@ from sandboxwatch.rules_engine.event_parser import hidden_character, identifier_
 from sandboxwatch.rules_engine.findings import SEVERITIES
 from sandboxwatch.rules_engine.input_files import InputFileError, read_regular_file, undecodable
 from sandboxwatch.rules_engine.input_files import position as byte_position
-from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, show
+from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, name_problem, show
 from sandboxwatch.rules_engine.rule_spec import LicenceHeader, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.rules_engine.timestamps import parse_lateness, parse_timestamp
@@ -199,6 +199,8 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
         if value is None:
             if name in _HEADER_REQUIRED:
                 problems.append(f"licence header (line {raw.get(_LINE)}): field '{name}': missing")
+            elif name in raw:  # written empty: its default may check less than the author meant
+                problems.append(f"licence header: field '{name}': {_NULL}")
             if name != "allowed_lateness":
                 values[name] = ""
             continue
@@ -229,7 +231,14 @@ def _header(raw: Any, problems: list[str]) -> LicenceHeader | None:
                 f"surrounding spaces, not {show(value)}"
             )
             continue
+        problem = name_problem(text) if name == "participant" else None
+        if problem:  # matched exactly against events' participant, which refuses these characters
+            problems.append(f"licence header: field '{name}': {show(value)} {problem}")
+            continue
         values[name] = text
+    for name in ("retraction_sources", "reference_prices"):
+        if name in raw and raw[name] is None:
+            problems.append(f"licence header: field '{name}': {_NULL}")
     sources = raw.get("retraction_sources")
     if sources is not None:
         problem = _sources_problem(sources)
@@ -259,9 +268,13 @@ def _sources_problem(sources: Any) -> str | None:
             return f"item {position} ({show(item)}) is not a chain name"
         if len(item) > HEADER_TEXT_MAX:
             return f"item {position} ({show(item)}) is longer than {HEADER_TEXT_MAX} characters"
+        problem = name_problem(item)
+        if problem:
+            return f"item {position} ({show(item)}) {problem}"
     return None
 
 
+_NULL = "given without a value (null): write the value, or leave the field out"
 _HEADER_FIELDS = frozenset({*_HEADER_REQUIRED, *_HEADER_OPTIONAL, "retraction_sources", "reference_prices", _LINE})
 _PRICES = "licence header: field 'reference_prices"
 
@@ -280,6 +293,8 @@ def _reference_prices(raw: Any, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{_PRICES}.sources': {problem}")
     elif isinstance(sources, list):
         found["price_sources"] = tuple(sources)
+    if "max_step" in raw and raw["max_step"] is None:
+        problems.append(f"{_PRICES}.max_step': {_NULL}")
     if raw.get("max_step") is not None:
         try:
             step = ParamReader(raw).req_decimal("max_step")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sandboxwatch.rules_engine.event_parser import hidden_character, identifier_problem, unicode_problem
 from sandboxwatch.rules_engine.events import EVENT_TYPES, TRANSACTION_TYPES, VALUE_BEARING
 from sandboxwatch.rules_engine.money import ZERO, parse_event_decimal
 from sandboxwatch.rules_engine.plain_text import plain
@@ -23,6 +24,14 @@ _LICENCE_FORM = (
     "not a plain decimal number: {value} (ASCII digits with an optional leading '-', fraction and exponent; "
     "no '_', '+', blanks, base-60 like 3:20:00 or hex)"
 )
+
+
+def name_problem(text: str) -> str | None:
+    """Why a name a licence lists is refused (empty, a control, bidirectional, blank or invisible character),
+    with the reason text events get for the same character (rules_engine/event_parser.py), or None."""
+    if not text:
+        return "is empty"
+    return unicode_problem(text) or hidden_character(text) or identifier_problem(text)
 
 
 def show(value: object) -> str:
@@ -48,9 +57,18 @@ class ParamReader:
         self.base_dir = base_dir or Path.cwd()
 
     def has(self, name: str) -> bool:
+        self._not_empty(name)
         return self._raw.get(name) is not None
 
+    def _not_empty(self, name: str) -> None:
+        """A parameter written with no value (``max_step:``, ``applies_to: ~``, a template's unset variable)
+        is refused, never taken for "not given": its default may check less than the author wrote."""
+        if name in self._raw and self._raw[name] is None:
+            self.used.add(name)
+            raise ParamError(name, "given without a value (null): write the value, or leave the parameter out")
+
     def _get(self, name: str, required: bool) -> Any:
+        self._not_empty(name)
         self.used.add(name)
         self.last = name
         value = self._raw.get(name)
@@ -109,17 +127,26 @@ class ParamReader:
             raise ParamError(name, f"must be true or false, not {show(value)}")
         return value
 
-    def strings(self, name: str, *, required: bool = True) -> tuple[str, ...] | None:
+    def strings(self, name: str, *, required: bool = True, names: bool = True) -> tuple[str, ...] | None:
+        """``names``: the items are names matched against events' identifiers (off for a list the caller checks
+        against its own, stricter grammar, such as addresses)."""
         value = self._get(name, required)
         if value is None:
             return None
         if not isinstance(value, list) or not value:
             raise ParamError(name, "must be a non-empty list")
         items = []
-        for item in value:
+        for position, item in enumerate(value, start=1):
             if isinstance(item, bool) or not isinstance(item, str | int):
                 raise ParamError(name, f"list items must be strings, not {show(item)}")
-            items.append(str(item))
+            text = str(item)
+            # Every list a licence holds (assets, sites, classes, currencies, sources, addresses) is matched
+            # exactly against events' identifiers, which refuse blanks and invisible characters: an item holding
+            # one could never match, a rule entry switched off without a word. Refused as events refuse it.
+            problem = name_problem(text) if names else None
+            if problem:
+                raise ParamError(name, f"item {position} ({show(text)}) {problem}")
+            items.append(text)
         return tuple(items)
 
     def event_types(self, name: str, default: tuple[str, ...], *, per_account: bool = False) -> frozenset[str]:

@@ -27,12 +27,16 @@ MAX_LIST_BYTES = 64 << 20
 # An address is one token of letters and digits (hex, base58, bech32): a line of anything else means the file
 # is not an address list (a mistyped path to /etc/passwd), and loading it would screen against nothing real.
 _ADDRESS = re.compile(r"[A-Za-z0-9]{3,128}")
+# An EVM address is 40 hex digits, written with or without "0x"/"0X" and in any case (EIP-55 mixes cases):
+# one key for every spelling, on both sides of a comparison, so a list written "dead...beef" still matches an
+# event's "0xDEAD...BEEF".
+_EVM = re.compile(r"(?:0x)?([0-9a-f]{40})")
 
 
 @dataclass(frozen=True, slots=True)
 class AddressList:
     path: Path
-    addresses: frozenset[str]  # lower case
+    addresses: frozenset[str]  # address_key of each entry
     published: str | None  # the list's own date, from a "# published: YYYY-MM-DD" header line
     digest: str
     stamp: tuple[int, int]  # (mtime_ns, size) when read: a cheap test for "may have changed"
@@ -62,17 +66,25 @@ def load_address_list(path: Path) -> AddressList:
         if not entry:
             continue
         if not is_address(entry):
-            shown = entry if len(entry) <= 40 else entry[:37] + "..."
+            # The file's content is never quoted: a path mistyped or planted (/proc/self/environ) must not
+            # leak its secrets into a rejection that is logged and shown; the line number finds it.
             raise ReferenceError(
-                f"address list {path}, line {number}: {shown!r} is not an address (3 to 128 letters and digits, "
+                f"address list {path}, line {number}: not an address (3 to 128 letters and digits, "
                 "one per line, '#' starts a comment): not an address list"
             )
-        addresses.append(entry.lower())
+        addresses.append(address_key(entry))
     return AddressList(path, frozenset(addresses), published, hashlib.sha256(data).hexdigest(), stamp)
 
 
 def is_address(text: str) -> bool:
     return _ADDRESS.fullmatch(text) is not None
+
+
+def address_key(address: str) -> str:
+    """The form an address is compared in: lower case, and an EVM address always with its "0x"."""
+    key = address.lower()
+    evm = _EVM.fullmatch(key)
+    return key if evm is None else "0x" + evm.group(1)
 
 
 def _read_bounded(path: Path) -> tuple[bytes, tuple[int, int]]:

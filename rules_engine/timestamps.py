@@ -33,6 +33,12 @@ _RFC3339 = re.compile(
 )
 
 
+def is_rfc3339(text: str) -> bool:
+    """Whether a text has the RFC 3339 form (whatever its year): for a reader that clamps an out-of-range
+    instant rather than refusing it, which must still refuse the other forms fromisoformat reads."""
+    return _RFC3339.fullmatch(text) is not None
+
+
 def parse_timestamp(value: object) -> datetime:
     """Parse an RFC 3339 instant; an instant without an offset is ambiguous, so it is refused."""
     parsed = _parse_instant(value)

@@ -173,10 +173,27 @@ def cmd_licence_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_day(day: str | None) -> None:
+    """``--day`` is a calendar date, YYYY-MM-DD: an empty one (an unset variable) is refused, not taken for
+    "the default day", and so is an impossible one (2025-13-01), which used to end as an internal error."""
+    import datetime as dt
+    import re
+
+    if day is None:
+        return
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day) is None:
+            raise ValueError("not YYYY-MM-DD")
+        dt.date.fromisoformat(day)
+    except ValueError as exc:
+        raise Unusable(f"--day {day!r} is not a calendar date YYYY-MM-DD ({exc})") from None
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sandboxwatch.simulator import SimulationConfig, SimulationTooSmall, simulate_to_files
 
     licence = _licence(args.licence)
+    _check_day(args.day)
     config = SimulationConfig(
         accounts=args.accounts,
         seed=args.seed,

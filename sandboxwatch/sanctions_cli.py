@@ -29,7 +29,13 @@ def cmd_sanctions_import(args: argparse.Namespace) -> int:
     from sandboxwatch.ingest.sanctions import SanctionsError, read_sanctions, write_address_file
 
     try:
-        published = date.fromisoformat(args.published) if args.published else None
+        # An empty --published (an unset variable) is refused, not taken for "none given"; only YYYY-MM-DD
+        # (fromisoformat also reads 20251021 and 2025-W43-2).
+        published = None
+        if args.published is not None:
+            if len(args.published) != 10 or args.published[4::3] != "--":
+                raise ValueError(args.published)
+            published = date.fromisoformat(args.published)
     except ValueError:
         print(f"sandboxwatch sanctions import: --published {args.published!r} is not YYYY-MM-DD", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -209,7 +209,8 @@ def test_address_file_must_be_a_regular_bounded_address_list(tmp_path: Path) -> 
     assert "is not a regular file" in _file_problem(_blocklist_licence(tmp_path, "/dev/zero"))
     assert "is not a regular file" in _file_problem(_blocklist_licence(tmp_path, "."))
     problem = _file_problem(_blocklist_licence(tmp_path, "/etc/passwd"))
-    assert "address list /etc/passwd, line 1: 'root:x:0:0:root:/root:/bin/bash' is not an address" in problem
+    assert "address list /etc/passwd, line 1: not an address (3 to 128" in problem
+    assert "root" not in problem  # the file's content is never echoed
     big = tmp_path / "big.txt"
     with big.open("wb") as out:  # sparse: the size is checked before anything is read
         out.truncate(MAX_LIST_BYTES + 1)
@@ -252,7 +253,7 @@ def test_hot_reload_refuses_a_file_that_is_no_longer_an_address_list(tmp_path: P
     listed_file.write_text("# published: 2025-10-01\n0xabc1\n")
     [current] = load_licence(_blocklist_licence(tmp_path, "list.txt")).rule("blocklist").params.lists
     listed_file.write_text("0xabc1\n<html>Not found</html>\n")
-    with pytest.raises(ReferenceError, match=r"list.txt, line 2: '<html>Not found</html>' is not an address .*"
+    with pytest.raises(ReferenceError, match=r"list.txt, line 2: not an address .*"
                        r"keeping list.txt of 2025-10-01"):  # fmt: skip
         changed(current)
     listed_file.unlink()

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 from sandboxwatch.rules_engine.events import Event, FundsEvent, TransferEvent
 from sandboxwatch.rules_engine.facts import Facts
 from sandboxwatch.rules_engine.licence_params import ParamError, ParamReader, show
-from sandboxwatch.rules_engine.reference_lists import AddressList, ReferenceError, is_address, load_address_list
+from sandboxwatch.rules_engine.reference_lists import (
+    AddressList,
+    ReferenceError,
+    address_key,
+    is_address,
+    load_address_list,
+)
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed
 
@@ -30,7 +36,7 @@ class Params:
 
     def listing(self, address: str) -> str | None:
         """Where an address is listed ("the licence", or the list version), or None."""
-        key = address.lower()
+        key = address_key(address)
         if key in self.inline:
             return "the licence"
         for listed in self.lists:
@@ -42,13 +48,13 @@ class Params:
 def parse(reader: ParamReader) -> Params:
     if not reader.has("addresses") and not reader.has("file"):
         raise ParamError("addresses", "missing parameter (give addresses or file)")
-    listed = reader.strings("addresses", required=False) or ()
+    listed = reader.strings("addresses", required=False, names=False) or ()
     for position, address in enumerate(listed, start=1):
         if not is_address(address):
             raise ParamError(
                 "addresses", f"item {position} ({show(address)}) is not an address (3 to 128 letters and digits)"
             )
-    inline = frozenset(a.lower() for a in listed)
+    inline = frozenset(address_key(a) for a in listed)
     lists: tuple[AddressList, ...] = ()
     if reader.has("file"):
         try:

@@ -41,11 +41,27 @@ class State:
     # ref -> when reports citing it were filed: a datetime (one report, and every snapshot before a ref kept
     # several) or a sorted tuple of at most MAX_FILINGS.
     reported: dict[str, datetime | tuple[datetime, ...]] = field(default_factory=dict)
+    # (filed, ref) for every filing kept in ``reported``: a heap, so the filings no pending or future event can
+    # use are forgotten in event-time order (``_forget``) and ``reported`` stays bounded on a live worker.
+    expiry: list[tuple[datetime, str]] = field(default_factory=list)
+
+    def __setstate__(self, saved: tuple[None, dict[str, object]]) -> None:
+        """Restore a snapshot, also one written before ``expiry`` existed (rebuilt from ``reported``)."""
+        self.pending, self.reported, self.expiry = [], {}, []
+        for name, value in saved[1].items():
+            setattr(self, name, value)
+        if not self.expiry and self.reported:
+            self.expiry = [(when, ref) for ref, filed in self.reported.items() for when in _filings(filed)]
+            heapq.heapify(self.expiry)
 
 
 # Reports citing one event beyond these are a flood, not filings: the earliest are dropped. Dropping one can
 # only make an event look unreported (a finding), never hide one.
 MAX_FILINGS = 16
+# Distinct refs kept at once, whatever the filings' times: a flood of reports citing made-up ids within one
+# deadline must not grow the live worker without end. Beyond it the earliest filings are forgotten first, which
+# as above can only make an event look unreported, never hide one (docs/licence.md).
+MAX_REFS = 500_000
 
 
 def _filings(value: datetime | tuple[datetime, ...] | None) -> tuple[datetime, ...]:
@@ -72,12 +88,18 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
             # Every filing time is kept, not only the earliest: a report dated before the event cannot be a
             # report of it (a participant knows its own next ids; one report listing them in advance would
             # cover every later event), so which filings fall from the event to its deadline is decided then.
+            reported, expiry, when = state.reported, state.expiry, event.ts
             for ref in event.refs:
-                earlier = state.reported.get(ref)
+                earlier = reported.get(ref)
                 if earlier is None:
-                    state.reported[ref] = event.ts
-                elif event.ts not in (times := _filings(earlier)):
-                    state.reported[ref] = tuple(sorted((*times, event.ts)))[-MAX_FILINGS:]
+                    reported[ref] = when
+                elif when not in (times := _filings(earlier)):
+                    reported[ref] = tuple(sorted((*times, when)))[-MAX_FILINGS:]
+                else:
+                    continue
+                heapq.heappush(expiry, (when, ref))
+            if len(reported) > MAX_REFS:
+                _forget(state, None)
         return None
     if event.type not in params.applies_to:
         return None
@@ -90,7 +112,34 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     return None
 
 
+def _forget(state: State, before: datetime | None) -> None:
+    """Forget the filings made before ``before``, or (None) the earliest ones until at most MAX_REFS refs are
+    kept. A filing made at ``when`` covers only an event from ``when - deadline`` to ``when``, judged at
+    ``when + deadline`` at the latest: once the clock has passed that (and the allowed lateness, for an event
+    still arriving late), no event can use it."""
+    reported, expiry = state.reported, state.expiry
+    while expiry and (expiry[0][0] < before if before is not None else len(reported) > MAX_REFS):
+        when, ref = heapq.heappop(expiry)
+        filed = reported.get(ref)
+        if filed is None:
+            continue
+        kept = tuple(t for t in _filings(filed) if t != when)
+        if not kept:
+            del reported[ref]
+        else:
+            reported[ref] = kept if len(kept) > 1 else kept[0]
+
+
 def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findings:
+    found = _overdue(rule, now, facts, state)
+    # After judging, so a finding still names the late or early filings of its event.
+    expiry = state.expiry
+    if expiry and expiry[0][0] < now - rule.params.deadline - facts.header.allowed_lateness:
+        _forget(state, now - rule.params.deadline - facts.header.allowed_lateness)
+    return found
+
+
+def _overdue(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findings:
     pending = state.pending
     if not pending or pending[0][0] >= now:
         return None

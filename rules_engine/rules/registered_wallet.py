@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sandboxwatch.rules_engine.events import Event, FundsEvent
 from sandboxwatch.rules_engine.facts import Facts
+from sandboxwatch.rules_engine.reference_lists import address_key
 from sandboxwatch.rules_engine.rule_spec import RuleSpec
 from sandboxwatch.rules_engine.rules.base import Findings, RuleKind, fixed, no_params
 
@@ -18,7 +19,7 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
     if not isinstance(event, FundsEvent) or event.rail != "onchain" or event.address is None:
         return None
     account = facts.accounts.get(event.account)
-    if account is not None and event.address.lower() in account.wallets:
+    if account is not None and address_key(event.address) in account.wallets:
         return None
     return [
         rule.finding(
