@@ -25,6 +25,7 @@ ENTRY_POINTS = {
     "history_cli.py",
     "ingest_cli.py",
     "sanctions_cli.py",
+    "store_options.py",  # the store options (--clickhouse, --participant, --from/--to, --out) commands share
 }
 
 
