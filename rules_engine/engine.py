@@ -166,7 +166,8 @@ class Engine:
         judge (itself, if late or after the term, and buffered events the watermark has now passed).
 
         Re-delivered event ids and other participants' events change nothing (reference prices are
-        market-wide, so those are taken from any participant, if of a source the licence trusts). An event
+        market-wide, so those are also taken from the publishers the licence names in reference_prices, if
+        of a source it trusts; never from another participant it does not name). An event
         whose checking raises becomes an invalid_event finding and an entry in ``failures``, whenever it is
         judged: nothing in one event's content stops the others."""
         stats = self.stats
@@ -174,7 +175,7 @@ class Engine:
         key: object
         if event.participant == self._participant:
             key = event.event_id
-        elif event.type == "price":
+        elif event.type == "price" and event.participant in self.header.price_publishers:
             key = (event.participant, event.event_id)
         else:
             stats.other_participant += 1
@@ -392,17 +393,26 @@ class Engine:
                 # new source (or the first price after a restart of the feed) could value events at anything.
                 previous = prices.latest_from(event.base, event.quote, event.ts, header.price_sources)
                 of = "the trusted sources"
-            # Exact (valuation.EXACT): the default 28-digit context rounds previous * step, letting a price
-            # just beyond the factor through or refusing one exactly at it.
-            if previous is None or (
-                EXACT.multiply(event.price, step) >= previous and event.price <= EXACT.multiply(previous, step)
-            ):
-                return True, None
+            if previous is not None and not _within(event.price, previous, step):
+                reference = previous
+            else:
+                # And against every trusted price of the pair in the day before it: a bound on each step
+                # alone lets a walk of steps, each within it, take the price anywhere within minutes.
+                low, high = prices.range_from(
+                    event.base, event.quote, event.ts - PRICE_BAND_SPAN, event.ts, header.price_sources
+                )
+                if high is not None and not _within(event.price, high, step):
+                    reference = high
+                elif low is not None and not _within(event.price, low, step):
+                    reference = low
+                else:
+                    return True, None
+                of = "the trusted sources in the 24 hours before it"
             if not own:
                 return False, None
             key = event.event_id
             problem = (
-                f"it moved from {decimal_text(previous)} to {decimal_text(event.price)}, beyond the factor "
+                f"it moved from {decimal_text(reference)} to {decimal_text(event.price)}, beyond the factor "
                 f"{decimal_text(step)} the licence allows between two prices of {of} (reference_prices.max_step)"
             )
         finding = builtin_finding(  # counted with the event's other findings (_judge)
@@ -448,6 +458,7 @@ class Engine:
             ("allowed_lateness", DEFAULT_ALLOWED_LATENESS),
             ("price_sources", ()),
             ("max_price_step", None),
+            ("price_publishers", ()),
         )
         for name, default in defaults:
             if not hasattr(header, name):
@@ -595,3 +606,14 @@ def _duration(value: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{value.total_seconds():g}s"
+
+
+# How far back a trusted price still bounds the next one of its pair (reference_prices.max_step).
+PRICE_BAND_SPAN = timedelta(hours=24)
+
+
+def _within(price: Decimal, reference: Decimal, step: Decimal) -> bool:
+    """Whether ``price`` is within the factor ``step`` of ``reference``; exact (valuation.EXACT): the default
+    28-digit context rounds reference * step, letting a price just beyond the factor through or refusing one
+    exactly at it."""
+    return EXACT.multiply(price, step) >= reference and price <= EXACT.multiply(reference, step)

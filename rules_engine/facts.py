@@ -74,6 +74,26 @@ class PriceBook:
                 best = point
         return best[1] if best else None
 
+    def range_from(
+        self, base: str, quote: str, start: datetime, end: datetime, sources: tuple[str, ...]
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """The lowest and highest price of the pair from ``sources`` in (start, end]: the band a trusted
+        price is held to (reference_prices.max_step), so a walk of small steps cannot carry it away."""
+        low: Decimal | None = None
+        high: Decimal | None = None
+        for source in sources:
+            series = self._series.get((base, quote, source))
+            if not series:
+                continue
+            first = bisect_right(series, start, key=lambda p: p[0])
+            last = bisect_right(series, end, key=lambda p: p[0])
+            for _, value in series[first:last]:
+                if low is None or value < low:
+                    low = value
+                if high is None or value > high:
+                    high = value
+        return low, high
+
 
 @dataclass(slots=True)
 class Facts:

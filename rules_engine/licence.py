@@ -305,9 +305,28 @@ def _reference_prices(raw: Any, problems: list[str]) -> dict[str, Any]:
                 problems.append(f"{_PRICES}.max_step': must be a factor above 1 (10: a tenth to ten times), not {step}")
             else:
                 found["max_price_step"] = step
-    for name in sorted(str(k) for k in raw if k not in ("sources", "max_step", _LINE)):
-        problems.append(f"{_PRICES}.{name[:60]}': not a field of reference_prices (sources, max_step)")
+    if "publishers" in raw:
+        publishers = raw["publishers"]
+        problem = _publishers_problem(publishers)
+        if problem:
+            problems.append(f"{_PRICES}.publishers': {problem}")
+        elif isinstance(publishers, list):
+            found["price_publishers"] = tuple(publishers)
+    for name in sorted(str(k) for k in raw if k not in ("sources", "max_step", "publishers", _LINE)):
+        problems.append(f"{_PRICES}.{name[:60]}': not a field of reference_prices (sources, max_step, publishers)")
     return found
+
+
+def _publishers_problem(publishers: Any) -> str | None:
+    if not isinstance(publishers, list):
+        return f"must be a list of publisher names (market feeds), not {show(publishers)}"
+    for position, item in enumerate(publishers, start=1):
+        if not isinstance(item, str) or not item or len(item) > HEADER_TEXT_MAX:
+            return f"item {position} ({show(item)}) is not a publisher name"
+        problem = unicode_problem(item) or hidden_character(item) or identifier_problem(item)
+        if problem:
+            return f"item {position} ({show(item)}) {problem}"
+    return None
 
 
 def _price_sources_problem(sources: Any) -> str | None:

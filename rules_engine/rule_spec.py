@@ -31,6 +31,9 @@ class LicenceHeader:
     # factor) one of their prices may move from the previous one of its pair and source and still be used.
     price_sources: tuple[str, ...] = ()
     max_price_step: Decimal | None = None
+    # Other publishers (market feeds) whose price events count besides the participant's own: a price names
+    # its source itself, so another participant's event claiming a trusted source must not value this one's.
+    price_publishers: tuple[str, ...] = ()
 
     def in_term(self, ts: datetime) -> bool:
         return self.valid_from <= ts <= self.valid_until

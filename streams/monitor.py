@@ -284,7 +284,8 @@ class Monitor:
                 targets = [self.engine(participant)]
             elif event.type == "price":
                 # A reference price published under a market feed's name is market-wide: every monitored
-                # participant on this partition values against it, as the self-check does.
+                # participant on this partition is offered it, and each engine uses it only if its licence
+                # names the feed in reference_prices.publishers, as the self-check does.
                 targets = [self.engine(p) for p in licences]
             else:
                 reason = f"no licence loaded for participant {participant!r}"

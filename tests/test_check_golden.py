@@ -63,7 +63,7 @@ def test_the_input_holds_what_it_is_meant_to() -> None:
     _, out, err = _expected("in_order")
     rules = {json.loads(line)["rule"] for line in out.splitlines()}
     assert {"invalid_event", "conflicting_duplicate", "period", "structuring", "lvtr", "month-cap", "wash"} <= rules
-    assert "3026 events checked against DN-136-PILOT-01 (3 invalid, 26 duplicate, 1 of other participants)" in err
+    assert "3026 events checked against DN-136-PILOT-01 (3 invalid, 26 duplicate, 2 of other participants)" in err
     assert "not in event-time order" not in err  # the in-order day takes the streaming path
 
 
@@ -130,7 +130,7 @@ def _build_day() -> list[str]:
         row = json.loads(lines[index])
         row["quantity"] = str(int(float(row["quantity"])) + 7)
         inserts.append((index + 4, json.dumps(row, separators=(",", ":"))))
-    # Invalid lines, another participant's trade and price (prices count from anyone), after the term.
+    # Invalid lines, another participant's trade and price (neither counts: it names no publisher), after the term.
     inserts.append((40, '{"event_id":"bad-1","type":"trade"'))
     inserts.append((900, '{"event_id":"bad-2","type":"trade","participant":"alphatrue-basal-pay","ts":"yesterday"}'))
     bad_3 = {"event_id": "bad-3", "type": "deposit", "participant": "alphatrue-basal-pay", "amount": 1.5}

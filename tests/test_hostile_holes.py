@@ -365,12 +365,6 @@ def test_a_month_is_exactly_yyyy_mm(month: str) -> None:
     assert month_bounds("2025-10")[0].isoformat() == "2025-10-01T00:00:00+07:00"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (#13, reported to the lead): max_step bounds one step, not a walk; eight steps of /10 within "
-    "minutes, each within the factor, value a 2.6-billion-VND deposit at 0.026 VND without any finding. Needs a "
-    "bound over time (an anchor price or a rate of change per hour), a design decision for the licence contract",
-)
 def test_a_trusted_source_walked_down_in_steps_cannot_silence_the_cap() -> None:
     from decimal import Decimal
 
@@ -383,19 +377,27 @@ def test_a_trusted_source_walked_down_in_steps_cannot_silence_the_cap() -> None:
     assert {f.rule for f in found} & {"price_refused", "cap"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (#13, reported to the lead): a price names its source itself, and prices are taken from any "
-    "participant (docs/events.md, Duplicates), so another participant's event claiming source binance values "
-    "this participant's deposits. Needs provenance (the connector's own identity), not a name",
-)
 def test_another_participants_price_claiming_a_trusted_source_cannot_value_events() -> None:
     from tests.helpers import price, ts
 
     rows = [price(ts(hour=1), "26000"), price(ts(hour=2), "0.000001", participant="p2")]
     rows.append(onchain("deposit", "c1", ts(hour=4), "100000"))
     found = run(licence_with(CAP_RULE), rows)
-    assert [f.rule for f in found] != []
+    assert [f.rule for f in found] == ["cap"]  # valued at 26000 (its own price), not p2's 0.000001
+
+
+def test_a_publisher_the_licence_names_values_events_with_its_prices() -> None:
+    """reference_prices.publishers: a market feed's prices count; then they also carry the cap breach."""
+    from sandboxwatch.rules_engine.licence import parse_licence
+    from tests.helpers import HEADER, price, ts
+
+    header = HEADER.replace("{sources: [binance]}", "{sources: [binance], publishers: [feed]}")
+    assert "publishers: [feed]" in header
+    licence = parse_licence(header + f"  - {CAP_RULE}\n")
+    rows = [price(ts(hour=1), "26000", participant="feed"), onchain("deposit", "c1", ts(hour=4), "100000")]
+    assert [f.rule for f in run(licence, rows)] == ["cap"]
+    unnamed = [price(ts(hour=1), "26000", participant="other-feed"), onchain("deposit", "c1", ts(hour=4), "100000")]
+    assert [f.rule for f in run(licence, unnamed)] == ["valuation_unavailable"]
 
 
 CAP_RULE = "{id: cap, kind: max_transaction_value, severity: breach, clause: c, max: 200000000, applies_to: [deposit]}"

@@ -329,7 +329,17 @@ def test_a_trusted_price_jumping_beyond_max_step_is_not_used() -> None:
         (
             "  reference_prices: {sources: [binance], step: 10}\n",
             [CAP],
-            "field 'reference_prices.step': not a field of reference_prices (sources, max_step)",
+            "field 'reference_prices.step': not a field of reference_prices (sources, max_step, publishers)",
+        ),
+        (
+            "  reference_prices: {sources: [binance], publishers: feed}\n",
+            [CAP],
+            "field 'reference_prices.publishers': must be a list of publisher names",
+        ),
+        (
+            "  reference_prices: {sources: [binance], publishers: ['feed ']}\n",
+            [CAP],
+            "field 'reference_prices.publishers': item 1 ('feed ') holds whitespace U+0020 at character 5",
         ),
         ("  reference_prices: [binance]\n", [CAP], "field 'reference_prices': must be a mapping with sources"),
     ],

@@ -6,7 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from sandboxwatch.rules_engine.licence import parse_licence
 from tests.helpers import (
+    HEADER,
     account,
     ev,
     funds,
@@ -432,14 +434,13 @@ def test_participant_limits_each_limit() -> None:
     assert len(found) == 3 and len({f.finding_id for f in found}) == 3
 
 
-def test_events_of_other_participants_are_ignored_but_their_prices_count() -> None:
-    lic = licence_with(f"{{id: cap, kind: max_transaction_value, {R}, max: 100}}")
-    found = run(
-        lic,
-        [
-            price(participant="market-data"),
-            onchain(amount="1"),
-            trade(participant="someone-else", quantity="1000"),
-        ],
+def test_events_of_other_participants_are_ignored_but_a_named_publishers_prices_count() -> None:
+    """A market feed named in reference_prices.publishers values events; another participant's prices do not
+    (a price names its source itself: docs/licence.md)."""
+    rule = f"{{id: cap, kind: max_transaction_value, {R}, max: 100}}"
+    named = parse_licence(
+        HEADER.replace("{sources: [binance]}", "{sources: [binance], publishers: [market-data]}") + f"  - {rule}\n"
     )
-    assert rules_of(found) == ["cap"]
+    rows = [price(participant="market-data"), onchain(amount="1"), trade(participant="someone-else", quantity="1000")]
+    assert rules_of(run(named, rows)) == ["cap"]
+    assert rules_of(run(licence_with(rule), rows)) == ["valuation_unavailable"]
