@@ -174,6 +174,12 @@ def _child(engines: Sequence[Engine], read: int, write: int) -> None:
     try:
         gc.disable()
         os.close(read)
+        # Every other descriptor inherited (the metrics port's listening socket, the broker's and the
+        # store's connections) is closed: a child still pickling after its parent's kill -9 would hold the
+        # metrics port, and the restarted worker would fail to bind it. Closing a copy touches nothing of
+        # the parent's (it keeps its own references; no shutdown, no epoll registration is dropped).
+        os.closerange(3, write)
+        os.closerange(write + 1, os.sysconf("SC_OPEN_MAX"))
         # The parent's signal handlers write to its event loop's wakeup socket, which the child shares: a
         # signal to the child must end the child, never wake or stop the parent.
         with contextlib.suppress(ValueError, OSError):

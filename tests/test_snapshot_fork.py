@@ -165,3 +165,30 @@ def test_cancel_while_a_reader_waits_ends_the_read_with_an_error(monkeypatch: py
     assert len(outcome) == 1 and isinstance(outcome[0], SnapshotChildError)
     assert str(outcome[0]).endswith("ended with status -9")
     assert gone(dumps.pid)
+
+
+def test_the_child_holds_no_socket_of_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child still pickling when its worker is killed (kill -9) must not keep the worker's metrics port:
+    the restarted worker has to bind it (seen before the fix: 'Address already in use', exit 1)."""
+    import socket
+
+    def slow_dump(engine: object) -> bytes:
+        time.sleep(3)
+        return b""
+
+    monkeypatch.setattr(snapshot_fork, "dump", slow_dump)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    dumps = ForkedDumps([object()])  # type: ignore[list-item]
+    try:
+        time.sleep(0.5)
+        listening.close()  # as the parent's death closes its copy
+        assert os.waitpid(dumps.pid, os.WNOHANG) == (0, 0), "the child should still be pickling"
+        again = socket.socket()
+        again.bind(("127.0.0.1", port))  # EADDRINUSE while the child holds the listening socket
+        again.close()
+    finally:
+        dumps.cancel()
+    assert gone(dumps.pid)

@@ -63,12 +63,12 @@ class Pipeline:
         command = [*self._command(self.metrics_port, self.workdir / "faust"), *self.worker_options, *options]
         self.worker = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
-    def start_other_worker(self, slot: int) -> None:
+    def start_other_worker(self, slot: int, *options: str) -> None:
         """Another worker process in the same consumer group (slot >= 1), sharing the partitions."""
         self.starts += 1
         port = self.other_ports.setdefault(slot, free_port())
         log = (self.workdir / f"worker-{self.starts}.log").open("wb")
-        command = self._command(port, self.workdir / f"faust-{slot}")
+        command = [*self._command(port, self.workdir / f"faust-{slot}"), *options]
         self.others[slot] = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def stop_other_workers(self) -> None:
