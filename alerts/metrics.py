@@ -105,6 +105,19 @@ class Metrics:
             "When the end offsets were last read from the broker (stale while the broker is unreachable).",
             registry=r,
         )
+        self.uncommitted = Gauge(
+            f"{PREFIX}_uncommitted_messages",
+            "Consumed messages not yet committed: held until a broker-confirmed snapshot covers them (a snapshot "
+            "in flight included).",
+            registry=r,
+        )
+        self.last_commit = Gauge(
+            f"{PREFIX}_last_commit_timestamp_seconds",
+            "When the worker last committed offsets after a confirmed snapshot (its start until the first): with "
+            "messages uncommitted, an old value means snapshots are stuck and a restart would replay them all.",
+            registry=r,
+        )
+        self.last_commit.set_to_current_time()
         self.store_writable = Gauge(
             f"{PREFIX}_store_writable",
             "1 while the last store write succeeded, 0 while writes fail and are being retried.",

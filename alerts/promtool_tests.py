@@ -160,6 +160,7 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
     }
     worker = {"job": "sandboxwatch", "instance": "worker-1:9464"}
     w = ",".join(f'{k}="{v}"' for k, v in worker.items())
+    idle = 'job="sandboxwatch",instance="worker-2:9464"'
     # 15s samples; the fault starts at 2m (sample 8). Partition 0 stalls with 40 waiting, partition 1 keeps
     # moving with a lag above 0, partition 2 is idle (lag 0, position still): only partition 0 may fire.
     # The store fails from 2m to 5m; readiness drops with it; the broker's offsets stop being read at 2m.
@@ -200,6 +201,12 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="1",reason="recovered"}}', "values": "0x7 1x80"},
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="skipped_by_broker"}}', "values": "0x7 2x80"},
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="recovered"}}', "values": "0x88"},
+            # Commits: worker-1 commits at 0..45s, then holds 50 messages with no commit until 10m15s; worker-2
+            # is idle (nothing held) and has not committed since its start: only worker-1 may fire.
+            {"series": f"sandboxwatch_uncommitted_messages{{{w}}}", "values": "0x3 50x84"},
+            {"series": f"sandboxwatch_last_commit_timestamp_seconds{{{w}}}", "values": "0+15x3 45x37 615+15x40"},
+            {"series": f"sandboxwatch_uncommitted_messages{{{idle}}}", "values": "0x88"},
+            {"series": f"sandboxwatch_last_commit_timestamp_seconds{{{idle}}}", "values": "0x88"},
         ],
         "alert_rule_test": [
             {"eval_time": "2m45s", "alertname": "SandboxwatchPartitionStalled", "exp_alerts": []},
@@ -277,6 +284,20 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
                 ],
             },
             {"eval_time": "20m", "alertname": "SandboxwatchStateRebuilt", "exp_alerts": []},
+            {"eval_time": "6m30s", "alertname": "SandboxwatchCommitsStalled", "exp_alerts": []},
+            {
+                "eval_time": "7m15s",
+                "alertname": "SandboxwatchCommitsStalled",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchCommitsStalled",
+                        {"severity": "warning", **worker},
+                        "The worker worker-1:9464 has committed no offset for over 300s while messages wait for a "
+                        "snapshot",
+                    )
+                ],
+            },
+            {"eval_time": "11m", "alertname": "SandboxwatchCommitsStalled", "exp_alerts": []},
             {"eval_time": "1m45s", "alertname": "SandboxwatchOffsetGap", "exp_alerts": []},
             {
                 "eval_time": "2m15s",

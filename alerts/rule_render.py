@@ -38,6 +38,9 @@ class PipelineThresholds:
     broker_stale_seconds: int = 60
     # A snapshot behind its committed offset is a broken contract, not a fault that persists: any in the window.
     rebuild_window: str = "15m"
+    # Snapshots come every few seconds while events flow (worker_settings.snapshot_seconds, spaced by their
+    # cost; a stuck snapshot child is given up after 600 s): messages uncommitted this long mean they are stuck.
+    commit_stale_seconds: int = 300
 
 
 def alert_name(rule_id: str, suffix: str = "") -> str:
@@ -206,6 +209,16 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             f"[{t.rebuild_window}])) > 0",
             "warning",
             "The worker {{ $labels.instance }} rebuilt engine state from the store: snapshot {{ $labels.reason }}",
+        ),
+        # Nothing lost yet, but nothing made durable either: a restart would replay everything since.
+        _pipeline_alert(
+            "SandboxwatchCommitsStalled",
+            f"({PREFIX}_uncommitted_messages > 0)\nand on (instance)\n"
+            f"(time() - {PREFIX}_last_commit_timestamp_seconds > {t.commit_stale_seconds})",
+            "warning",
+            "The worker {{ $labels.instance }} has committed no offset for over "
+            + f"{t.commit_stale_seconds}s while messages wait for a snapshot",
+            t.fault_for,
         ),
         # A hole the stream made and the worker refilled by seeking back: nothing was lost, but the stream
         # skipped messages it was given, which must never happen unnoticed (skipped_by_broker is Kafka's own).

@@ -34,6 +34,12 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "M > C: the consumer skipped offsets C to M-1 after a rebalance and their events were not monitored; restart "
     "the worker, which resumes at the committed offset (faust does not commit past a hole of two or more "
     "messages), and check that the store then holds those events. Either way report it with the log.",
+    "SandboxwatchCommitsStalled": "A worker holds consumed messages that no broker-confirmed snapshot has covered "
+    "for minutes, so it commits nothing: a snapshot child stuck or slow (the worker gives one up after 600 s and "
+    "pickles in place), or the broker not confirming the engine-state changelog writes. Nothing is lost while it "
+    "runs, but a restart replays everything since the last commit. Read the worker log (snapshot child, changelog "
+    "send errors) and sandboxwatch_snapshot_child_failures_total; check the brokers; restart the worker if it "
+    "persists.",
     "SandboxwatchOffsetGap": "A worker's stream delivered a message past the next offset it expected on an events "
     "partition (messages skipped inside the consumer, e.g. around a rebalance) and the worker sought back to "
     "re-read them; the engine skips what it had already seen, so nothing should be lost. Read the worker log: the "

@@ -133,6 +133,7 @@ class StreamWorker:
         # manifest), rebalances seen (one drops a snapshot begun before it), and whether the next snapshot
         # is made in place because a child failed.
         self._forked: asyncio.Task[None] | None = None
+        self._forked_held = 0  # messages the forked snapshot in flight covers (sandboxwatch_uncommitted_messages)
         self._forked_dumps: ForkedDumps | None = None
         self._rebalances = 0
         self._in_place_next = not can_fork()
@@ -521,6 +522,7 @@ class StreamWorker:
             if message.tp in assigned:
                 consumer.ack(message)
         await consumer.commit()
+        self.monitor.metrics.last_commit.set_to_current_time()
         log.debug("snapshot of %s confirmed; %d messages made committable", sorted(dirty), len(held))
 
     # forked snapshots (streams.snapshot_fork) ---------------------------------------------------------
@@ -570,6 +572,7 @@ class StreamWorker:
         log.debug("snapshot of %s forked in %.1f ms", sorted(chosen), (forked - started) * 1000)
         self._last_snapshot = forked
         self._forked_dumps = dumps
+        self._forked_held = len(held)
         self._forked = asyncio.ensure_future(self._finish_forked(begun, forked - started))
         self._forked.add_done_callback(partial(self._forked_done, fatal))
 
@@ -710,6 +713,7 @@ class StreamWorker:
 
     def _report_readiness_now(self) -> None:
         self.monitor.metrics.ready.set(1 if self.readiness()[0] else 0)
+        self.monitor.metrics.uncommitted.set(len(self._held) + (self._forked_held if self._forking() else 0))
         self.monitor.metrics.group_joined.set(1 if self.membership.is_joined else 0)
 
     async def _report_readiness(self) -> None:

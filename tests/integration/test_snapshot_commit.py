@@ -173,9 +173,15 @@ def test_offsets_are_committed_only_once_the_broker_confirmed_the_snapshot_cover
             await asyncio.sleep(3)  # time for any commit that should not happen
             stored = await asyncio.to_thread(reader.count, "events")
             assert stored > 0 and await asyncio.to_thread(broker.committed) is None
+            # ...and the worker says so (SandboxwatchCommitsStalled reads these two).
+            sample = worker.monitor.metrics.registry.get_sample_value
+            started = sample("sandboxwatch_last_commit_timestamp_seconds")
+            assert started is not None and sample("sandboxwatch_uncommitted_messages") == FIRST
             # Confirmed: the commits follow, each to what a confirmed snapshot covers.
             gate.release()
             await _until(lambda: broker.committed() == FIRST, f"offset {FIRST} committed")
+            assert (sample("sandboxwatch_last_commit_timestamp_seconds") or 0.0) > started
+            await _until(lambda: sample("sandboxwatch_uncommitted_messages") == 0, "nothing left uncommitted")
             manifests = await asyncio.to_thread(broker.manifests, participant)
             assert manifests[-1].offsets == {0: FIRST - 1}
             # Failed: the next events are processed and stored, their snapshot is refused -> the commit stays
