@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
@@ -40,8 +40,8 @@ from sandboxwatch.rules_engine.events import EventError  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
-from sandboxwatch.store.clickhouse_store import Store, recorded_now  # noqa: E402
-from sandboxwatch.store.records import EVENT_COLUMNS, EventRecord, event_row  # noqa: E402
+from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
+from sandboxwatch.store.records import EventRecord  # noqa: E402
 from sandboxwatch.streams.app import event_chunks  # noqa: E402
 from sandboxwatch.streams.inbound import InboundMessage  # noqa: E402
 from sandboxwatch.streams.monitor import Monitor  # noqa: E402
@@ -80,23 +80,11 @@ def generic_builder() -> Iterator[None]:
         event_parser._FAST = fast
 
 
-def _write_events_by_rows(self: Store, records: Sequence[EventRecord], check: bool = True) -> list[EventRecord]:
-    """``Store.write_events`` as it was before the columnar event path: a row tuple per event (datetimes,
-    transposed by the backend), DateTime columns parsed from text by chdb."""
-    fresh = list(records)
-    if check:
-        key = "concat(participant, '\\n', event_id)"
-        fresh = self._absent(records, lambda r: f"{r.event.participant}\n{r.event.event_id}", "events", key)
-    now = recorded_now()
-    self.backend.insert("events", EVENT_COLUMNS, [event_row(r, now) for r in fresh])
-    return fresh
-
-
 @contextmanager
 def row_event_store() -> Iterator[None]:
-    """The events' store path before the columnar one (``_write_events_by_rows``)."""
+    """The events' store path before the columnar one (``Store.write_events_as_rows``)."""
     columnar = Store.write_events
-    Store.write_events = _write_events_by_rows  # type: ignore[method-assign]
+    Store.write_events = Store.write_events_as_rows  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -170,7 +158,7 @@ def drop(backend: EmbeddedBackend) -> None:
     """A run's database dropped at its end: chdb merges a table's parts in this process's threads, so parts
     left behind would be merged on the next run's CPU time and tilt the comparison against whichever runs
     later."""
-    backend.command(f"DROP DATABASE IF EXISTS {backend.database} SYNC")
+    backend.drop_database()
 
 
 def parsed_records(lines: list[str]) -> list[EventRecord]:

@@ -74,3 +74,14 @@ def test_the_embedded_store_reads_back_exactly_what_was_written(store: Store) ->
     # Idempotent through the existence check, as a replayed batch after a restart is written.
     assert store.write_events(records()) == []
     assert store.raw_count("events") == 3
+
+
+def test_the_row_path_the_bench_measures_against_stores_the_same(store: Store) -> None:
+    """bench/monitor_bench.py's 'before' (Store.write_events_as_rows) must store what the columnar path does,
+    or its ratio compares two different jobs."""
+    assert [r.event.event_id for r in store.write_events_as_rows(records(), check=False)] == ["e1", "e2", "e3"]
+    got = stored(store)
+    assert [tuple(row[:7]) for row in got] == [row[:7] for row in EXPECTED]
+    assert [row[8] for row in got] == LINES
+    assert store.write_events_as_rows(records()) == []
+    assert store.raw_count("events") == 3
