@@ -41,10 +41,13 @@ def _ready_and_joined(pipeline: Pipeline, slot: int) -> bool:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    # Not strict: whether the two workers overlap at the sampled moments and double rows depends on the
+    # brokers' churn and the machine's load, so a lucky run may pass; it shows as XPASS, never hides a failure.
+    strict=False,
     reason=(
-        "bug (s8j adversary): a second worker with a live worker's --worker-id is not fenced by tansu or noida "
-        "and nothing in the worker notices: both read ready and joined and both store every event"
+        "open bug (#12, s8j adversary): a second worker with a live worker's --worker-id is not fenced by tansu "
+        "or noida and nothing in the worker notices: both read ready and joined and both store every event. "
+        "Fix: a worker-id lease (id + per-process nonce) that keeps the newer worker out, loudly"
     ),
 )
 def test_a_second_worker_with_the_same_worker_id_is_loud_and_stores_nothing_twice(
