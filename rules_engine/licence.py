@@ -317,24 +317,24 @@ def _reference_prices(raw: Any, problems: list[str]) -> dict[str, Any]:
     return found
 
 
-def _publishers_problem(publishers: Any) -> str | None:
-    if not isinstance(publishers, list):
-        return f"must be a list of publisher names (market feeds), not {show(publishers)}"
-    for position, item in enumerate(publishers, start=1):
-        if not isinstance(item, str) or not item or len(item) > HEADER_TEXT_MAX:
-            return f"item {position} ({show(item)}) is not a publisher name"
-        problem = unicode_problem(item) or hidden_character(item) or identifier_problem(item)
-        if problem:
-            return f"item {position} ({show(item)}) {problem}"
-    return None
-
-
 def _price_sources_problem(sources: Any) -> str | None:
     if not isinstance(sources, list) or not sources:
         return f"must be a non-empty list of price source names (such as binance), not {show(sources)}"
-    for position, item in enumerate(sources, start=1):
+    return _identifier_items_problem(sources, "price source name")
+
+
+def _publishers_problem(publishers: Any) -> str | None:
+    if not isinstance(publishers, list):
+        return f"must be a list of publisher names (market feeds), not {show(publishers)}"
+    return _identifier_items_problem(publishers, "publisher name")
+
+
+def _identifier_items_problem(items: list[Any], what: str) -> str | None:
+    """The first item of a reference_prices list that is not an identifier (matched exactly against events'
+    fields, so no blank or invisible character), as the problem to report."""
+    for position, item in enumerate(items, start=1):
         if not isinstance(item, str) or not item or len(item) > HEADER_TEXT_MAX:
-            return f"item {position} ({show(item)}) is not a price source name"
+            return f"item {position} ({show(item)}) is not a {what}"
         problem = unicode_problem(item) or hidden_character(item) or identifier_problem(item)
         if problem:
             return f"item {position} ({show(item)}) {problem}"
