@@ -256,31 +256,15 @@ class Monitor:
         # taken once per batch (the quiet-spell flush works in seconds).
         arrived: set[str] = set()
         duplicates: dict[str, int] = {}
-        findings = outcome.findings
         licences = self.licences
         engines = self.engines
         for record, origin in records:
             event = record.event
             participant = event.participant
             engine = engines.get(participant)
-            if engine is not None:
-                # The common case, one engine (the participant's own), without the general loop below.
-                stats = engine.stats
-                before = stats.duplicates
-                found = engine.process(event, origin)
-                if found:
-                    findings.extend(found)
-                if engine.failures:
-                    self._take_failures(participant, engine, outcome)
-                if stats.duplicates == before:
-                    arrived.add(participant)
-                    accepted.append(record)
-                    outcome.events += 1
-                else:
-                    outcome.duplicates += 1
-                    duplicates[participant] = duplicates.get(participant, 0) + 1
-                continue
-            if participant in licences:
+            if engine is not None:  # the common case: the participant's own engine, already made
+                targets = [engine]
+            elif participant in licences:
                 targets = [self.engine(participant)]
             elif event.type == "price":
                 # A reference price published under a market feed's name is market-wide: every monitored
@@ -294,16 +278,7 @@ class Monitor:
                 continue
             new = False
             for engine in targets:
-                stats = engine.stats
-                before = stats.duplicates
-                found = engine.process(event, origin)
-                if found:
-                    findings.extend(found)
-                if engine.failures:
-                    # Contained by the engine when its reorder buffer released the event (maybe this one, maybe
-                    # an earlier arrival): dead-lettered whole with the reason, kind unprocessable.
-                    self._take_failures(engine.licence.participant, engine, outcome)
-                if stats.duplicates == before:
+                if self._offer(engine, event, origin, outcome):
                     new = True
                     arrived.add(engine.licence.participant)
             if new:
@@ -318,6 +293,19 @@ class Monitor:
         for participant in arrived:
             self._arrived[participant] = now
         return accepted
+
+    def _offer(self, engine: Engine, event: Event, origin: Origin, outcome: BatchOutcome) -> bool:
+        """One engine judges the event; whether it was new to that engine (not a re-delivered duplicate)."""
+        stats = engine.stats
+        before = stats.duplicates
+        found = engine.process(event, origin)
+        if found:
+            outcome.findings.extend(found)
+        if engine.failures:
+            # Contained by the engine when its reorder buffer released the event (maybe this one, maybe an
+            # earlier arrival): dead-lettered whole with the reason, kind unprocessable.
+            self._take_failures(engine.licence.participant, engine, outcome)
+        return stats.duplicates == before
 
     def _invalid(self, item: LineError, message: InboundMessage, outcome: BatchOutcome) -> None:
         """A dead letter always; an invalid_event finding for the participant it names (or its key names).
