@@ -62,7 +62,8 @@ def test_event_columns_hold_the_rows_values_with_seconds_for_datetimes() -> None
     assert event_columns([], RECORDED) == [[] for _ in EVENT_COLUMNS]
 
 
-def test_the_embedded_store_reads_back_exactly_what_was_written(store: Store) -> None:
+def assert_reads_back_exactly_what_was_written(store: Store) -> None:
+    """On either backend (the server's copy: tests/integration/test_event_columns_server.py)."""
     start = int(time.time())
     written = store.write_events(records(), check=False)
     end = int(time.time())
@@ -74,6 +75,10 @@ def test_the_embedded_store_reads_back_exactly_what_was_written(store: Store) ->
     # Idempotent through the existence check, as a replayed batch after a restart is written.
     assert store.write_events(records()) == []
     assert store.raw_count("events") == 3
+
+
+def test_the_embedded_store_reads_back_exactly_what_was_written(store: Store) -> None:
+    assert_reads_back_exactly_what_was_written(store)
 
 
 def test_the_row_path_the_bench_measures_against_stores_the_same(store: Store) -> None:
