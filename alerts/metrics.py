@@ -144,6 +144,17 @@ class Metrics:
             "it is joining (streams/group_membership.py).",
             registry=r,
         )
+        self.worker_id_rivals = Gauge(
+            f"{PREFIX}_worker_id_rivals",
+            "Other live processes claiming this worker's --worker-id at its last lease beat (streams/worker_lease.py);"
+            " an older one makes this worker stop, newer ones stop themselves.",
+            registry=r,
+        )
+        self.lease_renewed = Gauge(
+            f"{PREFIX}_worker_lease_renewed_timestamp_seconds",
+            "When this worker last renewed its --worker-id lease (only with --worker-id).",
+            registry=r,
+        )
         self.snapshot_child_failures = Counter(
             f"{PREFIX}_snapshot_child_failures",
             "Engine snapshots whose forked child failed (killed, crashed, timed out, or not forked): each was"

@@ -201,6 +201,8 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="1",reason="recovered"}}', "values": "0x7 1x80"},
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="skipped_by_broker"}}', "values": "0x7 2x80"},
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="recovered"}}', "values": "0x88"},
+            # A second process claims the worker's id at 2m and stops itself within two beats.
+            {"series": f"sandboxwatch_worker_id_rivals{{{w}}}", "values": "0x7 1x1 0x79"},
             # Commits: worker-1 commits at 0..45s, then holds 50 messages with no commit until 10m15s; worker-2
             # is idle (nothing held) and has not committed since its start: only worker-1 may fire.
             {"series": f"sandboxwatch_uncommitted_messages{{{w}}}", "values": "0x3 50x84"},
@@ -312,6 +314,22 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
                 ],
             },
             {"eval_time": "20m", "alertname": "SandboxwatchOffsetGap", "exp_alerts": []},
+            {"eval_time": "1m45s", "alertname": "SandboxwatchWorkerIdShared", "exp_alerts": []},
+            *(
+                {
+                    "eval_time": at,
+                    "alertname": "SandboxwatchWorkerIdShared",
+                    "exp_alerts": [
+                        _pipeline_firing(
+                            "SandboxwatchWorkerIdShared",
+                            {"severity": "warning", "instance": worker["instance"]},
+                            "Another live process claimed the --worker-id of the worker worker-1:9464",
+                        )
+                    ],
+                }
+                for at in ("2m15s", "11m")
+            ),
+            {"eval_time": "13m", "alertname": "SandboxwatchWorkerIdShared", "exp_alerts": []},
         ],
     }
     return {"rule_files": [rule_file], "evaluation_interval": "15s", "tests": [slow, fault]}

@@ -41,6 +41,8 @@ class PipelineThresholds:
     # Snapshots come every few seconds while events flow (worker_settings.snapshot_seconds, spaced by their
     # cost; a stuck snapshot child is given up after 600 s): messages uncommitted this long mean they are stuck.
     commit_stale_seconds: int = 300
+    # A rival for a worker's id shows for a beat or two (it stops itself): any within this window.
+    rival_window: str = "10m"
 
 
 def alert_name(rule_id: str, suffix: str = "") -> str:
@@ -229,6 +231,14 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             "warning",
             "The worker {{ $labels.instance }} found skipped offsets on events partition {{ $labels.partition }} "
             "and sought back to re-read them",
+        ),
+        # Two live processes under one --worker-id: the newer stops itself (exit 2, streams/worker_lease.py), so
+        # the gauge is up only for seconds; a window keeps a newcomer that keeps being restarted in view.
+        _pipeline_alert(
+            "SandboxwatchWorkerIdShared",
+            f"max by (instance) (max_over_time({PREFIX}_worker_id_rivals[{t.rival_window}])) > 0",
+            "warning",
+            "Another live process claimed the --worker-id of the worker {{ $labels.instance }}",
         ),
     ]
     return {"groups": [{"name": "sandboxwatch-pipeline", "rules": rules}]}

@@ -34,6 +34,11 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "M > C: the consumer skipped offsets C to M-1 after a rebalance and their events were not monitored; restart "
     "the worker, which resumes at the committed offset (faust does not commit past a hole of two or more "
     "messages), and check that the store then holds those events. Either way report it with the log.",
+    "SandboxwatchWorkerIdShared": "A second worker process was started with the --worker-id of a live one "
+    "(a copied command line, a supervisor starting a replacement before the old one stopped). The newer one "
+    "stopped itself before consuming (exit 2, its log says which host and pid hold the id), so nothing was "
+    "stored twice; find what keeps starting it and give every live worker its own id (deploy/OPERATIONS.md, "
+    '"Worker ids"). If the worker that stopped was meant to replace the holder, stop the holder first.',
     "SandboxwatchCommitsStalled": "A worker holds consumed messages that no broker-confirmed snapshot has covered "
     "for minutes, so it commits nothing: a snapshot child stuck or slow (the worker gives one up after 600 s and "
     "pickles in place), or the broker not confirming the engine-state changelog writes. Nothing is lost while it "

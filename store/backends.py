@@ -157,6 +157,9 @@ class EmbeddedBackend:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.database = database
         self._session: Any = session.Session(path)  # type: ignore[no-untyped-call]
+        # One query at a time, as for the server's client: the worker's lease beats (streams/worker_lease.py)
+        # run on a thread of their own beside the monitor's.
+        self._lock = threading.Lock()
         self.command("SET output_format_json_quote_64bit_integers = 0")
 
     def command(self, sql: str) -> None:
@@ -210,7 +213,8 @@ class EmbeddedBackend:
 
     def _query(self, sql: str, fmt: str = "CSV") -> str:
         try:
-            result = self._session.query(sql, fmt)
+            with self._lock:
+                result = self._session.query(sql, fmt)
         except Exception as exc:  # chdb raises its own ChdbError, not exported under a stable name
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StoreError(f"chdb: {message}", data_error=_code_in(str(exc)) in DATA_ERROR_CODES) from exc

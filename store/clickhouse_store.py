@@ -35,6 +35,7 @@ from sandboxwatch.store.records import (
 )
 from sandboxwatch.store.schema import MIGRATIONS, bootstrap_statements, migration_statements
 from sandboxwatch.store.sql_text import datetime_literal, in_list, quote
+from sandboxwatch.store.worker_leases import LeaseBeat, LeaseHolder, holders, write_beat
 
 T = TypeVar("T")
 # Ids per existence query: long enough to make one round trip per batch, short enough for any server.
@@ -181,6 +182,13 @@ class Store:
                 [(licence.header.id, licence.header.participant, digest, str(path), body, _now())],
             )
         return digest
+
+    # worker-id leases (streams/worker_lease.py) -----------------------------------------------------------
+    def write_lease_beat(self, beat: LeaseBeat) -> None:
+        write_beat(self.backend, self.db, beat)
+
+    def lease_holders(self, worker_id: str) -> list[LeaseHolder]:
+        return holders(self.backend, self.db, worker_id)
 
     def _absent(self, items: Sequence[T], key: Callable[[T], str], table: str, expr: str) -> list[T]:
         unique: dict[str, T] = {}

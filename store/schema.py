@@ -215,6 +215,29 @@ MIGRATIONS += (
 )
 
 
+MIGRATIONS += (
+    Migration(
+        6,
+        "worker-id leases: which live process holds each --worker-id",
+        (
+            # One row per process (nonce); its beats replace it. ``renewed`` is the server's clock, so the
+            # age of a lease is read on one clock whichever host wrote it (streams/worker_lease.py).
+            """CREATE TABLE IF NOT EXISTS {db}.worker_leases (
+                worker_id String,
+                nonce String,
+                started_ns UInt64,
+                beat UInt64,
+                released UInt8,
+                host String,
+                pid UInt32,
+                renewed DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (worker_id, nonce)""",
+        ),
+    ),
+)
+
+
 def bootstrap_statements(db: str, cluster: str | None) -> tuple[str, ...]:
     """The database and the migrations table, before any migration can be looked up."""
     if cluster is None:

@@ -58,6 +58,7 @@ from sandboxwatch.streams.partitioning import home_partition
 from sandboxwatch.streams.snapshot_fork import ForkedDumps, SnapshotChildError, can_fork
 from sandboxwatch.streams.static_membership import leave_group_on_stop_as_static_member
 from sandboxwatch.streams.topics import STATE_TABLE
+from sandboxwatch.streams.worker_lease import WorkerIdTaken
 from sandboxwatch.streams.worker_settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,15 @@ class StreamWorker:
 
     def _fail(self, exc: BaseException) -> None:
         log.critical("the monitor agent stopped on an error it cannot contain; exiting for a restart", exc_info=exc)
+        self._stop_failed(exc)
+
+    def yield_worker_id(self, exc: WorkerIdTaken) -> None:
+        """An older live process holds this worker's --worker-id (streams/worker_lease.py): stop, exit 2. Not a
+        crash: the operator's configuration, said in one line. Call on the event loop's thread."""
+        log.error("%s", exc)
+        self._stop_failed(exc)
+
+    def _stop_failed(self, exc: BaseException) -> None:
         self.failed = exc
         self.monitor.retry.stopping.set()
         self._report_readiness_now()

@@ -11,14 +11,16 @@ import sys
 
 from sandboxwatch.alerts.health_endpoint import HealthEndpoint
 from sandboxwatch.alerts.metrics import Metrics
-from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK
+from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK, EXIT_UNUSABLE
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.app import StreamWorker
 from sandboxwatch.streams.broker_offsets import BrokerOffsets
+from sandboxwatch.streams.lease_keeper import LeaseKeeper
 from sandboxwatch.streams.monitor import Monitor
 from sandboxwatch.streams.topics import Topics, ensure_topics
 from sandboxwatch.streams.worker_args import add_worker_arguments
+from sandboxwatch.streams.worker_lease import WorkerIdLease, WorkerIdTaken
 from sandboxwatch.streams.worker_settings import WorkerSettings
 
 
@@ -41,7 +43,7 @@ async def serve(worker: StreamWorker, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         if worker.failed is not None:
-            exit_hard_after(STOP_GRACE_SECONDS, EXIT_AGENT_FAILED)
+            exit_hard_after(STOP_GRACE_SECONDS, exit_status(worker))
         await worker.stop()
         worker.close()
         worker.monitor.store.close()
@@ -70,11 +72,45 @@ def lag_reader(worker: StreamWorker) -> BrokerOffsets:
     ).start()
 
 
+def exit_status(worker: StreamWorker) -> int:
+    if isinstance(worker.failed, WorkerIdTaken):
+        return EXIT_UNUSABLE
+    return EXIT_AGENT_FAILED if worker.failed is not None else EXIT_OK
+
+
+def hold_worker_id(worker: StreamWorker) -> WorkerIdLease | None:
+    """With --worker-id: wait until this process holds the id (or raise WorkerIdTaken), before the worker
+    joins its consumer group (streams/worker_lease.py)."""
+    worker_id = worker.settings.worker_id
+    if worker_id is None:
+        return None
+    lease = WorkerIdLease(worker.monitor.store, worker_id)
+    lease.acquire()
+    return lease
+
+
+def keep_worker_id(worker: StreamWorker, lease: WorkerIdLease, loop: asyncio.AbstractEventLoop) -> LeaseKeeper:
+    """Renew the lease while the worker runs; an older live holder found at a beat stops this worker."""
+
+    def taken(exc: WorkerIdTaken) -> None:
+        loop.call_soon_threadsafe(worker.yield_worker_id, exc)
+
+    return LeaseKeeper(lease, worker.monitor.metrics, taken).start()
+
+
 def run(settings: WorkerSettings) -> int:
-    """0 after a stop by signal; EXIT_AGENT_FAILED when the agent failed (logged with its traceback)."""
+    """0 after a stop by signal; EXIT_AGENT_FAILED when the agent failed (logged with its traceback);
+    EXIT_UNUSABLE when another live worker holds this one's --worker-id (one line)."""
     ensure_topics(settings.kafka, settings.topics)
     metrics = Metrics()
     worker = build(settings, metrics)
+    try:
+        lease = hold_worker_id(worker)
+    except WorkerIdTaken as exc:
+        worker.close()
+        worker.monitor.store.close()
+        print(f"sandboxwatch worker: {exc}", file=sys.stderr, flush=True)
+        return EXIT_UNUSABLE
     endpoint = health_endpoint(worker, settings.metrics_host, settings.metrics_port)
     lag = lag_reader(worker)
     base = f"http://{settings.metrics_host}:{settings.metrics_port}"
@@ -90,17 +126,23 @@ def run(settings: WorkerSettings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(worker, stop)
+        keeper = keep_worker_id(worker, lease, loop) if lease is not None else None
+        try:
+            await serve(worker, stop)
+        finally:
+            if keeper is not None:
+                keeper.stop()
 
     try:
         asyncio.run(main())
     finally:
         lag.stop()
         endpoint.shutdown()
-    if worker.failed is not None:
+    if isinstance(worker.failed, WorkerIdTaken):
+        print(f"sandboxwatch worker: {worker.failed}", file=sys.stderr)
+    elif worker.failed is not None:
         print(f"sandboxwatch worker: the monitor agent failed ({worker.failed!r}); exiting", file=sys.stderr)
-        return EXIT_AGENT_FAILED
-    return EXIT_OK
+    return exit_status(worker)
 
 
 def parser() -> argparse.ArgumentParser:
