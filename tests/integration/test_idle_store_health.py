@@ -1,12 +1,15 @@
 """An idle worker's store health tells the truth (issue 12): with no events arriving, the worker probes
 ClickHouse itself, so ``sandboxwatch_store_writable`` reads 0 while the server is down and 1 again once it
-is back, without waiting for the next event to find out. Then the events sent after the outage are all
-stored (0 lost, 0 doubled, findings equal to ``sandboxwatch check``'s).
+is back, without waiting for the next event to find out; a hung server (SIGSTOP: connections accepted,
+nothing answered) reads 0 as well, within the probe's 5 s timeout. Then the events sent after the outage
+are all stored (0 lost, 0 doubled, findings equal to ``sandboxwatch check``'s).
 
 Real services: Debian's clickhouse-server and tansu, a real worker process."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from tests.helpers import DA_NANG
 from tests.integration.conftest import _start
 from tests.integration.fault_scenarios import MetricsSampler, accounted, finish, unique_ids, write_day
 from tests.integration.pipeline import Pipeline
-from tests.local_services import ClickHouseServer, TansuBroker
+from tests.local_services import ClickHouseServer, LocalService, TansuBroker
 
 # The worker's quiet-participant flush writes findings 10 s after the last event (idle_flush_seconds): the
 # worker counts as idle once no store write has happened for longer than that.
@@ -61,7 +64,12 @@ def _wait_idle(p: Pipeline, sampler: MetricsSampler) -> None:
     raise AssertionError(f"the worker never went idle:\n{p.worker_log()}")
 
 
-def test_an_idle_worker_reports_clickhouse_down_and_back_without_any_event(tmp_path: Path) -> None:
+def _signal(server: LocalService, number: signal.Signals) -> None:
+    if server.process is not None and server.process.poll() is None:
+        os.killpg(server.process.pid, number)
+
+
+def test_an_idle_worker_reports_clickhouse_down_or_hung_and_back_without_any_event(tmp_path: Path) -> None:
     scenario = build_scenario(load_licence(DA_NANG), SimulationConfig(accounts=12, seed=21))
     lines = [line.rstrip("\n") for line in scenario_lines(scenario)]
     before, after = lines[: len(lines) // 2], lines[len(lines) // 2 :]
@@ -94,9 +102,22 @@ def test_an_idle_worker_reports_clickhouse_down_and_back_without_any_event(tmp_p
         assert p.readiness()[0] == 200
         print(f"idle worker: store_writable 0 {told:.1f} s after the stop began, 1 again {back:.1f} s after restart")
 
+        # Hung rather than stopped: the server accepts connections and answers nothing (SIGSTOP).
+        hung = time.monotonic()
+        _signal(server, signal.SIGSTOP)
+        told = _wait_for(sampler, WRITABLE, 0, TELL_S, since=hung)
+        status, reason = p.readiness()
+        assert status == 503 and reason.startswith("store not writable"), (status, reason)
+        resumed = time.monotonic()
+        _signal(server, signal.SIGCONT)
+        back = _wait_for(sampler, WRITABLE, 1, TELL_S, since=resumed)
+        assert _metric(sampler, LAST_WRITE) == written_at
+        print(f"idle worker: store_writable 0 {told:.1f} s after ClickHouse hung, 1 again {back:.1f} s after SIGCONT")
+
         publish_lines(p.kafka, p.topics.events, after)
         result = finish("ClickHouse stopped while idle", p, path, lines, restored, alert=True)
     finally:
+        _signal(server, signal.SIGCONT)
         p.stop_worker()
         broker.stop()
         server.stop()
