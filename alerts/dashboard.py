@@ -83,8 +83,9 @@ def dashboard(licences: list[Licence]) -> dict[str, Any]:
             0, 24,
         ),
         _panel(
-            "Since the last store write (s)",
-            [(f"time() - max({PREFIX}_store_last_write_timestamp_seconds)", "store write")],
+            "Since the last store write or answered probe (s)",
+            [(f"time() - max({PREFIX}_store_last_write_timestamp_seconds)", "store write"),
+             (f"time() - max({PREFIX}_store_last_probe_timestamp_seconds)", "store probe (idle worker)")],
             12, 24, "s",
         ),
     ]  # fmt: skip

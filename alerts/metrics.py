@@ -120,12 +120,19 @@ class Metrics:
         self.last_commit.set_to_current_time()
         self.store_writable = Gauge(
             f"{PREFIX}_store_writable",
-            "1 while the last store write succeeded, 0 while writes fail and are being retried.",
+            "1 while the last store write succeeded (or, with nothing written for 10 s, the store answered its "
+            "probe), 0 while writes fail and are being retried or the idle worker's probe gets no answer.",
             registry=r,
         )
         self.store_last_write = Gauge(
             f"{PREFIX}_store_last_write_timestamp_seconds",
             "When a store write last succeeded.",
+            registry=r,
+        )
+        self.store_last_probe = Gauge(
+            f"{PREFIX}_store_last_probe_timestamp_seconds",
+            "When the store last answered the probe a worker sends after 10 s without a successful write "
+            "(store/store_probe.py); a busy worker, whose writes tell, does not probe.",
             registry=r,
         )
         self.store_failures = Counter(
@@ -195,8 +202,10 @@ class Metrics:
         for reason in ("no_participant", "unlicensed"):
             self.unattributed_invalid.labels(reason)
         self.store_writable.set(1)
-        # The same as store_writable, readable without reaching into the gauge: was the last write good?
+        # The same as store_writable, readable without reaching into the gauge: was the last write (or the
+        # idle probe) good? And why not, for /ready.
         self.store_ok = True
+        self.store_problem = ""
 
     # store health (store.write_retry.StoreHealth) -----------------------------------------------------
     def store_written(self) -> None:
@@ -206,8 +215,20 @@ class Metrics:
 
     def store_failed(self, error: Exception) -> None:
         self.store_ok = False
+        self.store_problem = "writes are being retried"
         self.store_writable.set(0)
         self.store_failures.inc()
+
+    # the idle worker's store probe (store.store_probe.StoreProbe) ------------------------------------
+    def store_probed(self) -> None:
+        self.store_ok = True
+        self.store_writable.set(1)
+        self.store_last_probe.set(time.time())
+
+    def store_probe_failed(self, error: Exception) -> None:
+        self.store_ok = False
+        self.store_problem = f"the store does not answer its probe ({error})"
+        self.store_writable.set(0)
 
     def prepare(self, licences: Iterable[Licence]) -> None:
         """Create each licence's label sets at 0 before the first event."""

@@ -231,7 +231,8 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
                     _pipeline_firing(
                         "SandboxwatchStoreUnwritable",
                         dict(worker),
-                        "The worker worker-1:9464 cannot write to ClickHouse and is retrying",
+                        "The worker worker-1:9464 cannot write to ClickHouse (writes retried, or no answer to its idle "
+                        "probe)",
                     )
                 ],
             },
@@ -332,4 +333,54 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             {"eval_time": "13m", "alertname": "SandboxwatchWorkerIdShared", "exp_alerts": []},
         ],
     }
-    return {"rule_files": [rule_file], "evaluation_interval": "15s", "tests": [slow, fault]}
+    return {"rule_files": [rule_file], "evaluation_interval": "15s", "tests": [slow, fault, _idle_store_test()]}
+
+
+def _idle_store_test() -> dict[str, Any]:
+    """An idle worker (no events, so no writes) whose ClickHouse stops at 2m30s: its store probe (every 10 s
+    without a write; store/store_probe.py) turns store_writable 0 by the next scrape, and StoreUnwritable and
+    WorkerNotReady fire within 2 minutes of the outage; they end once the probe is answered again at 5m45s.
+    The last-write time stays where the last events left it throughout: only the probe's time moves."""
+    worker = {"job": "sandboxwatch", "instance": "worker-2:9464"}
+    w = ",".join(f'{k}="{v}"' for k, v in worker.items())
+    return {
+        "interval": "15s",
+        "input_series": [
+            {"series": f"sandboxwatch_store_last_write_timestamp_seconds{{{w}}}", "values": "30x40"},
+            {
+                "series": f"sandboxwatch_store_last_probe_timestamp_seconds{{{w}}}",
+                "values": "0x2 45+15x7 150x12 345+15x17",
+            },
+            {"series": f"sandboxwatch_store_writable{{{w}}}", "values": "1x10 0x11 1x18"},
+            {"series": f"sandboxwatch_worker_ready{{{w}}}", "values": "1x10 0x11 1x18"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "2m30s", "alertname": "SandboxwatchStoreUnwritable", "exp_alerts": []},
+            {"eval_time": "3m30s", "alertname": "SandboxwatchStoreUnwritable", "exp_alerts": []},  # pending
+            {
+                "eval_time": "4m15s",  # 1m45s after the outage began
+                "alertname": "SandboxwatchStoreUnwritable",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchStoreUnwritable",
+                        dict(worker),
+                        "The worker worker-2:9464 cannot write to ClickHouse (writes retried, or no answer to its idle "
+                        "probe)",
+                    )
+                ],
+            },
+            {
+                "eval_time": "4m15s",
+                "alertname": "SandboxwatchWorkerNotReady",
+                "exp_alerts": [
+                    _pipeline_firing(
+                        "SandboxwatchWorkerNotReady",
+                        dict(worker),
+                        "The worker worker-2:9464 is running but not monitoring",
+                    )
+                ],
+            },
+            {"eval_time": "6m", "alertname": "SandboxwatchStoreUnwritable", "exp_alerts": []},
+            {"eval_time": "6m", "alertname": "SandboxwatchWorkerNotReady", "exp_alerts": []},
+        ],
+    }

@@ -181,7 +181,8 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             "SandboxwatchStoreUnwritable",
             f"{PREFIX}_store_writable == 0",
             "critical",
-            "The worker {{ $labels.instance }} cannot write to ClickHouse and is retrying",
+            "The worker {{ $labels.instance }} cannot write to ClickHouse (writes retried, or no answer to its "
+            "idle probe)",
             t.fault_for,
         ),
         _pipeline_alert(

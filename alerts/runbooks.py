@@ -15,8 +15,10 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "SandboxwatchPartitionStalled": "Events wait on a partition the worker no longer moves: read the worker log "
     "(store retries, an agent error), check /ready on the worker and restart it if it does not recover; "
     "until then the partition's participants are unmonitored.",
-    "SandboxwatchStoreUnwritable": "ClickHouse refuses or cannot be reached, and the worker is holding its batch "
-    "and retrying (nothing is committed, nothing lost): bring ClickHouse back; the worker resumes by itself.",
+    "SandboxwatchStoreUnwritable": "ClickHouse refuses or cannot be reached: a busy worker is holding its batch "
+    "and retrying (nothing is committed, nothing lost); an idle one found it with its store probe (no answer "
+    "within 5 s, or the database is gone) and will find the next events unstorable. Read /ready and the worker "
+    "log for the reason, bring ClickHouse back; the worker resumes by itself.",
     "SandboxwatchWorkerNotReady": "The worker is up but not monitoring (agent stopped, store unwritable or "
     "rebalancing): read /ready on the worker for the reason and its log; restart it if the agent failed.",
     "SandboxwatchGroupJoinStuck": "The worker's consumer-group join does not complete, so it has no partitions "

@@ -54,6 +54,8 @@ class Backend(Protocol):
 
     def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None: ...
 
+    def probe(self, sql: str, timeout: float) -> list[tuple[Any, ...]]: ...
+
     def close(self) -> None: ...
 
 
@@ -87,17 +89,20 @@ class ServerBackend:
         parsed = urlparse(url)
         secure = parsed.scheme == "clickhouses"
         self.database = parsed.path.strip("/") or DEFAULT_DATABASE
-        client = Client(
-            host=parsed.hostname or "127.0.0.1",
-            port=parsed.port or (9440 if secure else 9000),
-            secure=secure,
-            user=parsed.username or "default",
-            password=parsed.password or "",
-            connect_timeout=5,
-            send_receive_timeout=60,
+        self._arguments: dict[str, Any] = {
+            "host": parsed.hostname or "127.0.0.1",
+            "port": parsed.port or (9440 if secure else 9000),
+            "secure": secure,
+            "user": parsed.username or "default",
+            "password": parsed.password or "",
             **server_options(url).client_arguments(),
-        )
+        }
+        client = Client(connect_timeout=5, send_receive_timeout=60, **self._arguments)
         self._client = _OneQueryAtATime(client)
+        # The health probe's own connection (made on its first use): a probe must neither wait behind a
+        # write holding the shared one nor hang on a stuck server for the writes' 60 s.
+        self._probe_client: Any = None
+        self._probe_lock = threading.Lock()
 
     def command(self, sql: str) -> None:
         self._run(sql)
@@ -117,13 +122,34 @@ class ServerBackend:
             lists: list[Sequence[Any]] = [list(column) for column in data]
             self._run(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", lists, columnar=True)
 
-    def _run(self, sql: str, data: list[Sequence[Any]] | None = None, columnar: bool = False) -> Any:
+    def probe(self, sql: str, timeout: float) -> list[tuple[Any, ...]]:
+        """One small query on the probe's own connection, each network wait bounded by ``timeout``."""
+        from clickhouse_driver import Client
+
+        with self._probe_lock:
+            if self._probe_client is None:
+                self._probe_client = Client(
+                    connect_timeout=timeout,
+                    send_receive_timeout=timeout,
+                    sync_request_timeout=timeout,
+                    **self._arguments,
+                )
+            try:
+                return [tuple(row) for row in self._run(sql, client=self._probe_client)]
+            except StoreError:
+                self._probe_client.disconnect()  # a fresh connection next time, not one left mid-reply
+                raise
+
+    def _run(
+        self, sql: str, data: list[Sequence[Any]] | None = None, columnar: bool = False, client: Any = None
+    ) -> Any:
         from clickhouse_driver.errors import Error
 
+        client = client or self._client
         try:
             if data is None:
-                return self._client.execute(sql)
-            return self._client.execute(sql, data, columnar=columnar)
+                return client.execute(sql)
+            return client.execute(sql, data, columnar=columnar)
         except Error as exc:
             # A server exception prints "Code: N." on a line of its own and the reason on the next.
             message = " ".join(line.strip() for line in str(exc).splitlines()[:2] if line.strip())[:500]
@@ -134,6 +160,9 @@ class ServerBackend:
 
     def close(self) -> None:
         self._client.disconnect()
+        with self._probe_lock:
+            if self._probe_client is not None:
+                self._probe_client.disconnect()
 
 
 def _json_cell(value: Any) -> Any:
@@ -219,6 +248,10 @@ class EmbeddedBackend:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StoreError(f"chdb: {message}", data_error=_code_in(str(exc)) in DATA_ERROR_CODES) from exc
         return str(result.data()) if result is not None else ""
+
+    def probe(self, sql: str, timeout: float) -> list[tuple[Any, ...]]:
+        """The query in this process: chdb takes no timeout (the prober bounds its wait instead)."""
+        return self.rows(sql)
 
     def drop_database(self) -> None:
         """Drop this backend's database and its parts at once (benches: parts left behind would be merged on

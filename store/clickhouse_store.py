@@ -77,6 +77,14 @@ class Store:
     def close(self) -> None:
         self.backend.close()
 
+    def ping(self, timeout: float) -> None:
+        """One cheap round trip that says whether the store can be used now (raises StoreError if not): the
+        server answers within ``timeout`` and still holds this store's database. An idle worker's health
+        probe (store/store_probe.py); it writes nothing."""
+        rows = self.backend.probe(f"SELECT count() FROM system.databases WHERE name = {quote(self.db)}", timeout)
+        if not rows or int(rows[0][0]) != 1:
+            raise StoreError(f"the store's database {self.db} does not exist")
+
     # schema -------------------------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         """Apply the migrations this database has not seen, in order; returns the versions applied.

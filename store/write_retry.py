@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -43,28 +44,42 @@ class WriteRetry:
     max_delay: float = 10.0
     # Set when the process shuts down: a write still waiting for the store gives up with its last error.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Read by the idle worker's store probe (store.store_probe): when a write last succeeded (monotonic
+    # clock), how many have, and how many are waiting out a failure now (those report the store's health
+    # themselves, so the probe keeps out of it).
+    last_success: float = field(default_factory=time.monotonic, init=False)
+    successes: int = field(default=0, init=False)
+    failing: int = field(default=0, init=False)
 
     def run(self, write: Callable[[], T], what: str, raise_data_errors: bool = False) -> T:
         """``raise_data_errors``: a refusal of the rows themselves is raised at once (the caller isolates the
         row) instead of being retried like an outage."""
         delay = self.first_delay
         failures = 0
-        while True:
-            try:
-                result = write()
-            except StoreError as exc:
-                if raise_data_errors and exc.data_error:
-                    raise
-                failures += 1
-                self.health.store_failed(exc)
-                if self.stopping.is_set():
-                    raise
-                log.warning("store write (%s) failed %d time(s), retrying in %.1fs: %s", what, failures, delay, exc)
-                if self.stopping.wait(delay):
-                    raise
-                delay = min(delay * 2, self.max_delay)
-                continue
+        try:
+            while True:
+                try:
+                    result = write()
+                except StoreError as exc:
+                    if raise_data_errors and exc.data_error:
+                        raise
+                    failures += 1
+                    if failures == 1:
+                        self.failing += 1
+                    self.health.store_failed(exc)
+                    if self.stopping.is_set():
+                        raise
+                    log.warning("store write (%s) failed %d time(s), retrying in %.1fs: %s", what, failures, delay, exc)
+                    if self.stopping.wait(delay):
+                        raise
+                    delay = min(delay * 2, self.max_delay)
+                    continue
+                if failures:
+                    log.warning("store write (%s) succeeded after %d failure(s)", what, failures)
+                self.last_success = time.monotonic()
+                self.successes += 1
+                self.health.store_written()
+                return result
+        finally:
             if failures:
-                log.warning("store write (%s) succeeded after %d failure(s)", what, failures)
-            self.health.store_written()
-            return result
+                self.failing -= 1

@@ -714,7 +714,7 @@ class StreamWorker:
         if not self.membership.is_joined:
             return False, self.membership.reason()
         if not self.monitor.metrics.store_ok:
-            return False, "store not writable: writes are being retried"
+            return False, f"store not writable: {self.monitor.metrics.store_problem}"
         return True, "ready"
 
     def highwaters(self) -> dict[int, int]:

@@ -14,6 +14,7 @@ from sandboxwatch.alerts.metrics import Metrics
 from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK, EXIT_UNUSABLE
 from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.store_probe import StoreProbe
 from sandboxwatch.streams.app import StreamWorker
 from sandboxwatch.streams.broker_offsets import BrokerOffsets
 from sandboxwatch.streams.lease_keeper import LeaseKeeper
@@ -98,6 +99,12 @@ def keep_worker_id(worker: StreamWorker, lease: WorkerIdLease, loop: asyncio.Abs
     return LeaseKeeper(lease, worker.monitor.metrics, taken).start()
 
 
+def store_probe(worker: StreamWorker) -> StoreProbe:
+    """Store health while no events arrive: without it an idle worker reads writable through an outage."""
+    monitor = worker.monitor
+    return StoreProbe(monitor.store.ping, monitor.retry, monitor.metrics).start()
+
+
 def run(settings: WorkerSettings) -> int:
     """0 after a stop by signal; EXIT_AGENT_FAILED when the agent failed (logged with its traceback);
     EXIT_UNUSABLE when another live worker holds this one's --worker-id (one line)."""
@@ -113,6 +120,7 @@ def run(settings: WorkerSettings) -> int:
         return EXIT_UNUSABLE
     endpoint = health_endpoint(worker, settings.metrics_host, settings.metrics_port)
     lag = lag_reader(worker)
+    probe = store_probe(worker)
     base = f"http://{settings.metrics_host}:{settings.metrics_port}"
     print(
         f"sandboxwatch worker: {settings.kafka} -> {settings.store_url}; metrics at {base}/metrics, "
@@ -136,6 +144,7 @@ def run(settings: WorkerSettings) -> int:
     try:
         asyncio.run(main())
     finally:
+        probe.stop()
         lag.stop()
         endpoint.shutdown()
     if isinstance(worker.failed, WorkerIdTaken):
