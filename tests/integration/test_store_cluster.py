@@ -23,6 +23,8 @@ from sandboxwatch.rules_engine.licence import load_licence
 from sandboxwatch.simulator import SimulationConfig, simulate_to_files
 from sandboxwatch.store.backends import StoreError, connect
 from sandboxwatch.store.clickhouse_store import Store
+from sandboxwatch.store.schema import MIGRATIONS
+from sandboxwatch.store.worker_leases import LeaseBeat
 from sandboxwatch.streams.inbound import InboundMessage
 from sandboxwatch.streams.monitor import Monitor
 from sandboxwatch.streams.publish import publish_lines
@@ -34,6 +36,7 @@ BATCH = 400
 TABLES = (
     "events", "findings", "dead_letters", "licence_versions", "schema_migrations", "alert_notifications",
     "finding_trail", "access_denials", "finding_notes", "finding_trail_heads", "case_transitions", "case_trail_heads",
+    "worker_leases",
 )  # fmt: skip
 
 
@@ -109,10 +112,15 @@ def test_cluster_schema_is_replicated_tables_behind_distributed_ones(replicas: C
     # Replication is asynchronous: wait for the second replica to have what the first wrote.
     local(replicas.replicas[1], f"SYSTEM SYNC REPLICA {db}.schema_migrations_local")
     versions = local(replicas.replicas[1], f"SELECT version FROM {db}.schema_migrations_local ORDER BY version")
-    assert [v for (v,) in versions] == [1, 2, 3, 4, 5], "the migrations log is replicated too"
+    assert [v for (v,) in versions] == [m.version for m in MIGRATIONS], "the migrations log is replicated too"
     # Opening again (through the other replica) applies nothing.
     again = Store.open(replicas.url(db).replace(replicas.replicas[0].address, replicas.replicas[1].address, 1))
     assert again.migrate() == []
+    # A worker-id lease written through one replica is read through the other (streams/worker_lease.py).
+    store.write_lease_beat(LeaseBeat("w1", "n1", 10, 3, "h1", 11))
+    local(replicas.replicas[1], f"SYSTEM SYNC REPLICA {db}.worker_leases_local")
+    [holder] = again.lease_holders("w1")
+    assert (holder.nonce, holder.beat, holder.released) == ("n1", 3, False) and 0 <= holder.age_seconds <= 5
     store.close()
     again.close()
 
