@@ -66,7 +66,7 @@ def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
 
     event_reader.decode_json = stdlib  # type: ignore[assignment]
     # parse_json_line calls _decode (value, decoded by _DECODER), not decode_json: both are swapped.
-    event_reader._decode = lambda text: (stdlib(text), True)
+    event_reader._decode = lambda text, data=None: (stdlib(text), True)
     setattr(backend, "insert", backend.insert_row_by_row)  # noqa: B010 - an instance attribute shadows the method
     try:
         with row_event_store():
@@ -103,11 +103,12 @@ def parser_before_its_cost_work() -> Iterator[None]:
     }
     old = parser_before.compile_fast_path(p._ALLOWED, helpers, p.MAX_TEXT)
     decode = parser_before.make_decode(orjson.loads, event_reader._DECODER.decode)
-    (fast, p._FAST), (pair, event_reader._decode) = (p._FAST, old), (event_reader._decode, decode)  # type: ignore[assignment]
+    parse = parser_before.make_parse_json_line(event_reader, decode, p.event_from_dict)
+    (fast, p._FAST), (now, event_reader.parse_json_line) = (p._FAST, old), (event_reader.parse_json_line, parse)  # type: ignore[assignment]
     try:
         yield
     finally:
-        p._FAST, event_reader._decode = fast, pair
+        p._FAST, event_reader.parse_json_line = fast, now
 
 
 @contextmanager
@@ -172,6 +173,27 @@ def parse_rate(lines: list[str]) -> float:
     return len(lines) / (time.process_time() - start)
 
 
+def interleaved_parse_rates(lines: list[str], rounds: int, chunk: int = 1000) -> tuple[float, float]:
+    """The parser before its cost work (bench/parser_before.py) and now, per CPU second, alternating every
+    ``chunk`` lines (which goes first alternates too): a busy spell of a shared machine then falls on both
+    alike, where whole passes a few seconds apart can differ by 30% on the same code. Each round starts
+    with nothing remembered (as ``parse_rate``)."""
+    parse_before, parse_now = parser_before_its_cost_work, nullcontext
+    totals = [0.0, 0.0]
+    for round_number in range(rounds):
+        event_parser.REMEMBERED.clear()
+        for index, first in enumerate(range(0, len(lines), chunk)):
+            part = lines[first : first + chunk]
+            for which in (0, 1) if (index + round_number) % 2 else (1, 0):
+                with (parse_before if which == 0 else parse_now)():
+                    parse = event_reader.parse_json_line
+                    start = time.process_time()
+                    for number, line in enumerate(part):
+                        parse(line, "bench", number)
+                    totals[which] += time.process_time() - start
+    return rounds * len(lines) / totals[0], rounds * len(lines) / totals[1]
+
+
 def store_rate(backend: EmbeddedBackend, records: list[EventRecord], batch_events: int) -> float:
     """The events' store path alone (``Store.write_events`` as the caught-up worker calls it, no existence
     check), batches of ``batch_events``: events per CPU second of this process, chdb's threads included."""
@@ -215,6 +237,11 @@ def print_parser(lines: int, rounds: int, stdlib: float, generic: float, frozen:
     print(f"  fast parser now / before its cost work (bench/parser_before.py): {fast / frozen:.2f}")
 
 
+def print_interleaved(rounds: int, before: float, now: float) -> None:
+    print(f"  the same two alternating every 1,000 lines, {rounds} passes each, per CPU second: before its cost "
+          f"work {before:,.0f} events/s, now {now:,.0f} events/s: {now / before:.2f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=60_000)
@@ -248,8 +275,10 @@ def main() -> None:
                 parse_frozen = max(parse_frozen, parse_rate(lines))
             if not round_number % 2:
                 parse_after = max(parse_after, parse_rate(lines))
+        interleaved = interleaved_parse_rates(lines, args.parser_rounds)
         if args.parser_only:
             print_parser(len(lines), args.parser_rounds, parse_before, parse_generic, parse_frozen, parse_after)
+            print_interleaved(args.parser_rounds, *interleaved)
             return
         # The events' store path alone, event rows (before) and event columns (after), alternating.
         records = parsed_records(lines)
@@ -288,6 +317,7 @@ def main() -> None:
         backend.close()
     print(f"events: {len(lines):,} in {len(batched):,} batch messages; consumed {args.batch:,} events a poll; chdb")
     print_parser(len(lines), args.parser_rounds, parse_before, parse_generic, parse_frozen, parse_after)
+    print_interleaved(args.parser_rounds, *interleaved)
     print(f"  events' store path alone (Store.write_events), best of {args.rounds + 2} alternating, per CPU second")
     print(f"    a row per event, DateTime columns from text     {store_rows:>10,.0f} events/s   ratio: 1.00")
     print(f"    event columns, DateTime columns as seconds      {store_columns:>10,.0f} events/s   ratio: "

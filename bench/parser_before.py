@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 from sandboxwatch.rules_engine.events import (
@@ -275,3 +276,37 @@ def make_decode(orjson_loads: Callable[[str], Any], slow_decode: Callable[[str],
         return slow_decode(text), True
 
     return _decode
+
+
+def make_parse_json_line(
+    r: ModuleType, decode: Callable[[str], tuple[Any, bool]], event_from_dict: Callable[[Any], Any]
+) -> Callable[[str, str, int], Any]:
+    """event_reader.parse_json_line as it was (``r``: the event_reader module, for its unchanged helpers)."""
+
+    def parse_json_line(text: str, source: str, line: int) -> Any:
+        if len(text) > r.MAX_LINE_CHARS:
+            return r.EventError(source, line, None, f"a line longer than {r.MAX_LINE_CHARS} characters", r._raw(text))
+        if text[:1] == r.BOM:
+            text = text[1:]
+        if not text.isascii():
+            problem = r._encoding_problem(text)
+            if problem:
+                return r.EventError(source, line, None, problem, r._raw(text))
+        if (text.count("{") > r.MAX_DEPTH or text.count("[") > r.MAX_DEPTH) and r.too_deep(text, r.MAX_DEPTH):
+            return r.EventError(source, line, None, f"nested deeper than {r.MAX_DEPTH} levels", r._raw(text))
+        try:
+            obj, slow = decode(text)
+        except (ValueError, RecursionError) as exc:
+            return r.EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", r._raw(text))
+        if slow:
+            where = r.repeated_key(obj)
+            if where is not None:
+                return r.error_for(source, line, text, obj, r.FieldError(where, r.repeated_key_reason(where)))
+        try:
+            event = event_from_dict(obj)
+        except r.FieldError as exc:
+            return r.error_for(source, line, text, obj, exc)
+        event.digest = r.line_digest(text)
+        return event
+
+    return parse_json_line
