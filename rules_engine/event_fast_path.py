@@ -272,10 +272,12 @@ def _source(event_type: str, max_text: int) -> tuple[str, dict[str, Any]]:
 
 
 # Bounds of what the builders remember: each store is cleared when it reaches its bound, so memory stays
-# bounded whatever a stream holds (a name is at most MAX_TEXT characters, a decimal text 64).
-MAX_NAMES = 1 << 17
+# bounded whatever a stream holds (a name is at most MAX_TEXT characters, a decimal text 64): at most about
+# 25 MB of names, 15 MB of decimals and 10 MB of parties of hostile maximal length, a few MB for a real day
+# (3,000 names, 35,000 decimal texts and 3,000 parties in a simulated day of 60,000 events).
+MAX_NAMES = 1 << 16
 MAX_DECIMALS = 1 << 16
-MAX_PARTIES = 1 << 14
+MAX_PARTIES = 1 << 13
 
 
 class Remembered:

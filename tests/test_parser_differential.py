@@ -212,6 +212,15 @@ def test_a_canonical_timestamp_is_the_generic_parse_or_left_to_it(text: str) -> 
         assert fast == generic and fast.tzinfo is generic.tzinfo and fast.isoformat() == generic.isoformat(), text
 
 
+def test_the_canonical_shapes_take_the_fast_timestamp() -> None:
+    for text in TIMESTAMPS[:5]:
+        generic = parse_timestamp(text)  # the generic parse has met the offset
+        fast = canonical_timestamp(text)
+        assert fast is not None and fast == generic and fast.tzinfo is generic.tzinfo
+    for other in ("2025-11-10 12:00:00Z", "2025-11-10T12:00:00.1234567Z", "1969-12-31T23:59:59Z", "x", 5, None):
+        assert canonical_timestamp(other) is None
+
+
 decimal_texts = st.sampled_from(DECIMALS) | st.text(alphabet="0123456789.-+eE_ ١", max_size=22)
 
 
@@ -229,3 +238,24 @@ def test_a_short_positive_decimal_is_the_generic_one_or_left_to_it(value: Any) -
     else:
         assert not (type(value) is str and generic > 0 and len(value) <= 19 and value.isascii()
                     and value.replace(".", "", 1).isdigit()), value  # fmt: skip
+
+
+def test_what_the_fast_path_remembers_stays_bounded(monkeypatch: Any) -> None:
+    """Each store is cleared at its bound, and the events built across a clearing are the generic path's."""
+    from sandboxwatch.rules_engine import event_fast_path
+
+    for bound in ("MAX_NAMES", "MAX_DECIMALS", "MAX_PARTIES"):
+        monkeypatch.setattr(event_fast_path, bound, 3)
+    event_parser.REMEMBERED.clear()
+    for number in range(10):
+        party = {"name": f"Customer {number}", "account": f"acc-{number}"}
+        row = {"event_id": f"ev-{number}", "type": "deposit", "participant": f"p{number}",
+               "ts": "2025-11-10T12:00:00+07:00", "account": f"acc-{number}", "asset": f"A{number}",
+               "amount": f"{number + 1}.5", "rail": "onchain", "chain": "ethereum", "address": "0xab",
+               "tx_hash": f"0x{number}", "travel_rule": {"originator": party, "beneficiary": party}}  # fmt: skip
+        line = json.dumps(row)
+        fast, again = outcome(line), outcome(line)  # remembering across the lines: nothing cleared between
+        with generic_only():
+            assert fast == again == outcome(line) and fast[0] == "event"
+        remembered = event_parser.REMEMBERED
+        assert len(remembered.names) <= 3 and len(remembered.decimals) <= 3 and len(remembered.travel_rules) <= 3
