@@ -213,7 +213,7 @@ def test_a_canonical_timestamp_is_the_generic_parse_or_left_to_it(text: str) -> 
 
 
 def test_the_canonical_shapes_take_the_fast_timestamp() -> None:
-    for text in TIMESTAMPS[:5]:
+    for text in (TIMESTAMPS[0], TIMESTAMPS[1], TIMESTAMPS[2], TIMESTAMPS[4], "2025-11-10T12:00:00-00:00"):
         generic = parse_timestamp(text)  # the generic parse has met the offset
         fast = canonical_timestamp(text)
         assert fast is not None and fast == generic and fast.tzinfo is generic.tzinfo
