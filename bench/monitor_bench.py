@@ -10,10 +10,12 @@ Prints, each as events/s and as a ratio to the first line:
 5. (4) with the events stored as they were before the columnar event path (a row per event, DateTime
    columns as datetimes parsed from text): (4)/(5) is what that path gained;
 and, for the parser alone, ``parse_json_line`` over the same lines: the stdlib decoder, orjson with the generic
-event builder, and orjson with the fast one.
+event builder, orjson with the fast one as it was before its per-event cost work (a frozen copy,
+bench/parser_before.py), and orjson with the fast one now; the last two also as a ratio, alternating in this
+process, per CPU second. ``--parser-only`` stops there.
 Target for (4): >= 100k events/s. ``--profile`` prints where (4) spends its time (cProfile).
 
-    python bench/monitor_bench.py [--events 60000] [--batch 5000] [--profile]
+    python bench/monitor_bench.py [--events 60000] [--batch 5000] [--profile] [--parser-only]
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
+import orjson
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import parser_before  # noqa: E402
 from sandboxwatch.alerts.metrics import Metrics  # noqa: E402
 from sandboxwatch.gc_policy import tune_for_throughput  # noqa: E402
 from sandboxwatch.rules_engine import event_parser, event_reader  # noqa: E402
 from sandboxwatch.rules_engine.events import EventError  # noqa: E402
 from sandboxwatch.rules_engine.licence import load_licence  # noqa: E402
+from sandboxwatch.rules_engine.timestamps import parse_timestamp  # noqa: E402
 from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_lines  # noqa: E402
 from sandboxwatch.store.backends import EmbeddedBackend  # noqa: E402
 from sandboxwatch.store.clickhouse_store import Store  # noqa: E402
@@ -60,7 +66,7 @@ def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
 
     event_reader.decode_json = stdlib  # type: ignore[assignment]
     # parse_json_line calls _decode (value, decoded by _DECODER), not decode_json: both are swapped.
-    event_reader._decode = lambda text: (stdlib(text), True)
+    event_reader._decode = lambda text, data=None: (stdlib(text), True)
     setattr(backend, "insert", backend.insert_row_by_row)  # noqa: B010 - an instance attribute shadows the method
     try:
         with row_event_store():
@@ -78,6 +84,31 @@ def generic_builder() -> Iterator[None]:
         yield
     finally:
         event_parser._FAST = fast
+
+
+@contextmanager
+def parser_before_its_cost_work() -> Iterator[None]:
+    """The fast event builders and orjson check as they were before the parser's per-event cost work (issue
+    18), from the frozen copy in bench/parser_before.py, over the generic path's own helpers."""
+    p = event_parser
+    helpers = {
+        "FieldError": p.FieldError,
+        "dec": p._dec,
+        "parse_timestamp": parse_timestamp,
+        "str_list": lambda o: p._str_list(o, "wallets", addresses=True),
+        "travel_rule": p._travel_rule,
+        "completed_ts": p._completed_ts,
+        "log_index": lambda o: p._int(o, "log_index", minimum=-1),
+        "block": lambda o: p._int(o, "block"),
+    }
+    old = parser_before.compile_fast_path(p._ALLOWED, helpers, p.MAX_TEXT)
+    decode = parser_before.make_decode(orjson.loads, event_reader._DECODER.decode)
+    parse = parser_before.make_parse_json_line(event_reader, decode, p.event_from_dict)
+    (fast, p._FAST), (now, event_reader.parse_json_line) = (p._FAST, old), (event_reader.parse_json_line, parse)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        p._FAST, event_reader.parse_json_line = fast, now
 
 
 @contextmanager
@@ -131,12 +162,36 @@ def monitor_rates(
 
 
 def parse_rate(lines: list[str]) -> float:
-    """Lines per CPU second (one thread: the time it ran, not the time it waited for a shared core)."""
+    """Lines per CPU second (one thread: the time it ran, not the time it waited for a shared core). The fast
+    path starts each run remembering nothing (rules_engine/event_fast_path.py): filling its stores is part of
+    the time, as for a worker that has just started."""
     parse = event_reader.parse_json_line
+    event_parser.REMEMBERED.clear()
     start = time.process_time()
     for number, line in enumerate(lines):
         parse(line, "bench", number)
     return len(lines) / (time.process_time() - start)
+
+
+def interleaved_parse_rates(lines: list[str], rounds: int, chunk: int = 1000) -> tuple[float, float]:
+    """The parser before its cost work (bench/parser_before.py) and now, per CPU second, alternating every
+    ``chunk`` lines (which goes first alternates too): a busy spell of a shared machine then falls on both
+    alike, where whole passes a few seconds apart can differ by 30% on the same code. Each round starts
+    with nothing remembered (as ``parse_rate``)."""
+    parse_before, parse_now = parser_before_its_cost_work, nullcontext
+    totals = [0.0, 0.0]
+    for round_number in range(rounds):
+        event_parser.REMEMBERED.clear()
+        for index, first in enumerate(range(0, len(lines), chunk)):
+            part = lines[first : first + chunk]
+            for which in (0, 1) if (index + round_number) % 2 else (1, 0):
+                with (parse_before if which == 0 else parse_now)():
+                    parse = event_reader.parse_json_line
+                    start = time.process_time()
+                    for number, line in enumerate(part):
+                        parse(line, "bench", number)
+                    totals[which] += time.process_time() - start
+    return rounds * len(lines) / totals[0], rounds * len(lines) / totals[1]
 
 
 def store_rate(backend: EmbeddedBackend, records: list[EventRecord], batch_events: int) -> float:
@@ -170,12 +225,31 @@ def parsed_records(lines: list[str]) -> list[EventRecord]:
     return out
 
 
+def print_parser(lines: int, rounds: int, stdlib: float, generic: float, frozen: float, fast: float) -> None:
+    print(f"  parser alone (parse_json_line), {lines:,} lines, best of {rounds} alternating, per CPU second")
+    print(f"    stdlib decoder                                  {stdlib:>10,.0f} events/s   ratio: 1.00")
+    for label, rate in (
+        ("orjson, generic event builder", generic),
+        ("orjson, fast builder before its cost work", frozen),
+        ("orjson, fast event builder", fast),
+    ):
+        print(f"    {label:<48}{rate:>10,.0f} events/s   ratio: {rate / stdlib:.2f}")
+    print(f"  fast parser now / before its cost work (bench/parser_before.py): {fast / frozen:.2f}")
+
+
+def print_interleaved(rounds: int, before: float, now: float) -> None:
+    print(f"  the same two alternating every 1,000 lines, {rounds} passes each, per CPU second: before its cost "
+          f"work {before:,.0f} events/s, now {now:,.0f} events/s: {now / before:.2f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--accounts", type=int, default=3_000)
     parser.add_argument("--batch", type=int, default=5_000, help="events per consumed batch (the worker's 5000)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--parser-only", action="store_true", help="time the parser alone, then stop")
+    parser.add_argument("--parser-rounds", type=int, default=3, help="runs of each parser, alternating; best of each")
     parser.add_argument("--rounds", type=int, default=3, help="runs of (3) and (4), alternating; best of each")
     args = parser.parse_args()
     tune_for_throughput()
@@ -188,13 +262,24 @@ def main() -> None:
         backend = EmbeddedBackend(str(Path(folder) / "chdb"))
         # The parser alone: best of three, the two paths alternating, so a busy moment of a shared machine
         # does not decide the ratio.
-        parse_before = parse_after = parse_generic = 0.0
-        for _ in range(3):
+        parse_before = parse_after = parse_generic = parse_frozen = 0.0
+        for round_number in range(args.parser_rounds):
             with stdlib_path(backend):
                 parse_before = max(parse_before, parse_rate(lines))
             with generic_builder():
                 parse_generic = max(parse_generic, parse_rate(lines))
-            parse_after = max(parse_after, parse_rate(lines))
+            # The fast path before and after its per-event cost work: which goes first alternates.
+            if round_number % 2:
+                parse_after = max(parse_after, parse_rate(lines))
+            with parser_before_its_cost_work():
+                parse_frozen = max(parse_frozen, parse_rate(lines))
+            if not round_number % 2:
+                parse_after = max(parse_after, parse_rate(lines))
+        interleaved = interleaved_parse_rates(lines, args.parser_rounds)
+        if args.parser_only:
+            print_parser(len(lines), args.parser_rounds, parse_before, parse_generic, parse_frozen, parse_after)
+            print_interleaved(args.parser_rounds, *interleaved)
+            return
         # The events' store path alone, event rows (before) and event columns (after), alternating.
         records = parsed_records(lines)
         store_rows = store_columns = 0.0
@@ -231,12 +316,8 @@ def main() -> None:
             after = fast
         backend.close()
     print(f"events: {len(lines):,} in {len(batched):,} batch messages; consumed {args.batch:,} events a poll; chdb")
-    print("  parser alone (parse_json_line), best of 3 alternating, per CPU second")
-    print(f"    stdlib decoder                                  {parse_before:>10,.0f} events/s   ratio: 1.00")
-    print(f"    orjson, generic event builder                   {parse_generic:>10,.0f} events/s   ratio: "
-          f"{parse_generic / parse_before:.2f}")  # fmt: skip
-    print(f"    orjson, fast event builder                      {parse_after:>10,.0f} events/s   ratio: "
-          f"{parse_after / parse_before:.2f}")  # fmt: skip
+    print_parser(len(lines), args.parser_rounds, parse_before, parse_generic, parse_frozen, parse_after)
+    print_interleaved(args.parser_rounds, *interleaved)
     print(f"  events' store path alone (Store.write_events), best of {args.rounds + 2} alternating, per CPU second")
     print(f"    a row per event, DateTime columns from text     {store_rows:>10,.0f} events/s   ratio: 1.00")
     print(f"    event columns, DateTime columns as seconds      {store_columns:>10,.0f} events/s   ratio: "

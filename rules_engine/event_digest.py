@@ -72,6 +72,11 @@ def line_digest(text: str) -> int:
     return zlib.crc32(text.encode("utf-8", "surrogatepass")) or 1
 
 
+def bytes_digest(data: bytes) -> int:
+    """``line_digest`` of the line whose UTF-8 is ``data`` (for a parser that has encoded it already)."""
+    return zlib.crc32(data) or 1
+
+
 def content_digest(event: Event) -> int:
     cls = type(event)
     digest = _DIGESTS.get(cls) or _compile(cls)

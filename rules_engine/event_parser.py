@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandboxwatch.rules_engine.event_fast_path import compile_fast_path
+from sandboxwatch.rules_engine.event_fast_path import Remembered, compile_fast_path
 from sandboxwatch.rules_engine.events import (
     INVESTOR_CLASSES,
     KYC_STATUSES,
@@ -31,7 +31,7 @@ from sandboxwatch.rules_engine.events import (
     TravelRuleInfo,
 )
 from sandboxwatch.rules_engine.money import ZERO, OversizeNumber, parse_event_decimal
-from sandboxwatch.rules_engine.timestamps import parse_timestamp
+from sandboxwatch.rules_engine.timestamps import canonical_timestamp, parse_timestamp
 
 # Bounds (docs/events.md): every text field is valid Unicode of at most MAX_TEXT characters (ids, names,
 # hashes and addresses are far shorter), a list holds at most MAX_ITEMS entries, and an integer field fits
@@ -527,12 +527,15 @@ def event_from_dict(obj: Any) -> Event:
     return builder(obj, envelope)
 
 
+# What the fast path accepted once (names, decimals, travel-rule parties), bounded: event_fast_path.Remembered.
+REMEMBERED = Remembered(_dec)
 _FAST = compile_fast_path(
     _ALLOWED,
     {
         "FieldError": FieldError,
         "dec": _dec,
         "parse_timestamp": parse_timestamp,
+        "canonical_timestamp": canonical_timestamp,
         "str_list": lambda o: _str_list(o, "wallets", addresses=True),
         "travel_rule": _travel_rule,
         "completed_ts": _completed_ts,
@@ -540,4 +543,5 @@ _FAST = compile_fast_path(
         "block": lambda o: _int(o, "block"),
     },
     MAX_TEXT,
+    REMEMBERED,
 )

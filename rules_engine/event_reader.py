@@ -14,7 +14,7 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from sandboxwatch.rules_engine.event_digest import line_digest
+from sandboxwatch.rules_engine.event_digest import bytes_digest, line_digest
 from sandboxwatch.rules_engine.event_parser import FieldError, clean_text, event_from_dict, unicode_problem
 from sandboxwatch.rules_engine.events import Event, EventError
 from sandboxwatch.rules_engine.json_bounds import repeated_key, repeated_key_reason, too_deep, unique_object
@@ -100,8 +100,9 @@ def decode_json(text: str) -> Any:
     return _decode(text)[0]
 
 
-def _decode(text: str) -> tuple[Any, bool]:
-    """``decode_json``, and whether _DECODER decoded it (only then can it hold a ``RepeatedKeys``).
+def _decode(text: str, data: bytes | None = None) -> tuple[Any, bool]:
+    """``decode_json``, and whether _DECODER decoded it (only then can it hold a ``RepeatedKeys``); ``data``:
+    the text's UTF-8, when the caller has it (its quote marks are counted there, at half the cost).
 
     A repeated key costs orjson one value, so the decoded value then holds fewer strings (the lost key, at
     least) than the text: only when the counts agree is orjson's value the whole line's."""
@@ -111,7 +112,10 @@ def _decode(text: str) -> tuple[Any, bool]:
         return _DECODER.decode(text), True
     if type(value) is dict or type(value) is list:
         strings = _strings(value)
-        if strings >= 0 and (text.count('"') == 2 * strings if "\\" not in text else _quoted(text) == strings):
+        if strings >= 0 and "\\" not in text:
+            if (text.count('"') if data is None else data.count(b'"')) == 2 * strings:
+                return value, False
+        elif strings >= 0 and _quoted(text) == strings:
             return value, False
         return _DECODER.decode(text), True
     return _DECODER.decode(text), True  # a scalar line: rare, and never an event
@@ -151,10 +155,13 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
         problem = _encoding_problem(text)
         if problem:
             return EventError(source, line, None, problem, _raw(text))
-    if (text.count("{") > MAX_DEPTH or text.count("[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
+    # The line's UTF-8 (the text encodes: checked above), counted and digested: counting a character in
+    # bytes costs half what it does in a str, and in UTF-8 an ASCII byte only ever stands for itself.
+    data = text.encode()
+    if (data.count(b"{") > MAX_DEPTH or data.count(b"[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
         return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
     try:
-        obj, slow = _decode(text)
+        obj, slow = _decode(text, data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
     if slow:
@@ -165,7 +172,7 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
         event = event_from_dict(obj)
     except FieldError as exc:
         return error_for(source, line, text, obj, exc)
-    event.digest = line_digest(text)
+    event.digest = bytes_digest(data)
     return event
 
 

@@ -100,6 +100,21 @@ def parse_event_decimal(value: object, refusal: str = EVENT_FORM) -> Decimal:
     return parse_decimal(value)
 
 
+def short_positive_decimal(value: object) -> Decimal | None:
+    """``parse_event_decimal(value)`` when ``value`` is a text of at most 19 ASCII digits with an optional
+    fraction (``7604.52``, ``26300``) and its value is greater than zero, else None (left to it). The form
+    every amount and price of a stream takes, checked without a regular expression: within 19 characters and
+    without an exponent it holds the bounds (``parse_decimal``), so only Decimal() itself remains."""
+    if type(value) is not str or len(value) > _SHORT or not value.isascii():
+        return None
+    if not value.isdigit():  # ASCII: only 0-9 are digits
+        whole, _, fraction = value.partition(".")
+        if not (whole.isdigit() and fraction.isdigit()):
+            return None
+    result = Decimal(value)
+    return result if result > ZERO else None
+
+
 def _not_a_number(value: str) -> ValueError:
     if value.strip().lstrip("+-").lower() in _YAML_NON_FINITE:
         return ValueError(f"must be a finite number, not {plain(value)}")
