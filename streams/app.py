@@ -64,6 +64,9 @@ from sandboxwatch.streams.worker_settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 _FAR = 10**9
+# The lag reader asks every 2 s; this long without an answer is an outage, not a slow reply (as the
+# SandboxwatchBrokerUnreachable alert's threshold).
+BROKER_SILENCE_SECONDS = 60.0
 # A snapshot costs the time to pickle the engine, which grows with its state (in a forked child while busy,
 # a core of a small machine): while busy, wait at least this many times that long between snapshots.
 SNAPSHOT_COST_FACTOR = 20
@@ -151,6 +154,9 @@ class StreamWorker:
         # The store clients and chdb are blocking: one thread runs them, in order, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandboxwatch-monitor")
         self.membership = GroupMembership()
+        # Seconds since the broker last answered (set by the runner to its lag reader's clock): a worker
+        # that cannot reach Kafka is not monitoring even while its agent and group membership look fine.
+        self.broker_silence: Callable[[], float] | None = None
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -713,6 +719,9 @@ class StreamWorker:
             return False, "agent not running (starting, rebalancing or stopped)"
         if not self.membership.is_joined:
             return False, self.membership.reason()
+        silence = self.broker_silence() if self.broker_silence is not None else 0.0
+        if silence > BROKER_SILENCE_SECONDS:
+            return False, f"broker unreachable: no end offsets read for {silence:.0f} s"
         if not self.monitor.metrics.store_ok:
             return False, f"store not writable: {self.monitor.metrics.store_problem}"
         return True, "ready"

@@ -47,6 +47,11 @@ class BrokerOffsets:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sandboxwatch-lag", daemon=True)
         self._consumer: Any = None
+        self._last_read = time.monotonic()  # from the start: a broker never reached ages like a lost one
+
+    def seconds_since_read(self) -> float:
+        """How long the broker has not answered an end-offsets read (the worker's readiness reads it)."""
+        return time.monotonic() - self._last_read
 
     def start(self) -> BrokerOffsets:
         self._thread.start()
@@ -106,6 +111,7 @@ class BrokerOffsets:
             self.metrics.lag.labels(*labels).set(lag)
             lags[tp.partition] = lag
         self.metrics.offsets_read.set(time.time())
+        self._last_read = time.monotonic()
         return lags
 
     def _close(self) -> None:

@@ -120,6 +120,7 @@ def run(settings: WorkerSettings) -> int:
         return EXIT_UNUSABLE
     endpoint = health_endpoint(worker, settings.metrics_host, settings.metrics_port)
     lag = lag_reader(worker)
+    worker.broker_silence = lag.seconds_since_read
     probe = store_probe(worker)
     base = f"http://{settings.metrics_host}:{settings.metrics_port}"
     print(

@@ -40,3 +40,23 @@ def test_run_takes_the_fetch_wait_from_the_command_line() -> None:
         ["--kafka", "k:9092", "--clickhouse", "chdb://x", "--licence", str(DA_NANG), "--fetch-max-wait", "0.25"]
     )
     assert settings_from(args).fetch_max_wait == 0.25
+
+
+def test_a_worker_the_broker_stopped_answering_is_not_ready(store: Store, tmp_path: Path) -> None:
+    """An idle worker whose broker is down keeps its agent and its group membership (nothing tells aiokafka
+    otherwise until it next talks to the coordinator), so readiness also asks how long the lag reader's
+    end-offsets reads have gone unanswered."""
+    settings = WorkerSettings(kafka="127.0.0.1:9", store_url="chdb://unused", licences=(DA_NANG,), data_dir=tmp_path)
+
+    async def readiness(silence: float) -> tuple[bool, str]:
+        worker = StreamWorker(settings, Monitor([load_licence(DA_NANG)], store, Metrics()))
+        try:
+            worker.running = True
+            worker.membership.joined()
+            worker.broker_silence = lambda: silence
+            return worker.readiness()
+        finally:
+            worker.close()
+
+    assert asyncio.run(readiness(5.0)) == (True, "ready")
+    assert asyncio.run(readiness(61.0)) == (False, "broker unreachable: no end offsets read for 61 s")
