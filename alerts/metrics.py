@@ -157,6 +157,12 @@ class Metrics:
             " an older one makes this worker stop, newer ones stop themselves.",
             registry=r,
         )
+        self.worker_id_rivals_seen = Counter(
+            f"{PREFIX}_worker_id_rivals_seen",
+            "Other processes seen claiming this worker's --worker-id while it held it, each counted once: a rival"
+            " stops itself within a beat, so the gauge can fall between scrapes; this cannot.",
+            registry=r,
+        )
         self.lease_renewed = Gauge(
             f"{PREFIX}_worker_lease_renewed_timestamp_seconds",
             "When this worker last renewed its --worker-id lease (only with --worker-id).",

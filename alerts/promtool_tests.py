@@ -201,8 +201,10 @@ def pipeline_tests(rule_file: str) -> dict[str, Any]:
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="1",reason="recovered"}}', "values": "0x7 1x80"},
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="skipped_by_broker"}}', "values": "0x7 2x80"},
             {"series": f'{OFFSET_GAPS_TOTAL}{{{w},partition="0",reason="recovered"}}', "values": "0x88"},
-            # A second process claims the worker's id at 2m and stops itself within two beats.
-            {"series": f"sandboxwatch_worker_id_rivals{{{w}}}", "values": "0x7 1x1 0x79"},
+            # A second process claims the worker's id at 2m and stops itself within a beat (the gauge shows it
+            # in no scrape); the holder counted it.
+            {"series": f"sandboxwatch_worker_id_rivals{{{w}}}", "values": "0x88"},
+            {"series": f"sandboxwatch_worker_id_rivals_seen_total{{{w}}}", "values": "0x7 1x80"},
             # Commits: worker-1 commits at 0..45s, then holds 50 messages with no commit until 10m15s; worker-2
             # is idle (nothing held) and has not committed since its start: only worker-1 may fire.
             {"series": f"sandboxwatch_uncommitted_messages{{{w}}}", "values": "0x3 50x84"},

@@ -233,11 +233,12 @@ def pipeline_rules(t: PipelineThresholds = PipelineThresholds()) -> dict[str, An
             "The worker {{ $labels.instance }} found skipped offsets on events partition {{ $labels.partition }} "
             "and sought back to re-read them",
         ),
-        # Two live processes under one --worker-id: the newer stops itself (exit 2, streams/worker_lease.py), so
-        # the gauge is up only for seconds; a window keeps a newcomer that keeps being restarted in view.
+        # Two live processes under one --worker-id: the later stops itself (exit 2, streams/worker_lease.py)
+        # within a beat, so the holder counts each one it saw; a window keeps a newcomer that keeps being
+        # restarted in view.
         _pipeline_alert(
             "SandboxwatchWorkerIdShared",
-            f"max by (instance) (max_over_time({PREFIX}_worker_id_rivals[{t.rival_window}])) > 0",
+            f"sum by (instance) (increase({PREFIX}_worker_id_rivals_seen_total[{t.rival_window}])) > 0",
             "warning",
             "Another live process claimed the --worker-id of the worker {{ $labels.instance }}",
         ),

@@ -36,11 +36,13 @@ PIPELINE_RUNBOOKS: dict[str, str] = {
     "M > C: the consumer skipped offsets C to M-1 after a rebalance and their events were not monitored; restart "
     "the worker, which resumes at the committed offset (faust does not commit past a hole of two or more "
     "messages), and check that the store then holds those events. Either way report it with the log.",
-    "SandboxwatchWorkerIdShared": "A second worker process was started with the --worker-id of a live one "
-    "(a copied command line, a supervisor starting a replacement before the old one stopped). The newer one "
-    "stopped itself before consuming (exit 2, its log says which host and pid hold the id), so nothing was "
-    "stored twice; find what keeps starting it and give every live worker its own id (deploy/OPERATIONS.md, "
-    '"Worker ids"). If the worker that stopped was meant to replace the holder, stop the holder first.',
+    "SandboxwatchWorkerIdShared": "A second worker process claimed the --worker-id of a live one (a copied "
+    "command line, a supervisor starting a replacement before the old one stopped, or the holder paused or cut "
+    "off from the store for longer than the lease's 15 s so that a newcomer took the id over). One of the two "
+    "stopped with exit 2 and its log names the other's host and pid. A newcomer refused at its start consumed "
+    "nothing; after a takeover both consumed for a moment, which the store's idempotent writes absorb. Find "
+    "what started the second process and give every live worker its own id (deploy/OPERATIONS.md, "
+    '"Worker ids"); if the holder was paused or lost the store, look at why.',
     "SandboxwatchCommitsStalled": "A worker holds consumed messages that no broker-confirmed snapshot has covered "
     "for minutes, so it commits nothing: a snapshot child stuck or slow (the worker gives one up after 600 s and "
     "pickles in place), or the broker not confirming the engine-state changelog writes. Nothing is lost while it "

@@ -221,12 +221,14 @@ MIGRATIONS += (
         "worker-id leases: which live process holds each --worker-id",
         (
             # One row per process (nonce); its beats replace it. ``renewed`` is the server's clock, so the
-            # age of a lease is read on one clock whichever host wrote it (streams/worker_lease.py).
+            # age of a lease is read on one clock whichever host wrote it; ``claimed`` is the server time of
+            # the process's first beat (0 in that beat itself), its rank (streams/worker_lease.py).
             """CREATE TABLE IF NOT EXISTS {db}.worker_leases (
                 worker_id String,
                 nonce String,
-                started_ns UInt64,
+                claimed DateTime('UTC'),
                 beat UInt64,
+                holding UInt8,
                 released UInt8,
                 host String,
                 pid UInt32,

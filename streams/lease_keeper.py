@@ -23,10 +23,12 @@ class LeaseKeeper:
         self.metrics = metrics
         self.on_taken = on_taken
         self._stop = threading.Event()
+        self._seen: set[str] = set()  # rival processes (nonces) already counted
         self._thread = threading.Thread(target=self._run, name="sandboxwatch-lease", daemon=True)
 
     def start(self) -> LeaseKeeper:
         self.metrics.worker_id_rivals.set(0)
+        self.metrics.worker_id_rivals_seen.inc(0)  # exported at 0 from the start, so increase() sees the first
         self.metrics.lease_renewed.set_to_current_time()
         self._thread.start()
         return self
@@ -57,6 +59,11 @@ class LeaseKeeper:
             self.metrics.lease_renewed.set_to_current_time()
             self.metrics.worker_id_rivals.set(len(rivals))
             for rival in rivals:
+                if rival.nonce in self._seen:
+                    continue
+                # A rival stops itself within a beat: the gauge alone could fall between two scrapes.
+                self._seen.add(rival.nonce)
+                self.metrics.worker_id_rivals_seen.inc()
                 log.error(
                     "--worker-id %s is also claimed by a newer live worker (host %s, pid %d); it must stop",
                     self.lease.worker_id,

@@ -11,8 +11,9 @@ import sys
 
 from sandboxwatch.alerts.health_endpoint import HealthEndpoint
 from sandboxwatch.alerts.metrics import Metrics
-from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK, EXIT_UNUSABLE
-from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.exit_codes import EXIT_AGENT_FAILED, EXIT_OK, EXIT_UNUSABLE, Unusable
+from sandboxwatch.rules_engine.licence import LicenceError, load_licence
+from sandboxwatch.store.backends import StoreError
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.store.store_probe import StoreProbe
 from sandboxwatch.streams.app import StreamWorker
@@ -183,7 +184,12 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
 def main(argv: list[str] | None = None) -> int:
     level = os.environ.get("SANDBOXWATCH_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(settings_from(parser().parse_args(argv)))
+    settings = settings_from(parser().parse_args(argv))
+    try:
+        return run(settings)
+    except (Unusable, StoreError, LicenceError) as exc:  # as `sandboxwatch run` says it: one line, exit 2
+        print(f"sandboxwatch worker: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
 
 
 if __name__ == "__main__":

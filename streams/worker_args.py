@@ -4,10 +4,25 @@ import the stream framework (faust takes over a second to import, on every comma
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from sandboxwatch.cli_types import bounded_int, port_number
 from sandboxwatch.streams.worker_settings import DEFAULT_BUFFER_BYTES
+
+# What Apache Kafka accepts as a group.instance.id (the rule of topic names): a longer or other id fails in
+# the consumer's coordinator, after the worker has started and taken its lease, and it then never joins.
+_WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def worker_id(text: str) -> str:
+    if not _WORKER_ID.fullmatch(text) or text in (".", ".."):
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise argparse.ArgumentTypeError(
+            f"{shown!r}: 1 to 249 characters of A-Z, a-z, 0-9, '.', '_' and '-' (Kafka's rule for a group "
+            "instance id), not '.' or '..'"
+        )
+    return text
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +50,7 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--worker-id",
+        type=worker_id,
         default=None,
         metavar="ID",
         help="join the consumer group as a static member under this id (unique among the live workers, the same "

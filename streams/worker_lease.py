@@ -6,22 +6,25 @@ neither: both workers read ready, both store every event (seen: 40,362 raw rows 
 a broker-agnostic worker would notice, so the worker holds a lease of its own.
 
 The lease is a row per process (a random nonce) in the store's ``worker_leases`` table, rewritten every
-``beat_seconds``; its age is read on the store server's clock, so hosts with skewed clocks agree. A lease is
-live while its last beat is at most ``ttl_seconds`` old and it was not released by an orderly stop. Processes
-are ranked by (start time, nonce): the older one keeps the id, the newer one yields.
+``beat_seconds`` (store/worker_leases.py). Every time is the store server's: a lease is live while its last
+beat is at most ``ttl_seconds`` old there and it was not released by an orderly stop, and processes are ranked
+by the server time of their first beat (the nonce breaking ties within a second): the first to claim keeps the
+id, later ones yield. No worker's own clock takes part, so a host whose clock is off cannot jump the queue.
 
-- Starting: the worker writes its first beat, then reads the id's holders; while an older live one exists it
-  keeps beating and waits, for at most one TTL and a beat. A process killed with kill -9 stops beating and its
-  lease lapses within the TTL, so a restart after kill -9 waits at most that long; one stopped with SIGTERM
-  released its lease and the restart goes on at once. If the older one is still renewing at the end, it is
-  alive: the newcomer exits 2 in one line, before it ever joins the consumer group.
-- Running: each beat also reads the holders. An older live one (two started at the same moment, or the
-  newcomer's first read missed the other's first beat) makes this one yield: it stops and exits 2. Newer live
-  ones are counted (``sandboxwatch_worker_id_rivals``), so a worker that another keeps trying to displace shows
-  it, and SandboxwatchWorkerIdShared fires.
-- The store unreachable: a beat that cannot be written is logged and retried on the next one; the worker
-  cannot store anything either, and says so through the store metrics. A worker that could not renew for
-  longer than the TTL may have lost the id to a newcomer: its next successful beat finds out which yields."""
+- Starting: the worker writes its first beat, waits ``settle_seconds`` and only then reads the id's holders.
+  Two processes whose first beats land within that wait both see each other and agree on the rank; one whose
+  first beat lands later claimed a later second and ranks after. While a live process ranked before it exists
+  the newcomer keeps beating and waits, for at most one TTL and a beat: a process killed with kill -9 stops
+  beating and its lease lapses within the TTL (a restart after kill -9 waits that long), one stopped with
+  SIGTERM released it (a restart goes on at once). If the holder still renews at the end, the newcomer exits
+  2 in one line naming it, before it ever joins the consumer group.
+- Running: each beat also reads the holders. A live process ranked before this one makes it yield (stop, exit
+  2). Later ones are counted (``sandboxwatch_worker_id_rivals``, ``..._rivals_seen_total``): they stop
+  themselves, and SandboxwatchWorkerIdShared says one tried.
+- A lapse: a worker that could not renew for longer than the TTL (the store unreachable, the process paused)
+  may have lost the id to a newcomer that found the lease dead. Back, it reads before it writes: if a process
+  now holds the id, it stops at once (exit 2), without renewing (a renewal would make the newcomer, ranked
+  after it, yield as well and leave nobody monitoring)."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 BEAT_SECONDS = 5.0
 TTL_SECONDS = 15
+SETTLE_SECONDS = 2.0
 
 
 class LeaseStore(Protocol):
@@ -56,6 +60,8 @@ class WorkerIdTaken(Exception):
 class LeaseTiming:
     beat_seconds: float = BEAT_SECONDS
     ttl_seconds: int = TTL_SECONDS
+    # Longer than a second (the claim's resolution) and than a store round trip under load.
+    settle_seconds: float = SETTLE_SECONDS
 
 
 class WorkerIdLease:
@@ -66,7 +72,6 @@ class WorkerIdLease:
         timing: LeaseTiming = LeaseTiming(),
         *,
         nonce: str | None = None,
-        started_ns: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -74,36 +79,41 @@ class WorkerIdLease:
         self.worker_id = worker_id
         self.timing = timing
         self.nonce = nonce or uuid.uuid4().hex
-        self.started_ns = time.time_ns() if started_ns is None else started_ns
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._clock = clock
         self._sleep = sleep
         self._beats = 0
+        self._claimed = 0  # the server second of the first beat, once read back
+        self._holding = False
         self._last_written: float | None = None
 
     # ---------------------------------------------------------------------------------------------------
     def acquire(self) -> None:
-        """Blocks until this process holds the id (raises WorkerIdTaken if an older live one keeps it)."""
+        """Blocks until this process holds the id (raises WorkerIdTaken if a live one ranked first keeps it)."""
+        self._write()
+        self._sleep(self.timing.settle_seconds)
         start = self._clock()
         deadline = start + self.timing.ttl_seconds + self.timing.beat_seconds
-        next_beat = start
+        next_beat = start + self.timing.beat_seconds - self.timing.settle_seconds
         waited_on: LeaseHolder | None = None
         while True:
             if self._clock() >= next_beat:
                 self._write()
                 next_beat = self._clock() + self.timing.beat_seconds
-            older = self._older(self._live_rivals())
-            if not older:
+            ahead = self._ahead(self._live_rivals())
+            if not ahead:
                 if waited_on is not None:
                     log.warning(
                         "--worker-id %s: the previous holder (%s) stopped renewing; this worker takes the id",
                         self.worker_id,
                         _who(waited_on),
                     )
+                self._holding = True
+                self._write()
                 return
             if waited_on is None:
-                waited_on = older[0]
+                waited_on = ahead[0]
                 log.warning(
                     "--worker-id %s is held by %s; waiting up to %.0f s for it to lapse",
                     self.worker_id,
@@ -112,24 +122,36 @@ class WorkerIdLease:
                 )
             if self._clock() >= deadline:
                 self._give_up()
-                raise WorkerIdTaken(self._taken(older[0]))
+                raise WorkerIdTaken(self._taken(ahead[0]))
             self._sleep(1.0)
 
     def renew(self) -> list[LeaseHolder]:
-        """One beat of a running worker: the newer live rivals (they yield); raises WorkerIdTaken when an
-        older live one holds the id, so this one must stop."""
-        lapsed = self._lapsed()
+        """One beat of a running worker: the live rivals ranked after it (they yield); raises WorkerIdTaken
+        when a live one ranked first holds the id, or one took it over while this lease had lapsed."""
+        lapse = self._lapse()
+        if lapse is not None:
+            holding = [h for h in self._live_rivals() if h.holding]
+            if holding:
+                raise WorkerIdTaken(
+                    f"--worker-id {self.worker_id}: this worker's lease lapsed ({lapse:.0f} s without a renewal) "
+                    f"and a live worker took the id over ({_who(holding[0])}); this one stops"
+                )
         self._write()
         rivals = self._live_rivals()
-        older = self._older(rivals)
-        if older:
-            raise WorkerIdTaken(self._taken(older[0]))
-        if lapsed:
-            log.warning("--worker-id %s: lease renewed again after a lapse; no other worker took it", self.worker_id)
+        ahead = self._ahead(rivals)
+        if ahead:
+            raise WorkerIdTaken(self._taken(ahead[0]))
+        if lapse is not None:
+            log.warning(
+                "--worker-id %s: lease renewed again after a %.0f s lapse; no worker took it over",
+                self.worker_id,
+                lapse,
+            )
         return rivals
 
     def release(self) -> None:
         """An orderly stop: the id is free at once, so a restart does not wait out the TTL."""
+        self._holding = False
         self._write(released=True)
 
     # ---------------------------------------------------------------------------------------------------
@@ -142,30 +164,43 @@ class WorkerIdLease:
 
     def _write(self, released: bool = False) -> None:
         self._beats += 1
-        self.store.write_lease_beat(
-            LeaseBeat(self.worker_id, self.nonce, self.started_ns, self._beats, self.host, self.pid, released)
+        beat = LeaseBeat(
+            self.worker_id, self.nonce, self._claimed, self._beats, self.host, self.pid, self._holding, released
         )
+        self.store.write_lease_beat(beat)
         self._last_written = self._clock()
 
-    def _lapsed(self) -> bool:
-        return self._last_written is not None and self._clock() - self._last_written > self.timing.ttl_seconds
+    def _lapse(self) -> float | None:
+        if self._last_written is None:
+            return None
+        silent = self._clock() - self._last_written
+        return silent if silent > self.timing.ttl_seconds else None
 
     def _live_rivals(self) -> list[LeaseHolder]:
+        found = self.store.lease_holders(self.worker_id)
+        for h in found:
+            if h.nonce == self.nonce and not self._claimed:
+                self._claimed = h.claimed
         return [
-            h
-            for h in self.store.lease_holders(self.worker_id)
-            if h.nonce != self.nonce and not h.released and h.age_seconds <= self.timing.ttl_seconds
+            h for h in found if h.nonce != self.nonce and not h.released and h.age_seconds <= self.timing.ttl_seconds
         ]
 
-    def _older(self, rivals: list[LeaseHolder]) -> list[LeaseHolder]:
-        mine = (self.started_ns, self.nonce)
-        return sorted((h for h in rivals if (h.started_ns, h.nonce) < mine), key=lambda h: (h.started_ns, h.nonce))
+    def _ahead(self, rivals: list[LeaseHolder]) -> list[LeaseHolder]:
+        """The rivals ranked before this process; all of them while its own first beat is not visible yet."""
+        if not self._claimed:
+            return sorted(rivals, key=_rank)
+        mine = (self._claimed, self.nonce)
+        return sorted((h for h in rivals if _rank(h) < mine), key=_rank)
 
     def _taken(self, holder: LeaseHolder) -> str:
         return (
             f"--worker-id {self.worker_id} is held by a live worker ({_who(holder)}, renewed {holder.age_seconds} s "
             'ago); an id must be unique among the live workers (deploy/OPERATIONS.md, "Worker ids"): this one stops'
         )
+
+
+def _rank(holder: LeaseHolder) -> tuple[int, str]:
+    return holder.claimed, holder.nonce
 
 
 def _who(holder: LeaseHolder) -> str:

@@ -1,10 +1,11 @@
 """The --worker-id lease (streams/worker_lease.py): who keeps an id, who yields, and how long a newcomer waits.
 
-The rules are checked on a store whose clock the test moves (``_ClockedStore``: ages read on one clock, as
-the server's ``now()`` gives them); the SQL is checked on the embedded store, with the server's own clock."""
+The rules are checked on a store whose clock the test moves (``_ClockedStore``: claims and ages read on one
+clock, as the server's ``now()`` gives them); the SQL is checked on the embedded store, with its own clock."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import pytest
@@ -29,28 +30,31 @@ class _Clock:
 
 @dataclass
 class _ClockedStore:
-    """The lease table as the server keeps it, with ``now()`` the test's clock; ``on_read`` lets another
-    process beat while the one under test waits."""
+    """The lease table as the server keeps it, with ``now()`` the test's clock (whole seconds, as a DateTime
+    column holds them); ``on_read`` lets another process beat while the one under test waits."""
 
     clock: _Clock
-    rows: dict[str, tuple[LeaseBeat, float]] = field(default_factory=dict)
+    rows: dict[str, tuple[LeaseBeat, int, int]] = field(default_factory=dict)  # beat, first, last renewed
     on_read: list[object] = field(default_factory=list)
 
     def write_lease_beat(self, beat: LeaseBeat) -> None:
-        self.rows[beat.nonce] = (beat, self.clock())
+        now = int(self.clock())
+        first = self.rows[beat.nonce][1] if beat.nonce in self.rows else now
+        self.rows[beat.nonce] = (beat, first, now)
 
     def lease_holders(self, worker_id: str) -> list[LeaseHolder]:
         for hook in self.on_read:
             hook()  # type: ignore[operator]
+        now = int(self.clock())
         return [
-            LeaseHolder(b.nonce, b.started_ns, b.beat, b.host, b.pid, b.released, int(self.clock() - at))
-            for b, at in self.rows.values()
+            LeaseHolder(b.nonce, first, b.beat, b.host, b.pid, b.holding, b.released, now - last)
+            for b, first, last in self.rows.values()
             if b.worker_id == worker_id
         ]
 
 
-def _lease(store: _ClockedStore, clock: _Clock, nonce: str, started_ns: int, worker_id: str = "w1") -> WorkerIdLease:
-    return WorkerIdLease(store, worker_id, TIMING, nonce=nonce, started_ns=started_ns, clock=clock, sleep=clock.sleep)
+def _lease(store: _ClockedStore, clock: _Clock, nonce: str, worker_id: str = "w1") -> WorkerIdLease:
+    return WorkerIdLease(store, worker_id, TIMING, nonce=nonce, clock=clock, sleep=clock.sleep)
 
 
 def _holder_beats_every(store: _ClockedStore, lease: WorkerIdLease, clock: _Clock) -> None:
@@ -65,24 +69,29 @@ def _holder_beats_every(store: _ClockedStore, lease: WorkerIdLease, clock: _Cloc
     store.on_read.append(hook)
 
 
-def test_an_unclaimed_id_is_taken_at_once() -> None:
+SETTLE = TIMING.settle_seconds
+
+
+def test_an_unclaimed_id_is_taken_after_the_settle_wait() -> None:
     clock = _Clock()
     store = _ClockedStore(clock)
-    _lease(store, clock, "b", 2).acquire()
-    assert clock.now == 1000.0
-    assert [h.nonce for h in store.lease_holders("w1")] == ["b"]
+    _lease(store, clock, "b").acquire()
+    assert clock.now == 1000.0 + SETTLE
+    [held] = store.lease_holders("w1")
+    assert (held.nonce, held.claimed, held.holding) == ("b", 1000, True)
 
 
 def test_a_newcomer_under_a_live_holder_exits_after_one_ttl_naming_the_holder() -> None:
     clock = _Clock()
     store = _ClockedStore(clock)
-    holder = _lease(store, clock, "a", 1)
+    holder = _lease(store, clock, "z")  # its nonce sorts last: only the claim order puts it first
     holder.acquire()
     _holder_beats_every(store, holder, clock)
-    newcomer = _lease(store, clock, "b", 2)
+    started = clock.now
+    newcomer = _lease(store, clock, "a")
     with pytest.raises(WorkerIdTaken) as taken:
         newcomer.acquire()
-    assert TIMING.ttl_seconds <= clock.now - 1000.0 <= TIMING.ttl_seconds + TIMING.beat_seconds + 1
+    assert TIMING.ttl_seconds <= clock.now - started <= SETTLE + TIMING.ttl_seconds + TIMING.beat_seconds + 1
     message = str(taken.value)
     assert "--worker-id w1 is held by a live worker" in message and f"pid {holder.pid}" in message
     assert "\n" not in message
@@ -94,36 +103,38 @@ def test_a_newcomer_under_a_live_holder_exits_after_one_ttl_naming_the_holder() 
 def test_a_restart_after_kill_9_waits_for_the_dead_lease_to_lapse_and_no_longer() -> None:
     clock = _Clock()
     store = _ClockedStore(clock)
-    _lease(store, clock, "a", 1).acquire()  # then killed: it never beats again
+    _lease(store, clock, "a").acquire()  # then killed: it never beats again
+    last_beat = clock.now
     clock.now += 4
-    _lease(store, clock, "b", 2).acquire()
-    # The dead lease's last beat was 4 s old; it lapses once older than the TTL.
-    assert clock.now - 1000.0 == pytest.approx(TIMING.ttl_seconds + 1, abs=1)
+    _lease(store, clock, "b").acquire()
+    # The dead lease lapses once its last beat is older than the TTL on the server's clock.
+    assert clock.now - last_beat == pytest.approx(TIMING.ttl_seconds + 1, abs=1)
 
 
 def test_a_restart_after_an_orderly_stop_does_not_wait() -> None:
     clock = _Clock()
     store = _ClockedStore(clock)
-    first = _lease(store, clock, "a", 1)
+    first = _lease(store, clock, "a")
     first.acquire()
     first.release()
-    _lease(store, clock, "b", 2).acquire()
-    assert clock.now == 1000.0
+    started = clock.now
+    _lease(store, clock, "b").acquire()
+    assert clock.now == started + SETTLE
 
 
-def test_of_two_started_together_the_newer_yields_and_the_older_keeps_the_id() -> None:
+def test_two_whose_first_beats_land_within_the_settle_wait_agree_the_first_claim_keeps_the_id() -> None:
     clock = _Clock()
     store = _ClockedStore(clock)
-    older = _lease(store, clock, "a", 1)
-    newer = _lease(store, clock, "b", 2)
-    # Both wrote their first beat before either read (the race a first read cannot settle).
-    older._write()
-    newer._write()
-    assert older.renew()[0].nonce == "b"  # the older sees the newer as a rival and keeps going
+    first, second = _lease(store, clock, "z"), _lease(store, clock, "a")
+    first._write()  # claims second 1000
+    clock.now += 1
+    second._write()  # claims second 1001, though its nonce sorts first
+    clock.now += SETTLE
+    assert [r.nonce for r in first.renew()] == ["a"]  # the first claim sees the later one and keeps going
     with pytest.raises(WorkerIdTaken):
-        newer.renew()
-    # Same start time: the nonce breaks the tie, the same way on both sides.
-    tie_a, tie_b = _lease(store, clock, "x", 5, "w2"), _lease(store, clock, "y", 5, "w2")
+        second.renew()
+    # Claims within one second: the nonce breaks the tie, the same way on both sides.
+    tie_a, tie_b = _lease(store, clock, "x", "w2"), _lease(store, clock, "y", "w2")
     tie_a._write()
     tie_b._write()
     tie_a.renew()
@@ -131,43 +142,72 @@ def test_of_two_started_together_the_newer_yields_and_the_older_keeps_the_id() -
         tie_b.renew()
 
 
+def test_a_first_beat_landing_after_the_holders_settled_read_ranks_after_it() -> None:
+    """The holder wrote, waited and read (nobody there): anyone writing now claims a later second."""
+    clock = _Clock()
+    store = _ClockedStore(clock)
+    holder = _lease(store, clock, "z")
+    holder.acquire()
+    _holder_beats_every(store, holder, clock)
+    with pytest.raises(WorkerIdTaken):
+        _lease(store, clock, "a").acquire()
+
+
 def test_a_worker_ids_lease_is_its_own() -> None:
     clock = _Clock()
     store = _ClockedStore(clock)
-    _lease(store, clock, "a", 1, "w1").acquire()
-    _lease(store, clock, "b", 2, "w2").acquire()
-    assert clock.now == 1000.0
+    _lease(store, clock, "a", "w1").acquire()
+    _lease(store, clock, "b", "w2").acquire()
+    assert clock.now == 1000.0 + 2 * SETTLE
 
 
-def test_a_holder_whose_lease_lapsed_yields_to_nobody_newer_but_to_an_older_live_one() -> None:
-    """The store unreachable for longer than the TTL: a newcomer took the id meanwhile. When the old holder's
-    beats get through again, the rank decides: the newcomer (newer) stops at its next beat."""
+def test_a_holder_back_from_a_lapse_stops_if_a_newcomer_took_the_id_over_without_renewing() -> None:
+    """The store unreachable (or the process paused) for longer than the TTL: a newcomer took the id. The old
+    holder, back, reads before it writes and stops; it writes nothing that would make the newcomer (ranked
+    after it) yield too."""
     clock = _Clock()
     store = _ClockedStore(clock)
-    old = _lease(store, clock, "a", 1)
+    old = _lease(store, clock, "a")
     old.acquire()
     clock.now += 30  # no beat gets through
-    newcomer = _lease(store, clock, "b", 2)
+    newcomer = _lease(store, clock, "b")
+    started = clock.now
     newcomer.acquire()
-    assert clock.now == 1030.0  # the lapsed lease did not hold it up
-    assert [r.nonce for r in old.renew()] == ["b"]
-    with pytest.raises(WorkerIdTaken):
-        newcomer.renew()
+    assert clock.now == started + SETTLE  # the lapsed lease did not hold it up
+    beats = store.rows["a"][0].beat
+    with pytest.raises(WorkerIdTaken, match=r"lease lapsed .* took the id over"):
+        old.renew()
+    assert store.rows["a"][0].beat == beats, "the lapsed holder renewed before stopping"
+    assert newcomer.renew() == []
+
+
+def test_a_holder_back_from_a_lapse_nobody_took_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    clock = _Clock()
+    store = _ClockedStore(clock)
+    holder = _lease(store, clock, "a")
+    holder.acquire()
+    clock.now += 30
+    caplog.set_level(logging.WARNING, logger="sandboxwatch.streams.worker_lease")
+    assert holder.renew() == []
+    assert any("renewed again after a 30 s lapse; no worker took it over" in r.getMessage() for r in caplog.records)
 
 
 def test_lease_rows_round_trip_on_the_embedded_store(store: Store) -> None:
-    store.write_lease_beat(LeaseBeat("w1", "n1", 10, 1, "h1", 11))
-    store.write_lease_beat(LeaseBeat("w1", "n1", 10, 2, "h1", 11))
-    store.write_lease_beat(LeaseBeat("w1", "n2", 20, 1, "h2", 22))
-    store.write_lease_beat(LeaseBeat("w1", "n2", 20, 2, "h2", 22, released=True))
-    store.write_lease_beat(LeaseBeat("w2", "n3", 30, 1, "h3", 33))
+    store.write_lease_beat(LeaseBeat("w1", "n1", 0, 1, "h1", 11))
+    [first] = store.lease_holders("w1")
+    store.write_lease_beat(LeaseBeat("w1", "n1", first.claimed, 2, "h1", 11, holding=True))
+    store.write_lease_beat(LeaseBeat("w1", "n2", 0, 1, "h2", 22))
+    store.write_lease_beat(LeaseBeat("w1", "n2", 5, 2, "h2", 22, released=True))
+    store.write_lease_beat(LeaseBeat("w2", "n3", 0, 1, "h3", 33))
     found = store.lease_holders("w1")
-    assert [(h.nonce, h.started_ns, h.beat, h.host, h.pid, h.released) for h in found] == [
-        ("n1", 10, 2, "h1", 11, False),
-        ("n2", 20, 2, "h2", 22, True),
+    assert [(h.nonce, h.beat, h.host, h.pid, h.holding, h.released) for h in found] == [
+        ("n1", 2, "h1", 11, True, False),
+        ("n2", 2, "h2", 22, False, True),
     ]
+    assert found[0].claimed == first.claimed > 1_700_000_000  # the server's clock, kept from the first beat
+    assert found[1].claimed == 5  # a claim carried by a later beat wins over the first beat's own time
     assert all(0 <= h.age_seconds <= 2 for h in found)
     assert store.lease_holders("w'1") == []  # quoted, never a syntax error
-    lease = WorkerIdLease(store, "w2", TIMING, nonce="n4", started_ns=40)
+    lease = WorkerIdLease(store, "w2", TIMING, nonce="n4", sleep=lambda _s: None)
     with pytest.raises(WorkerIdTaken, match="host h3, pid 33"):
         lease.renew()
