@@ -1,0 +1,67 @@
+"""An engine snapshot pickled by the code before the price book's bands and the engine's per-event savings
+(main at aa6eaf0, tests/fixtures/old_snapshot/make_fixture.py) restores through the workers' own path
+(streams.engine_snapshots.restore) and then judges the rest of the stream exactly as that code did: the same
+findings, ids, fields and order. Were a layout change ever to make such a snapshot unloadable, ``restore``
+would have to answer None (the worker rebuilds from the store and counts it), never raise."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zlib
+from pathlib import Path
+
+from sandboxwatch.rules_engine.engine import Engine
+from sandboxwatch.rules_engine.event_reader import read_jsonl
+from sandboxwatch.rules_engine.events import Event
+from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.streams.engine_snapshots import Manifest, chunk_key, restore, split
+from tests.helpers import DA_NANG
+
+FIXTURE = Path(__file__).parent / "fixtures" / "old_snapshot" / "engine-aa6eaf0.pickle"
+
+
+def _fixture() -> dict[str, object]:
+    fixture = pickle.loads(zlib.decompress(FIXTURE.read_bytes()))
+    assert isinstance(fixture, dict)
+    return fixture
+
+
+def _restored(blob: bytes) -> Engine | None:
+    parts = split(blob)
+    manifest = Manifest("alphatrue-basal-pay", 4, len(parts), hashlib.sha256(blob).hexdigest(), "-", {0: 1})
+    stored = {chunk_key(manifest.participant, 4, index): part for index, part in enumerate(parts)}
+    return restore(manifest, stored.get)
+
+
+def test_an_old_snapshot_restores_and_judges_the_rest_as_the_old_code_did() -> None:
+    fixture = _fixture()
+    lines, cut, expected = fixture["lines"], fixture["cut"], fixture["findings_after"]
+    assert isinstance(lines, list) and isinstance(cut, int) and isinstance(expected, list)
+    events = [item for _, item in read_jsonl(lines, "fixture") if isinstance(item, Event)]
+    assert len(events) == len(lines)
+    snapshot = fixture["snapshot"]
+    assert isinstance(snapshot, bytes)
+    engine = _restored(snapshot)
+    assert engine is not None, "the old snapshot was refused: it restores, so the rebuild path must not be taken"
+    assert engine.buffered > 0 and engine.facts.prices.latest("USDT", "VND", events[cut].ts) is not None
+    after = [f for event in events[cut:] for f in engine.process(event)] + engine.flush()
+    assert [f.to_dict() for f in after] == expected
+    assert {f["kind"] for f in expected} >= {"price_refused", "late_event", "structuring"}
+    # And the same as an engine of this code that never stopped.
+    fresh = Engine(load_licence(DA_NANG))
+    for event in events[:cut]:
+        fresh.process(event)
+    assert [f.to_dict() for event in events[cut:] for f in fresh.process(event)] + [
+        f.to_dict() for f in fresh.flush()
+    ] == expected
+
+
+def test_an_unloadable_snapshot_is_refused_not_raised() -> None:
+    """The counted rebuild path's entry: a snapshot naming a class that no longer exists answers None."""
+    snapshot = _fixture()["snapshot"]
+    assert isinstance(snapshot, bytes)
+    broken = pickle.loads(zlib.decompress(snapshot))
+    assert isinstance(broken, Engine)
+    damaged = zlib.decompress(snapshot).replace(b"sandboxwatch.rules_engine.facts", b"sandboxwatch.rules_engine.gone!")
+    assert _restored(zlib.compress(damaged)) is None
