@@ -52,7 +52,10 @@ def value_of(event: Event, currency: str, prices: PriceBook) -> Decimal | None:
         base_rate = rate(event.base, currency, event.ts, prices)
         return EXACT.multiply(event.quantity, base_rate) if base_rate is not None else None
     if isinstance(event, _AMOUNTS):
-        asset_rate = rate(event.asset, currency, event.ts, prices)
+        asset = event.asset
+        if asset == currency:  # rate() inline: every deposit, withdrawal and transfer comes here
+            return EXACT.multiply(event.amount, _ONE)
+        asset_rate = prices.latest(asset, currency, event.ts)
         return EXACT.multiply(event.amount, asset_rate) if asset_rate is not None else None
     return None
 
