@@ -65,3 +65,23 @@ def test_an_unloadable_snapshot_is_refused_not_raised() -> None:
     assert isinstance(broken, Engine)
     damaged = zlib.decompress(snapshot).replace(b"sandboxwatch.rules_engine.facts", b"sandboxwatch.rules_engine.gone!")
     assert _restored(zlib.compress(damaged)) is None
+
+
+def test_a_snapshot_of_this_code_with_bands_in_use_restores_to_the_same_findings() -> None:
+    """Cut anywhere in the stream (the price bands built by then are not pickled, rebuilt on first use)."""
+    fixture = _fixture()
+    lines = fixture["lines"]
+    assert isinstance(lines, list)
+    events = [item for _, item in read_jsonl(lines, "fixture") if isinstance(item, Event)]
+    licence = load_licence(DA_NANG)
+    whole = Engine(licence)
+    expected = [f.to_dict() for event in events for f in whole.process(event)] + [f.to_dict() for f in whole.flush()]
+    assert sum(f["kind"] == "price_refused" for f in expected) >= 10
+    for cut in (len(events) // 3, len(events) // 2 + 7, len(events) * 4 // 5):
+        engine = Engine(licence)
+        found = [f.to_dict() for event in events[:cut] for f in engine.process(event)]
+        assert engine.facts.prices._bands, "the bands are in use before the cut"
+        restored = _restored(zlib.compress(pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)))
+        assert restored is not None and not restored.facts.prices._bands
+        found += [f.to_dict() for event in events[cut:] for f in restored.process(event)]
+        assert found + [f.to_dict() for f in restored.flush()] == expected
