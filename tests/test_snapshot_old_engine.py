@@ -45,6 +45,10 @@ def test_an_old_snapshot_restores_and_judges_the_rest_as_the_old_code_did() -> N
     engine = _restored(snapshot)
     assert engine is not None, "the old snapshot was refused: it restores, so the rebuild path must not be taken"
     assert engine.buffered > 0 and engine.facts.prices.latest("USDT", "VND", events[cut].ts) is not None
+    # The times compared with every event share the parser's tzinfo object again (the fast comparison).
+    zone = events[cut].ts.tzinfo
+    assert engine.header.valid_from.tzinfo is zone and engine.header.valid_until.tzinfo is zone
+    assert engine._term_start.tzinfo is zone and engine.clock is not None and engine.clock.tzinfo is zone
     after = [f for event in events[cut:] for f in engine.process(event)] + engine.flush()
     assert [f.to_dict() for f in after] == expected
     assert {f["kind"] for f in expected} >= {"price_refused", "late_event", "structuring"}
