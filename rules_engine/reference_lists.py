@@ -81,10 +81,24 @@ def is_address(text: str) -> bool:
 
 
 def address_key(address: str) -> str:
-    """The form an address is compared in: lower case, and an EVM address always with its "0x"."""
-    key = address.lower()
-    evm = _EVM.fullmatch(key)
-    return key if evm is None else "0x" + evm.group(1)
+    """The form an address is compared in: lower case, and an EVM address always with its "0x".
+
+    Remembered: the rules ask it of every on-chain event's addresses (registered_wallet, blocked_addresses),
+    which repeat (a customer's wallets, the custody addresses), and a regular expression per event cost more
+    than the rules' own work. The memo is a pure function's and bounded: cleared when full."""
+    key = _KEYS.get(address)
+    if key is None:
+        lowered = address.lower()
+        evm = _EVM.fullmatch(lowered)
+        key = lowered if evm is None else "0x" + evm.group(1)
+        if len(_KEYS) >= _KEYS_KEPT:
+            _KEYS.clear()
+        _KEYS[address] = key
+    return key
+
+
+_KEYS: dict[str, str] = {}
+_KEYS_KEPT = 100_000
 
 
 def _read_bounded(path: Path) -> tuple[bytes, tuple[int, int]]:

@@ -24,6 +24,9 @@ _ZERO = Decimal(0)
 # above it, and let a window's running total drift as events entered and left it. 200 digits hold them all.
 EXACT = Context(prec=200)
 
+# Events valued by their amount of one asset (a tuple: ``A | B`` in isinstance builds a union per call).
+_AMOUNTS = (FundsEvent, TransferEvent)
+
 
 def exact_sum(values: Iterable[Decimal]) -> Decimal:
     total = _ZERO
@@ -48,8 +51,11 @@ def value_of(event: Event, currency: str, prices: PriceBook) -> Decimal | None:
             return EXACT.multiply(notional, quote_rate)
         base_rate = rate(event.base, currency, event.ts, prices)
         return EXACT.multiply(event.quantity, base_rate) if base_rate is not None else None
-    if isinstance(event, FundsEvent | TransferEvent):
-        asset_rate = rate(event.asset, currency, event.ts, prices)
+    if isinstance(event, _AMOUNTS):
+        asset = event.asset
+        if asset == currency:  # rate() inline: every deposit, withdrawal and transfer comes here
+            return EXACT.multiply(event.amount, _ONE)
+        asset_rate = prices.latest(asset, currency, event.ts)
         return EXACT.multiply(event.amount, asset_rate) if asset_rate is not None else None
     return None
 

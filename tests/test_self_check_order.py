@@ -93,6 +93,9 @@ def test_the_merge_holds_a_bounded_number_of_runs_and_keeps_file_order_at_equal_
     assert [(e[0], e[2]) for e in out] == sorted((e.ts, i) for i, e in enumerate(events))
     assert [e[3].event_id for e in out[:3]] == ["p0", "p5", "p10"]
     assert out[0][3].digest == events[0].digest and out[0][3] == events[0]
+    # Read back from the runs, the times share the parser's tzinfo object (the engine's fast comparison).
+    zone = events[0].ts.tzinfo
+    assert all(entry[0].tzinfo is zone and entry[3].ts.tzinfo is zone for entry in out)
 
 
 CAP = licence_with("{id: cap, kind: max_transaction_value, severity: breach, clause: c, max: 100000000}")

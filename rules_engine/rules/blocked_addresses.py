@@ -39,6 +39,8 @@ class Params:
         key = address_key(address)
         if key in self.inline:
             return "the licence"
+        if not self.lists:
+            return None
         for listed in self.lists:
             if key in listed.addresses:
                 return listed.version

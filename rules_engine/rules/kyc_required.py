@@ -22,12 +22,15 @@ class Params:
     require_bank_account: bool
 
 
+_TRANSACTIONS = (TradeEvent, FundsEvent)
+
+
 def parse(reader: ParamReader) -> Params:
     return Params(reader.flag("require_bank_account", default=False))
 
 
 def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
-    if not isinstance(event, TradeEvent | FundsEvent):
+    if not isinstance(event, _TRANSACTIONS):
         return None
     account = facts.accounts.get(event.account)
     if account is None:

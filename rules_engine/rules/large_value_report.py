@@ -131,11 +131,15 @@ def _forget(state: State, before: datetime | None) -> None:
 
 
 def on_clock(rule: RuleSpec, now: datetime, facts: Facts, state: State) -> Findings:
-    found = _overdue(rule, now, facts, state)
+    # Called at every event that moves the clock: nothing is computed unless something is due.
+    pending = state.pending
+    found = _overdue(rule, now, facts, state) if pending and pending[0][0] < now else None
     # After judging, so a finding still names the late or early filings of its event.
     expiry = state.expiry
-    if expiry and expiry[0][0] < now - rule.params.deadline - facts.header.allowed_lateness:
-        _forget(state, now - rule.params.deadline - facts.header.allowed_lateness)
+    if expiry:
+        horizon = now - rule.params.deadline - facts.header.allowed_lateness
+        if expiry[0][0] < horizon:
+            _forget(state, horizon)
     return found
 
 
