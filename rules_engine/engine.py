@@ -55,7 +55,6 @@ from sandboxwatch.rules_engine.money import decimal_text
 from sandboxwatch.rules_engine.rule_spec import DEFAULT_ALLOWED_LATENESS, RuleSpec
 from sandboxwatch.rules_engine.rules import RULE_KINDS
 from sandboxwatch.rules_engine.rules.base import Check, OnClock
-from sandboxwatch.rules_engine.timestamps import parse_timestamp
 from sandboxwatch.rules_engine.valuation import EXACT, value_of
 
 log = logging.getLogger(__name__)
@@ -473,15 +472,6 @@ class Engine:
         state.setdefault("_buffer", deque())
         state.setdefault("failures", [])
         state.setdefault("watermark", None)
-        # Unpickling made new timezone objects: an aware datetime compares field by field only with one of
-        # the same tzinfo object, and through utcoffset() on both sides otherwise (about 15 times slower),
-        # so a restored engine compared every new event with its term that way (a fifth of its rate). The
-        # times the engine compares each event with take the parser's shared zone (timestamps.py) again.
-        for name in ("valid_from", "valid_until"):
-            object.__setattr__(header, name, _shared_zone(getattr(header, name)))
-        for name in ("_term_start", "_term_end", "clock", "_newest", "watermark"):
-            if name in state:
-                state[name] = _shared_zone(state[name])
         self.__dict__.update(state)
 
     def refuse_conflicting(self, event: Event) -> list[Finding]:
@@ -604,16 +594,6 @@ class Engine:
             + (f"field '{error.field}': " if error.field else "")
             + f"{error.reason}.",
         )
-
-
-def _shared_zone(value: Any) -> Any:
-    """The same instant with the tzinfo object the parser gives events of its offset; anything else as is."""
-    if not isinstance(value, datetime):
-        return value
-    try:
-        return parse_timestamp(value)
-    except ValueError:  # outside the parser's bounds: compared the slow way, as before
-        return value
 
 
 def _judging_order(entry: tuple[datetime, int, Event, Origin | None]) -> tuple[datetime, int]:

@@ -13,12 +13,12 @@ import os
 import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from operator import attrgetter
 from typing import IO, Any
 
 from sandboxwatch.rules_engine.events import Event, Party, TravelRuleInfo
-from sandboxwatch.rules_engine.timestamps import parse_timestamp
+from sandboxwatch.rules_engine.timestamps import shared_zone
 
 # (event time, type rank, arrival number, event, line, conflicting duplicate): tuples compare on the first
 # three, and the arrival number is unique, so sorting is stable in file order and never compares events.
@@ -76,21 +76,11 @@ def _event_classes(cls: type[Event]) -> Iterator[type[Event]]:
         yield from _event_classes(sub)
 
 
-def _shared_zone(offset: timedelta) -> timezone:
-    """The tzinfo object the parser gives events of this offset: an event read back from a run compares with
-    the licence's term and the other events field by field, not through utcoffset() on both sides (about 15
-    times slower, and the engine compares every event's time several times)."""
-    try:
-        zone = parse_timestamp(datetime(2000, 1, 1, tzinfo=timezone(offset))).tzinfo
-    except ValueError:  # an offset the parser never gives: a zone of its own, compared the slow way
-        return timezone(offset)
-    assert isinstance(zone, timezone)
-    return zone
-
-
 def _reduce_zone(zone: timezone) -> tuple[Any, ...]:
+    """Read back as the parser's zone of its offset (timestamps.shared_zone): an event from a run then compares
+    with the licence's term and the other events field by field, not through utcoffset() on both sides."""
     args = zone.__getinitargs__()  # type: ignore[attr-defined]
-    return (_shared_zone, args) if len(args) == 1 else (timezone, args)
+    return (shared_zone, args) if len(args) == 1 else (timezone, args)
 
 
 # Slotted dataclasses pickle through a generic per-object __getstate__; passing the constructor's

@@ -33,6 +33,19 @@ _RFC3339 = re.compile(
 )
 
 
+def shared_zone(offset: timedelta, name: str | None = None) -> tzinfo:
+    """The parser's tzinfo object for a fixed offset. Unpickling calls ``timezone(offset)`` for every zone in
+    a pickle, which makes new objects that compare the slow way with every parsed event's; a loader that takes
+    this instead (rules_engine/zone_sharing_pickle.py) gives restored times the parser's own objects."""
+    if name is not None or offset % timedelta(minutes=1) or abs(offset) > MAX_OFFSET:
+        return timezone(offset) if name is None else timezone(offset, name)  # not one the parser makes
+    probe = timezone(offset)
+    zone = _ZONES.get(probe)
+    if zone is None:
+        zone = _ZONES[probe] = UTC if not offset else probe
+    return zone
+
+
 def is_rfc3339(text: str) -> bool:
     """Whether a text has the RFC 3339 form (whatever its year): for a reader that clamps an out-of-range
     instant rather than refusing it, which must still refuse the other forms fromisoformat reads."""

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sandboxwatch.rules_engine import zone_sharing_pickle
 from sandboxwatch.rules_engine.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def restore(manifest: Manifest, get: Callable[[bytes], bytes | None]) -> Engine 
     if hashlib.sha256(blob).hexdigest() != manifest.sha256:
         return None
     try:
-        engine = pickle.loads(zlib.decompress(blob))
+        engine = zone_sharing_pickle.loads(zlib.decompress(blob))
     except Exception:  # a snapshot of an older engine layout: the caller rebuilds from the store instead
         log.warning(
             "snapshot of %s generation %d cannot be loaded", manifest.participant, manifest.generation, exc_info=True

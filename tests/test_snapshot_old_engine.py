@@ -6,15 +6,20 @@ would have to answer None (the worker rebuilds from the store and counts it), ne
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import pickle
+import types
 import zlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sandboxwatch.rules_engine.engine import Engine
 from sandboxwatch.rules_engine.event_reader import read_jsonl
 from sandboxwatch.rules_engine.events import Event
 from sandboxwatch.rules_engine.licence import load_licence
+from sandboxwatch.rules_engine.timestamps import shared_zone
 from sandboxwatch.streams.engine_snapshots import Manifest, chunk_key, restore, split
 from tests.helpers import DA_NANG
 
@@ -34,6 +39,21 @@ def _restored(blob: bytes) -> Engine | None:
     return restore(manifest, stored.get)
 
 
+def _datetimes(root: object) -> Iterator[datetime]:
+    """Every datetime reachable from the object (not through classes, modules or functions)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, (type, types.ModuleType, types.FunctionType, str, bytes)):
+            continue
+        seen.add(id(item))
+        if isinstance(item, datetime):
+            yield item
+        else:
+            stack.extend(gc.get_referents(item))
+
+
 def test_an_old_snapshot_restores_and_judges_the_rest_as_the_old_code_did() -> None:
     fixture = _fixture()
     lines, cut, expected = fixture["lines"], fixture["cut"], fixture["findings_after"]
@@ -49,6 +69,10 @@ def test_an_old_snapshot_restores_and_judges_the_rest_as_the_old_code_did() -> N
     zone = events[cut].ts.tzinfo
     assert engine.header.valid_from.tzinfo is zone and engine.header.valid_until.tzinfo is zone
     assert engine._term_start.tzinfo is zone and engine.clock is not None and engine.clock.tzinfo is zone
+    # Every stored time, not only the engine's own (rolling windows, deadlines, prices): the unpickler gives
+    # them the parser's zones (rules_engine/zone_sharing_pickle.py).
+    stored = [t for t in _datetimes(engine) if t.tzinfo is not None]
+    assert len(stored) > 100 and all(t.tzinfo is shared_zone(t.utcoffset() or timedelta(0)) for t in stored)
     after = [f for event in events[cut:] for f in engine.process(event)] + engine.flush()
     assert [f.to_dict() for f in after] == expected
     assert {f["kind"] for f in expected} >= {"price_refused", "late_event", "structuring"}
