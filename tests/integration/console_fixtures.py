@@ -82,8 +82,10 @@ def headless_chromium(height: int = 1000) -> Iterator[Any]:
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait(driver: Any, condition: Callable[[Any], Any], timeout: float = 20.0) -> Any:
-    """Until ``condition`` holds; a table redrawn while it is read (stale rows) is read again."""
+def wait(driver: Any, condition: Callable[[Any], Any], timeout: float = 60.0) -> Any:
+    """Until ``condition`` holds; a table redrawn while it is read (stale rows) is read again. Returns as soon
+    as it holds: the bound is for a machine shared with other runs (20 s timed out once under load: a cases
+    table still loading)."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
