@@ -232,8 +232,9 @@ class StreamWorker:
         self._stop_failed(exc)
 
     def yield_worker_id(self, exc: WorkerIdTaken) -> None:
-        """An older live process holds this worker's --worker-id (streams/worker_lease.py): stop, exit 2. Not a
-        crash: the operator's configuration, said in one line. Call on the event loop's thread."""
+        """A live process ranked before this one holds its --worker-id, or took it over while this one's lease
+        had lapsed (streams/worker_lease.py): stop, exit 2. Not a crash: the operator's configuration, said in
+        one line. Call on the event loop's thread."""
         log.error("%s", exc)
         self._stop_failed(exc)
 

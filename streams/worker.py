@@ -92,7 +92,8 @@ def hold_worker_id(worker: StreamWorker) -> WorkerIdLease | None:
 
 
 def keep_worker_id(worker: StreamWorker, lease: WorkerIdLease, loop: asyncio.AbstractEventLoop) -> LeaseKeeper:
-    """Renew the lease while the worker runs; an older live holder found at a beat stops this worker."""
+    """Renew the lease while the worker runs; a live holder ranked first, or one that took the id over during
+    a lapse, found at a beat stops this worker."""
 
     def taken(exc: WorkerIdTaken) -> None:
         loop.call_soon_threadsafe(worker.yield_worker_id, exc)
