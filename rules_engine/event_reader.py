@@ -201,7 +201,11 @@ def jsonl_texts(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     b"\\n" alone: the file readers (``decode_events``) also end a line at a bare carriage return, which is
     whitespace inside a JSON line, so such pieces are joined again, and the line numbers are those of the
     file's line feeds, as an editor and the stream count them."""
-    content = False
+    return _jsonl_texts(lines, False)
+
+
+def _jsonl_texts(lines: Iterable[str], content: bool) -> Iterator[tuple[int, str]]:
+    """``jsonl_texts``, with ``content``: whether a line with content came before these lines."""
     for number, text in enumerate(_lf_lines(lines), start=1):
         stripped = text.strip()
         if stripped[:1] == BOM and not content:
@@ -235,8 +239,23 @@ def _lf_lines(lines: Iterable[str]) -> Iterator[str]:
 
 
 def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
-    for number, text in jsonl_texts(lines):
-        yield number, parse_json_line(text, source, number)
+    """``parse_json_line`` over ``jsonl_texts(lines)``, with the common line (no carriage return at its end,
+    nothing pending, no BOM) taken in this one loop: three generators a line cost about a microsecond
+    (issue 18). Anything else goes through ``_lf_lines`` and ``jsonl_texts``' own rules, line for line."""
+    iterator = iter(lines)
+    content = False
+    for number, line in enumerate(iterator, start=1):
+        if line[-1:] == "\r" or (not content and BOM in line):
+            # A carriage-return piece (joined again) or a BOM before the first content: the general rules,
+            # on this line and the rest, numbered on from here.
+            rest = itertools.chain((line,), iterator)
+            for offset, text in _jsonl_texts(rest, content):
+                yield number - 1 + offset, parse_json_line(text, source, number - 1 + offset)
+            return
+        stripped = line.strip()
+        if stripped:
+            content = True
+            yield number, parse_json_line(stripped, source, number)
 
 
 def _csv_cell(name: str, cell: str) -> Any:
@@ -416,7 +435,14 @@ def read_events(lines: Iterable[str], source: str, fmt: str) -> Iterator[tuple[i
 def bounded_lines(stream: IO[str]) -> Iterator[str]:
     """The stream's lines, none held longer than just over MAX_LINE_CHARS: a longer line is cut there
     (the parser then reports it as too long, on its own line number) and the rest of it is skipped, so a
-    file of one 20 GB line costs a megabyte of memory rather than 20 GB."""
+    file of one 20 GB line costs a megabyte of memory rather than 20 GB. A UTF-8 stream of ``decode_events``
+    is read in blocks (``_block_lines``): the same lines, without a text-layer readline each."""
+    if type(stream) is _Utf8Events:
+        return _block_lines(stream)
+    return _readline_lines(stream)
+
+
+def _readline_lines(stream: IO[str]) -> Iterator[str]:
     limit = MAX_LINE_CHARS + 1
     while True:
         line = stream.readline(limit)
@@ -427,6 +453,81 @@ def bounded_lines(stream: IO[str]) -> Iterator[str]:
             while len(rest) >= limit and not rest.endswith(("\n", "\r")):
                 rest = stream.readline(limit)
         yield line
+
+
+BLOCK = 1 << 20
+# Past this many bytes without a line feed, the rest of the stream is read line by line as before (a line
+# that long is cut and reported anyway): the blocks never hold more than a few megabytes.
+_MAX_CARRY = 4 * MAX_LINE_CHARS
+
+
+class _Utf8Events(io.TextIOWrapper):
+    """A UTF-8 events stream of ``decode_events``, which ``bounded_lines`` (its only reader) reads in blocks."""
+
+
+def _block_lines(stream: _Utf8Events) -> Iterator[str]:
+    """``_readline_lines(stream)``, line for line, from blocks of the stream's bytes split at line feeds.
+
+    A line feed is one byte in UTF-8 and never part of another character, so decoding up to one (with
+    surrogateescape, as the text layer does) gives the text the text layer gives. A piece of a block between
+    two line feeds that holds no carriage return and is at most MAX_LINE_CHARS bytes (so at most that many
+    characters) is one line, whole, exactly as ``readline`` returns it; any other piece (split again at a
+    carriage return, cut when long) is read by ``readline`` itself over just its bytes, which start after a
+    line feed as they did in the stream; a stream that goes _MAX_CARRY bytes without a line feed is read by
+    ``readline`` from there on."""
+    binary: IO[bytes] = stream.buffer  # type: ignore[assignment]  # a BufferedReader (decode_events)
+    carry = b""
+    while True:
+        block: bytes = binary.read(BLOCK)
+        if not block:
+            break
+        if carry:
+            block = carry + block
+        end = block.rfind(b"\n") + 1
+        if not end:
+            carry = block
+            if len(carry) > _MAX_CARRY:
+                yield from _readline_lines(_text_of(io.BufferedReader(_Prefixed(carry, binary))))
+                return
+            continue
+        carry = block[end:]
+        whole = block[:end] if end < len(block) else block
+        if len(whole) <= MAX_LINE_CHARS and b"\r" not in whole:
+            for piece in whole.decode("utf-8", "surrogateescape").split("\n")[:-1]:
+                yield piece + "\n"
+            continue
+        for chunk in whole.split(b"\n")[:-1]:
+            if len(chunk) < MAX_LINE_CHARS and b"\r" not in chunk:
+                yield chunk.decode("utf-8", "surrogateescape") + "\n"
+            else:
+                yield from _readline_lines(_text_of(io.BytesIO(chunk + b"\n")))
+    if carry:
+        yield from _readline_lines(_text_of(io.BytesIO(carry)))
+
+
+def _text_of(binary: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix``'s bytes, then the rest of ``binary``'s."""
+
+    def __init__(self, prefix: bytes, binary: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._binary = binary
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._prefix:
+            size = min(len(buffer), len(self._prefix))
+            buffer[:size] = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return size
+        data = self._binary.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 _UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
@@ -443,7 +544,7 @@ def decode_events(binary: io.BufferedReader) -> io.TextIOWrapper:
         if head == bom:
             buffered.read(2)
             return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline="")
-    return io.TextIOWrapper(buffered, encoding="utf-8", errors="surrogateescape", newline="")
+    return _Utf8Events(buffered, encoding="utf-8", errors="surrogateescape", newline="")
 
 
 @contextlib.contextmanager
