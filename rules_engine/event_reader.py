@@ -57,11 +57,12 @@ _DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int, o
 _LOW, _HIGH = -(10 ** (_MAX_INT_DIGITS - 1)), 10**_MAX_INT_DIGITS
 
 
-def _strings(value: Any) -> int:
+def _strings(value: Any, depth: int = 1) -> int:
     """How many JSON strings (keys, string values and items) an orjson value holds, or -1 when it may
     differ from _DECODER's: it holds a float or an integer whose literal is longer than 19 characters
-    (below -10**18 or from 10**19 up). Depth is bounded before decoding. Counted down from "every key and
-    value a string", so the common item, a string, costs no more than a type check."""
+    (below -10**18 or from 10**19 up), or it nests deeper than MAX_DEPTH (``depth``: the value's own level,
+    1 for a line's). Counted down from "every key and value a string", so the common item, a string, costs
+    no more than a type check."""
     if type(value) is dict:
         strings = 2 * len(value)
         items = value.values()
@@ -79,11 +80,20 @@ def _strings(value: Any) -> int:
         elif kind is float:
             return -1
         elif kind is dict or kind is list:
-            inner = _strings(item)
+            if depth >= MAX_DEPTH:
+                return -1
+            inner = _strings(item, depth + 1)
             if inner < 0:
                 return -1
             strings += inner
     return strings
+
+
+_loads = orjson.loads
+JSONDecodeError = orjson.JSONDecodeError
+_UNDECIDED: Any = object()
+# False: every line through ``_decode`` alone (bench/monitor_bench.py's stdlib decoder swaps that).
+_FAST_JSON = True
 
 
 def _quoted(text: str) -> int:
@@ -158,16 +168,36 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     # The line's UTF-8 (the text encodes: checked above), counted and digested: counting a character in
     # bytes costs half what it does in a str, and in UTF-8 an ASCII byte only ever stands for itself.
     data = text.encode()
-    if (data.count(b"{") > MAX_DEPTH or data.count(b"[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
-        return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
-    try:
-        obj, slow = _decode(text, data)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
-    if slow:
-        where = repeated_key(obj)
-        if where is not None:
-            return error_for(source, line, text, obj, FieldError(where, repeated_key_reason(where)))
+    # The common line first: an object orjson decodes (orjson bounds its own depth, far above ours, so it
+    # is safe on any text) to what _DECODER would give (``_decode``'s test) and nested at most MAX_DEPTH
+    # (``_strings`` says): for valid JSON that depth is what ``too_deep`` counts, so neither the depth nor
+    # the decoder would refuse it and the checks below would take this value. Their two bracket counts and
+    # a call cost about as much as orjson itself (issue 18). Any other line takes them, in their order.
+    obj: Any = _UNDECIDED
+    if _FAST_JSON:
+        try:
+            value = _loads(text)
+        except JSONDecodeError:
+            value = None
+        if type(value) is dict:
+            strings = _strings(value)
+            if strings >= 0:
+                if "\\" not in text:
+                    if data.count(b'"') == 2 * strings:
+                        obj = value
+                elif _quoted(text) == strings:
+                    obj = value
+    if obj is _UNDECIDED:
+        if (data.count(b"{") > MAX_DEPTH or data.count(b"[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
+            return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
+        try:
+            obj, slow = _decode(text, data)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
+        if slow:
+            where = repeated_key(obj)
+            if where is not None:
+                return error_for(source, line, text, obj, FieldError(where, repeated_key_reason(where)))
     try:
         event = event_from_dict(obj)
     except FieldError as exc:
@@ -435,14 +465,8 @@ def read_events(lines: Iterable[str], source: str, fmt: str) -> Iterator[tuple[i
 def bounded_lines(stream: IO[str]) -> Iterator[str]:
     """The stream's lines, none held longer than just over MAX_LINE_CHARS: a longer line is cut there
     (the parser then reports it as too long, on its own line number) and the rest of it is skipped, so a
-    file of one 20 GB line costs a megabyte of memory rather than 20 GB. A UTF-8 stream of ``decode_events``
-    is read in blocks (``_block_lines``): the same lines, without a text-layer readline each."""
-    if type(stream) is _Utf8Events:
-        return _block_lines(stream)
-    return _readline_lines(stream)
-
-
-def _readline_lines(stream: IO[str]) -> Iterator[str]:
+    file of one 20 GB line costs a megabyte of memory rather than 20 GB. (Reading blocks of bytes and
+    splitting them at line feeds was tried: slower than the text layer's readline, which is C.)"""
     limit = MAX_LINE_CHARS + 1
     while True:
         line = stream.readline(limit)
@@ -453,81 +477,6 @@ def _readline_lines(stream: IO[str]) -> Iterator[str]:
             while len(rest) >= limit and not rest.endswith(("\n", "\r")):
                 rest = stream.readline(limit)
         yield line
-
-
-BLOCK = 1 << 20
-# Past this many bytes without a line feed, the rest of the stream is read line by line as before (a line
-# that long is cut and reported anyway): the blocks never hold more than a few megabytes.
-_MAX_CARRY = 4 * MAX_LINE_CHARS
-
-
-class _Utf8Events(io.TextIOWrapper):
-    """A UTF-8 events stream of ``decode_events``, which ``bounded_lines`` (its only reader) reads in blocks."""
-
-
-def _block_lines(stream: _Utf8Events) -> Iterator[str]:
-    """``_readline_lines(stream)``, line for line, from blocks of the stream's bytes split at line feeds.
-
-    A line feed is one byte in UTF-8 and never part of another character, so decoding up to one (with
-    surrogateescape, as the text layer does) gives the text the text layer gives. A piece of a block between
-    two line feeds that holds no carriage return and is at most MAX_LINE_CHARS bytes (so at most that many
-    characters) is one line, whole, exactly as ``readline`` returns it; any other piece (split again at a
-    carriage return, cut when long) is read by ``readline`` itself over just its bytes, which start after a
-    line feed as they did in the stream; a stream that goes _MAX_CARRY bytes without a line feed is read by
-    ``readline`` from there on."""
-    binary: IO[bytes] = stream.buffer  # type: ignore[assignment]  # a BufferedReader (decode_events)
-    carry = b""
-    while True:
-        block: bytes = binary.read(BLOCK)
-        if not block:
-            break
-        if carry:
-            block = carry + block
-        end = block.rfind(b"\n") + 1
-        if not end:
-            carry = block
-            if len(carry) > _MAX_CARRY:
-                yield from _readline_lines(_text_of(io.BufferedReader(_Prefixed(carry, binary))))
-                return
-            continue
-        carry = block[end:]
-        whole = block[:end] if end < len(block) else block
-        if len(whole) <= MAX_LINE_CHARS and b"\r" not in whole:
-            for piece in whole.decode("utf-8", "surrogateescape").split("\n")[:-1]:
-                yield piece + "\n"
-            continue
-        for chunk in whole.split(b"\n")[:-1]:
-            if len(chunk) < MAX_LINE_CHARS and b"\r" not in chunk:
-                yield chunk.decode("utf-8", "surrogateescape") + "\n"
-            else:
-                yield from _readline_lines(_text_of(io.BytesIO(chunk + b"\n")))
-    if carry:
-        yield from _readline_lines(_text_of(io.BytesIO(carry)))
-
-
-def _text_of(binary: IO[bytes]) -> io.TextIOWrapper:
-    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
-
-
-class _Prefixed(io.RawIOBase):
-    """``prefix``'s bytes, then the rest of ``binary``'s."""
-
-    def __init__(self, prefix: bytes, binary: IO[bytes]) -> None:
-        self._prefix = prefix
-        self._binary = binary
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._prefix:
-            size = min(len(buffer), len(self._prefix))
-            buffer[:size] = self._prefix[:size]
-            self._prefix = self._prefix[size:]
-            return size
-        data = self._binary.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 _UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
@@ -544,7 +493,7 @@ def decode_events(binary: io.BufferedReader) -> io.TextIOWrapper:
         if head == bom:
             buffered.read(2)
             return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline="")
-    return _Utf8Events(buffered, encoding="utf-8", errors="surrogateescape", newline="")
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors="surrogateescape", newline="")
 
 
 @contextlib.contextmanager
