@@ -75,44 +75,12 @@ _CANONICAL = frozenset(
 _LONGEST_CANONICAL = max(map(len, _CANONICAL))
 
 
-# What canonical_timestamp accepted, by hour: the text without its minutes and seconds ("2025-11-10T12:" +
-# "+07:00") -> that hour's instant in the parser's zone. A text whose hour is here and whose minutes and
-# seconds are two ASCII digits each below 60 has the canonical shape, a valid date and hour (those of an
-# accepted text), an offset already seen and a year in range: it is that hour plus its minutes and seconds,
-# the same datetime the parse gives (its zone object included), at a third of the cost (issue 18: a day's
-# timestamps are nearly all distinct, its hours few). The key keeps any fraction and the hour its microseconds;
-# only texts of 20 or 25 characters (whole seconds, mostly) are remembered, so a stream of distinct fractions
-# costs no replace() a line; bounded.
-_HOURS: dict[str, datetime] = {}
-_MAX_HOURS = 1 << 12
-_MINUTES_SECONDS = {
-    f"{minute:02d}:{second:02d}": timedelta(minutes=minute, seconds=second)
-    for minute in range(60)
-    for second in range(60)
-}
-
-
 def canonical_timestamp(value: object) -> datetime | None:
     """``parse_timestamp(value)`` for a text of a canonical shape (``_CANONICAL``), or None for anything
     else, left to ``parse_timestamp`` (the parser's fast path, rules_engine/event_fast_path.py). Never
     raises. The shape implies every check of the generic parse but the calendar's (fromisoformat's, the
     same call), the year's and the offset's range: the zone is the one the generic parse keeps for that
     offset, and an offset it has not seen yet is left to it (which then keeps its zone, or refuses it)."""
-    if type(value) is str:
-        hour = _HOURS.get(value[:14] + value[19:])
-        if hour is not None:
-            within = _MINUTES_SECONDS.get(value[14:19])
-            if within is not None:
-                return hour + within
-    parsed = _canonical_timestamp(value)
-    if parsed is not None and len(value) in (20, 25):  # type: ignore[arg-type]  # a str: parsed
-        if len(_HOURS) >= _MAX_HOURS:
-            _HOURS.clear()
-        _HOURS[value[:14] + value[19:]] = parsed.replace(minute=0, second=0)  # type: ignore[index]
-    return parsed
-
-
-def _canonical_timestamp(value: object) -> datetime | None:
     if (
         type(value) is not str
         or len(value) > _LONGEST_CANONICAL
