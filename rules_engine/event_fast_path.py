@@ -19,7 +19,6 @@ tests/test_parser_differential.py over generated valid and mutated lines, parsed
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -257,8 +256,7 @@ def _source(event_type: str, max_text: int) -> tuple[str, dict[str, Any]]:
         "else:",
         "    extra = {} if o.keys() <= KNOWN else {k: v for k, v in o.items() if k not in KNOWN}",
     ]
-    values = ["event_id", repr(event_type), "participant", "ts", "site", "extra", *arguments]
-    call = _construction(CLASSES[event_type], values)
+    call = f"return CLASS(event_id, {event_type!r}, participant, ts, site, extra, {', '.join(arguments)})"
     lines = [
         f"def build_{event_type}(o):",
         *("    " + line for line in envelope),
@@ -268,28 +266,9 @@ def _source(event_type: str, max_text: int) -> tuple[str, dict[str, Any]]:
         "    except (FieldError, TypeError):",
         "        return None",
         *("    " + line for line in extra),
-        *("    " + line for line in call),
+        "    " + call,
     ]
     return "\n".join(lines) + "\n", constants
-
-
-def _construction(cls: type[Event], values: list[str]) -> list[str]:
-    """The event made from ``values`` (expressions, in the order of the dataclass's ``__init__``) as
-    ``__init__`` makes it, slot by slot: an object of the class, every field set, ``digest`` to its default.
-    A call of the generated ``__init__`` with 15 to 18 positional arguments cost about a quarter more
-    (issue 18). Checked here against the class, so a field added to it stops the compile, not the parse."""
-    fields = dataclasses.fields(cls)
-    params = cls.__dataclass_params__  # type: ignore[attr-defined]
-    if params.frozen or hasattr(cls, "__post_init__"):
-        raise ValueError(f"{cls.__name__}: a frozen or post-initialised event is made by its __init__")
-    init = [f.name for f in fields if f.init]
-    others = [f for f in fields if not f.init]
-    if len(init) != len(values) or any(f.default is dataclasses.MISSING for f in others):
-        raise ValueError(f"{cls.__name__}: the fast path's fields do not match the class's")
-    lines = ["e = NEW(CLASS)"]
-    lines += [f"e.{name} = {value}" for name, value in zip(init, values, strict=True)]
-    lines += [f"e.{f.name} = {f.default!r}" for f in others]
-    return [*lines, "return e"]
 
 
 # Bounds of what the builders remember: each store is cleared when it reaches its bound, so memory stays
@@ -394,7 +373,6 @@ def compile_fast_path(
             **constants,
             "KNOWN": known[event_type],
             "CLASS": CLASSES[event_type],
-            "NEW": object.__new__,
         }
         # The source is made from the table above only (field names and kinds), never from input.
         exec(compile(source, f"<fast builder of {event_type}>", "exec"), namespace)
