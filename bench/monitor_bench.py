@@ -65,6 +65,7 @@ def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
     stdlib = event_reader._DECODER.decode
 
     event_reader.decode_json = stdlib  # type: ignore[assignment]
+    event_reader._FAST_JSON = False  # parse_json_line's own orjson attempt off: every line through _decode
     # parse_json_line calls _decode (value, decoded by _DECODER), not decode_json: both are swapped.
     event_reader._decode = lambda text, data=None: (stdlib(text), True)
     setattr(backend, "insert", backend.insert_row_by_row)  # noqa: B010 - an instance attribute shadows the method
@@ -73,6 +74,7 @@ def stdlib_path(backend: EmbeddedBackend) -> Iterator[None]:
             yield
     finally:
         event_reader.decode_json, event_reader._decode = fast_decode, fast_pair
+        event_reader._FAST_JSON = True
         delattr(backend, "insert")
 
 

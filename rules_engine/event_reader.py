@@ -57,11 +57,12 @@ _DECODER = json.JSONDecoder(parse_float=_reject_float, parse_int=_bounded_int, o
 _LOW, _HIGH = -(10 ** (_MAX_INT_DIGITS - 1)), 10**_MAX_INT_DIGITS
 
 
-def _strings(value: Any) -> int:
+def _strings(value: Any, depth: int = 1) -> int:
     """How many JSON strings (keys, string values and items) an orjson value holds, or -1 when it may
     differ from _DECODER's: it holds a float or an integer whose literal is longer than 19 characters
-    (below -10**18 or from 10**19 up). Depth is bounded before decoding. Counted down from "every key and
-    value a string", so the common item, a string, costs no more than a type check."""
+    (below -10**18 or from 10**19 up), or it nests deeper than MAX_DEPTH (``depth``: the value's own level,
+    1 for a line's). Counted down from "every key and value a string", so the common item, a string, costs
+    no more than a type check."""
     if type(value) is dict:
         strings = 2 * len(value)
         items = value.values()
@@ -79,11 +80,20 @@ def _strings(value: Any) -> int:
         elif kind is float:
             return -1
         elif kind is dict or kind is list:
-            inner = _strings(item)
+            if depth >= MAX_DEPTH:
+                return -1
+            inner = _strings(item, depth + 1)
             if inner < 0:
                 return -1
             strings += inner
     return strings
+
+
+_loads = orjson.loads
+JSONDecodeError = orjson.JSONDecodeError
+_UNDECIDED: Any = object()
+# False: every line through ``_decode`` alone (bench/monitor_bench.py's stdlib decoder swaps that).
+_FAST_JSON = True
 
 
 def _quoted(text: str) -> int:
@@ -158,16 +168,36 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     # The line's UTF-8 (the text encodes: checked above), counted and digested: counting a character in
     # bytes costs half what it does in a str, and in UTF-8 an ASCII byte only ever stands for itself.
     data = text.encode()
-    if (data.count(b"{") > MAX_DEPTH or data.count(b"[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
-        return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
-    try:
-        obj, slow = _decode(text, data)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
-    if slow:
-        where = repeated_key(obj)
-        if where is not None:
-            return error_for(source, line, text, obj, FieldError(where, repeated_key_reason(where)))
+    # The common line first: an object orjson decodes (orjson bounds its own depth, far above ours, so it
+    # is safe on any text) to what _DECODER would give (``_decode``'s test) and nested at most MAX_DEPTH
+    # (``_strings`` says): for valid JSON that depth is what ``too_deep`` counts, so neither the depth nor
+    # the decoder would refuse it and the checks below would take this value. Their two bracket counts and
+    # a call cost nearly half of what orjson itself does (issue 18). Any other line takes them, in their order.
+    obj: Any = _UNDECIDED
+    if _FAST_JSON:
+        try:
+            value = _loads(text)
+        except JSONDecodeError:
+            value = None
+        if type(value) is dict:
+            strings = _strings(value)
+            if strings >= 0:
+                if "\\" not in text:
+                    if data.count(b'"') == 2 * strings:
+                        obj = value
+                elif _quoted(text) == strings:
+                    obj = value
+    if obj is _UNDECIDED:
+        if (data.count(b"{") > MAX_DEPTH or data.count(b"[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
+            return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
+        try:
+            obj, slow = _decode(text, data)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            return EventError(source, line, None, f"not valid JSON: {str(exc)[:200]}", _raw(text))
+        if slow:
+            where = repeated_key(obj)
+            if where is not None:
+                return error_for(source, line, text, obj, FieldError(where, repeated_key_reason(where)))
     try:
         event = event_from_dict(obj)
     except FieldError as exc:
@@ -201,7 +231,11 @@ def jsonl_texts(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     b"\\n" alone: the file readers (``decode_events``) also end a line at a bare carriage return, which is
     whitespace inside a JSON line, so such pieces are joined again, and the line numbers are those of the
     file's line feeds, as an editor and the stream count them."""
-    content = False
+    return _jsonl_texts(lines, False)
+
+
+def _jsonl_texts(lines: Iterable[str], content: bool) -> Iterator[tuple[int, str]]:
+    """``jsonl_texts``, with ``content``: whether a line with content came before these lines."""
     for number, text in enumerate(_lf_lines(lines), start=1):
         stripped = text.strip()
         if stripped[:1] == BOM and not content:
@@ -235,8 +269,23 @@ def _lf_lines(lines: Iterable[str]) -> Iterator[str]:
 
 
 def read_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Event | EventError]]:
-    for number, text in jsonl_texts(lines):
-        yield number, parse_json_line(text, source, number)
+    """``parse_json_line`` over ``jsonl_texts(lines)``, with the common line (no carriage return at its end,
+    nothing pending, no BOM) taken in this one loop: three generators a line cost about a microsecond
+    (issue 18). Anything else goes through ``_lf_lines`` and ``jsonl_texts``' own rules, line for line."""
+    iterator = iter(lines)
+    content = False
+    for number, line in enumerate(iterator, start=1):
+        if line[-1:] == "\r" or (not content and BOM in line):
+            # A carriage-return piece (joined again) or a BOM before the first content: the general rules,
+            # on this line and the rest, numbered on from here.
+            rest = itertools.chain((line,), iterator)
+            for offset, text in _jsonl_texts(rest, content):
+                yield number - 1 + offset, parse_json_line(text, source, number - 1 + offset)
+            return
+        stripped = line.strip()
+        if stripped:
+            content = True
+            yield number, parse_json_line(stripped, source, number)
 
 
 def _csv_cell(name: str, cell: str) -> Any:
@@ -416,7 +465,8 @@ def read_events(lines: Iterable[str], source: str, fmt: str) -> Iterator[tuple[i
 def bounded_lines(stream: IO[str]) -> Iterator[str]:
     """The stream's lines, none held longer than just over MAX_LINE_CHARS: a longer line is cut there
     (the parser then reports it as too long, on its own line number) and the rest of it is skipped, so a
-    file of one 20 GB line costs a megabyte of memory rather than 20 GB."""
+    file of one 20 GB line costs a megabyte of memory rather than 20 GB. (Reading blocks of bytes and
+    splitting them at line feeds was tried: slower than the text layer's readline, which is C.)"""
     limit = MAX_LINE_CHARS + 1
     while True:
         line = stream.readline(limit)
