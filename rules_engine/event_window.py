@@ -21,6 +21,8 @@ from sandboxwatch.rules_engine.money import ZERO
 from sandboxwatch.rules_engine.valuation import EXACT, exact_sum
 
 Entry = tuple[datetime, Decimal, str]  # event time, value, event id
+_add = EXACT.add
+_subtract = EXACT.subtract
 
 
 def _time(entry: Entry) -> datetime:
@@ -41,14 +43,22 @@ class Window:
         """Take an event: the events of the window of ``span`` ending at it (it last) and their sum without it.
         The sequence is the window's own while events come in order: read it before the next ``add``."""
         entries = self.entries
-        horizon = ts - span
         entry = (ts, value, event_id)
-        if not entries or entries[-1][0] <= ts:
-            while entries and entries[0][0] <= horizon:
-                self.total = EXACT.subtract(self.total, entries.popleft()[1])
-            before = self.total
+        if not entries:
+            # An empty window (a new subject, or one whose events all left): nothing to drop or sum.
             entries.append(entry)
-            self.total = EXACT.add(self.total, value)
+            before = self.total
+            self.total = _add(before, value)
+            return entries, before
+        horizon = ts - span
+        if entries[-1][0] <= ts:
+            before = self.total
+            if entries[0][0] <= horizon:
+                popleft = entries.popleft
+                while entries and entries[0][0] <= horizon:
+                    before = _subtract(before, popleft()[1])
+            entries.append(entry)
+            self.total = _add(before, value)
             return entries, before
         in_window = [kept for kept in entries if horizon < kept[0] <= ts]
         before = exact_sum(kept[1] for kept in in_window)

@@ -262,6 +262,13 @@ class EmbeddedBackend:
         self._session.close()
 
 
+def running_merges(backend: Backend) -> int:
+    """Merges of table parts running now (chdb runs them in this process's threads): a bench waits for none
+    before it stops its clock, so the merges a store path causes count in its CPU time."""
+    rows = backend.rows("SELECT count() FROM system.merges")
+    return int(rows[0][0]) if rows else 0
+
+
 def connect(url: str) -> Backend:
     """``clickhouse://[user:password@]host[:port][/database][?cluster=NAME&alt_hosts=HOST:PORT,...]``
     (``clickhouses://`` for TLS, port 9440; the options: store/cluster.py) or ``chdb://PATH``."""

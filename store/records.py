@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from sandboxwatch.rules_engine.events import Event, EventError
@@ -125,28 +126,52 @@ def column_seconds(ts: datetime) -> int:
     return min(max(int(ts.timestamp()), 0), _DATETIME_MAX_SECONDS)
 
 
+_event_of = attrgetter("event")
+_raw_of = attrgetter("raw")
+_source_of = attrgetter("source")
+_participant_of = attrgetter("participant")
+_event_id_of = attrgetter("event_id")
+_type_of = attrgetter("type")
+_ts_of = attrgetter("ts")
+
+
 def event_columns(records: Sequence[EventRecord], recorded: datetime) -> list[list[Any]]:
     """The events table's columns (EVENT_COLUMNS order) for a batch, built column by column: the insert is
     columnar, so no row tuple per event is made and then transposed. The same values as ``event_row`` gives,
-    except that the two DateTime columns are whole seconds since the epoch (``column_seconds``)."""
-    events = [r.event for r in records]
-    bodies = [r.raw for r in records]
+    except that the two DateTime columns are whole seconds since the epoch (``column_seconds``). Each column
+    is one ``map`` over the batch (no Python frame per value); the seconds are clamped value by value only
+    in a batch that holds a time a DateTime column cannot."""
+    events = list(map(_event_of, records))
+    bodies = list(map(_raw_of, records))
+    times = list(map(_ts_of, events))
+    stamps = list(map(datetime.timestamp, times))
+    if stamps and (min(stamps) < 0 or max(stamps) >= _DATETIME_MAX_SECONDS + 1):
+        seconds = list(map(_clamped_seconds, stamps))
+    else:
+        seconds = list(map(int, stamps))  # int() of a stamp in range is column_seconds' value
     columns: list[list[Any]] = [
-        [e.participant for e in events],
-        [e.event_id for e in events],
-        [e.type for e in events],
-        [column_seconds(e.ts) for e in events],
-        [e.ts.isoformat() for e in events],
+        list(map(_participant_of, events)),
+        list(map(_event_id_of, events)),
+        list(map(_type_of, events)),
+        seconds,
+        list(map(datetime.isoformat, times)),
         [getattr(e, "account", "") or "" for e in events],
         bodies,
-        [r.source for r in records],
+        list(map(_source_of, records)),
         [int(recorded.timestamp())] * len(records),
     ]
-    # Only a JSON escape can bring a surrogate in (the bytes were strict UTF-8), so most batches skip the fix.
+    # Only a JSON escape can bring a surrogate in (the bytes were strict UTF-8), so most batches skip the fix
+    # after one search of all their bodies at once.
+    if "\\u" not in "".join(bodies):
+        return columns
     for index in [i for i, raw in enumerate(bodies) if "\\u" in raw]:
         for column in _EVENT_TEXT_COLUMNS:
             columns[column][index] = utf8_text(columns[column][index])
     return columns
+
+
+def _clamped_seconds(stamp: float) -> int:
+    return min(max(int(stamp), 0), _DATETIME_MAX_SECONDS)
 
 
 def _event_row(record: EventRecord, recorded: datetime) -> tuple[Any, ...]:

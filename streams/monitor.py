@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from typing import TypeVar
 
 from sandboxwatch.alerts.metrics import Metrics
@@ -44,6 +46,10 @@ UNPROCESSABLE = "unprocessable"
 UNSTORABLE = "unstorable"
 INSERTS_SETTLE_SECONDS = 30.0
 T = TypeVar("T")
+_EVENT_OF_RECORD = attrgetter("event")
+_PARTICIPANT_OF = attrgetter("participant")
+_TYPE_OF = attrgetter("type")
+_TS_OF = attrgetter("ts")
 
 
 @dataclass(slots=True)
@@ -330,24 +336,29 @@ class Monitor:
         # 2028) is monitored and counted, but must not pin the "latest event" years ahead of the feed.
         now = time.time()
         # Counted per (participant, type) and set per participant once a batch, not once an event: the
-        # metrics' label lookups and locks were a tenth of the monitor's time.
-        counts: dict[tuple[str, str], int] = {}
+        # metrics' label lookups and locks were a tenth of the monitor's time. Counted and compared by C
+        # loops (Counter, max over a filter), no Python frame per event.
+        events = list(map(_EVENT_OF_RECORD, accepted))
+        counts = Counter(zip(map(_PARTICIPANT_OF, events), map(_TYPE_OF, events), strict=True))
         # Event times compared as they are (a converted number per event was the loop's biggest cost).
-        cutoff = datetime.fromtimestamp(now, UTC)
+        not_future = datetime.fromtimestamp(now, UTC).__ge__
         latest: dict[str, datetime] = {}
-        for record in accepted:
-            event = record.event
-            participant = event.participant
-            key = (participant, event.type)
-            counts[key] = counts.get(key, 0) + 1
-            ts = event.ts
-            if ts <= cutoff:
-                newest = latest.get(participant)
-                if newest is None or ts > newest:
-                    latest[participant] = ts
+        participants = {participant for participant, _ in counts}
+        if len(participants) == 1:
+            newest = max(filter(not_future, map(_TS_OF, events)), default=None)
+            if newest is not None:
+                latest[next(iter(participants))] = newest
+        else:
+            for event in events:
+                ts = event.ts
+                if not_future(ts):
+                    participant = event.participant
+                    newest = latest.get(participant)
+                    if newest is None or ts > newest:
+                        latest[participant] = ts
         for (participant, event_type), count in counts.items():
             metrics.events.labels(participant, event_type).inc(count)
-        for participant in {participant for participant, _ in counts}:
+        for participant in participants:
             metrics.last_processed.labels(participant).set(now)
         for participant, newest in latest.items():
             metrics.last_event.labels(participant).set(newest.timestamp())

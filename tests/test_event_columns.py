@@ -90,3 +90,10 @@ def test_the_row_path_the_bench_measures_against_stores_the_same(store: Store) -
     assert [row[8] for row in got] == LINES
     assert store.write_events_as_rows(records()) == []
     assert store.raw_count("events") == 3
+
+
+def test_a_batch_in_range_takes_the_seconds_as_they_are() -> None:
+    """``event_columns`` clamps value by value only in a batch holding a time a DateTime cannot: a batch all
+    in range gives the same seconds without it."""
+    columns = event_columns(records()[:1], RECORDED)
+    assert [(*row[:6], row[7], row[8]) for row in zip(*columns, strict=True)] == EXPECTED[:1]

@@ -14,7 +14,7 @@ from sandboxwatch.simulator import SimulationConfig, build_scenario, scenario_li
 from sandboxwatch.store.clickhouse_store import Store
 from sandboxwatch.streams.inbound import InboundMessage
 from sandboxwatch.streams.monitor import Monitor
-from tests.helpers import DA_NANG
+from tests.helpers import DA_NANG, NATIONAL
 
 
 def test_duplicates_events_and_last_event_are_exact_when_counted_once_a_batch(store: Store) -> None:
@@ -49,3 +49,36 @@ def test_duplicates_events_and_last_event_are_exact_when_counted_once_a_batch(st
     newest = max(datetime.fromisoformat(json.loads(line)["ts"]) for line in lines)
     assert value(f"{PREFIX}_last_event_timestamp_seconds", {"participant": participant}) == newest.timestamp()
     assert store.count("events") == 300
+
+
+def test_last_event_per_participant_in_a_batch_of_several_leaves_out_future_dated_events(store: Store) -> None:
+    """The gauge takes each participant's newest event time at or before now, also when one batch holds the
+    messages of several participants; an event dated years ahead is counted but moves no gauge."""
+    licences = [load_licence(DA_NANG), load_licence(NATIONAL)]
+    messages = []
+    expected: dict[str, float] = {}
+    by_type: Counter[tuple[str, str]] = Counter()
+    for offset, licence in enumerate(licences):
+        participant = licence.header.participant
+        scenario = build_scenario(licence, SimulationConfig(accounts=20, seed=5 + offset, target_events=200))
+        unique: dict[str, str] = {}
+        for line in scenario_lines(scenario):
+            unique.setdefault(json.loads(line)["event_id"], line.rstrip("\n"))
+        lines = list(unique.values())[:100]
+        future = json.loads(lines[0])
+        future.update(event_id="from-the-future", ts="2099-01-01T00:00:00+00:00")
+        lines.append(json.dumps(future))
+        by_type.update((participant, json.loads(line)["type"]) for line in lines)
+        expected[participant] = max(datetime.fromisoformat(json.loads(line)["ts"]) for line in lines[:-1]).timestamp()
+        messages.append(InboundMessage("events", 0, offset, participant.encode(), "\n".join(lines).encode()))
+    metrics = Metrics()
+    monitor = Monitor(licences, store, metrics)
+    outcome = monitor.process_batch(messages)
+    monitor.flush()
+
+    assert outcome.events == 202
+    value = metrics.registry.get_sample_value
+    for participant, newest in expected.items():
+        assert value(f"{PREFIX}_last_event_timestamp_seconds", {"participant": participant}) == newest
+    for (participant, event_type), count in by_type.items():
+        assert value(f"{PREFIX}_events_total", {"participant": participant, "type": event_type}) == count

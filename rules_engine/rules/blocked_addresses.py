@@ -78,11 +78,12 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: None) -> Findings:
         hits = [event.address]
         subject = event.account
     elif isinstance(event, TransferEvent):
-        listed = [(a, params.listing(a)) for a in (event.from_address, event.to_address)]
-        hits = [a for a, at in listed if at is not None]
-        if not hits:
+        # Both ends looked up without building lists: nearly every transfer touches no listed address.
+        at_from, at_to = params.listing(event.from_address), params.listing(event.to_address)
+        if at_from is None and at_to is None:
             return None
-        where = next(at for _, at in listed if at is not None)
+        hits = [a for a, at in ((event.from_address, at_from), (event.to_address, at_to)) if at is not None]
+        where = at_from if at_from is not None else at_to
         subject = hits[0]
     else:
         return None

@@ -60,8 +60,10 @@ def check(rule: RuleSpec, event: Event, facts: Facts, state: State) -> Findings:
     params: Params = rule.params
     # The gross value is facts.value; counted_value (a call per event) only when fees are counted.
     value = counted_value(event, facts, True) if params.fees else facts.value
+    if value is None or value >= params.threshold:
+        return None
     account: str | None = getattr(event, "account", None)  # account_of, without the call
-    if value is None or account is None or value >= params.threshold:
+    if account is None:
         return None
     key = (account, event.type)
     window = state.get(key)
