@@ -248,6 +248,28 @@ def hostile_lines(lines: list[str], participant: str) -> list[str]:
         out.append(json.dumps({**base, "event_id": f"ts-{len(out)}", "ts": stamp}))
     for amount in AMOUNTS:
         out.append(json.dumps({**base, "event_id": f"am-{len(out)}", "amount": amount}))
+    return out + nesting_lines(base)
+
+
+def nesting_lines(base: dict[str, Any], full: bool = False) -> list[str]:
+    """Objects nested 6 to 10 levels (the parser's bound is 8; ``full``, else 8 and 9), by lists, objects,
+    both, empty innermost, brackets inside strings, with a repeated key or an escape beside them."""
+    out = []
+    head = json.dumps(base)[:-1]
+    for levels in (6, 7, 8, 9, 10) if full else (8, 9):
+        inner = levels - 1  # the line's own object is a level
+        for opener, closer in (("[", "]"), ('{"k":', "}"), ('[{"k":', "}]")):
+            count = inner if len(opener) == 1 or opener == '{"k":' else inner // 2
+            for core in ("1", '"x"', "[]", "{}", '"[[[[[[[[[["', '"\\u005b"', "null")[: 7 if full else 3]:
+                nested = opener * count + core + closer * count
+                out.append(head + ', "deep": ' + nested + "}")
+                out.append(head + ', "deep": ' + nested + ', "deep": 1}')
+                out.append(head + ', "deep": ' + nested + ', "esc": "\\"}')
+    out.append('{"a":' * 8 + "1" + "}" * 8)
+    out.append('{"a":' * 9 + "1" + "}" * 9)
+    out.append("[" * 8 + "]" * 8)
+    out.append("[" * 9 + "]" * 9)
+    out.append('{"a":' * 9 + "1" + "}" * 8)  # unbalanced and too deep
     return out
 
 

@@ -33,7 +33,9 @@ LICENCES = {
 
 
 def _inputs(folder: Path, only: str) -> list[Path]:
-    return sorted(p for p in folder.glob("*.jsonl") if only in p.name)
+    """The corpus's files whose name holds one of ``only``'s comma-separated parts (all when empty)."""
+    parts = only.split(",")
+    return sorted(p for p in folder.glob("*.jsonl") if any(part in p.name for part in parts))
 
 
 def run_cli(argv: list[str]) -> tuple[bytes, bytes, int]:
@@ -84,6 +86,44 @@ def check(inputs: Path, out: Path, only: str) -> None:
             ["check", "--licence", str(LICENCES[tag]), "--events", str(path), "--format", "csv"]
         )
         (out / f"check-csv-{path.stem}.out").write_bytes(stdout + f"\nEXIT {code}\n".encode())
+
+
+def parse(inputs: Path, out: Path, only: str) -> None:
+    """``parse_json_line`` over every line of each file (as the stream reads a batch: split at line feeds),
+    each outcome written out: the event's every field (repr), digest and zone, or the error's every field.
+    Each file twice in one process, so a remembered value that changes a later outcome shows."""
+    from sandboxwatch.rules_engine.event_reader import parse_json_line
+
+    for rnd in range(2):
+        for path in _inputs(inputs, only):
+            lines = path.read_bytes().decode("utf-8", "surrogateescape").split("\n")
+            rows = []
+            for number, line in enumerate(lines, 1):
+                try:
+                    item = parse_json_line(line, "s", number)
+                    zone = getattr(getattr(item, "ts", None), "tzinfo", None)
+                    rows.append(f"{number}\t{item!r}\t{getattr(item, 'digest', '-')}\t{zone!r}")
+                except BaseException as exc:
+                    rows.append(f"{number}\tCRASH {type(exc).__name__}: {exc}")
+            text = "\n".join(rows).encode("utf-8", "backslashreplace")
+            name = out / f"parse-{path.stem}.txt"
+            if rnd == 0:
+                name.write_bytes(text)
+            elif name.read_bytes() != text:
+                (out / f"parse-{path.stem}.second-pass-differs").write_bytes(text)
+
+
+def check_licences(inputs: Path, out: Path, licences: Path, only: str) -> None:
+    """``check`` with each licence variant (licence_variants.py) on the files of its participant."""
+    files = _inputs(inputs, only)
+    for licence in sorted(licences.glob("*.yaml")):
+        tag = licence.name.split("-")[0]
+        for path in files:
+            if not path.name.startswith(tag + "-"):
+                continue
+            stdout, stderr, code = run_cli(["check", "--licence", str(licence), "--events", str(path)])
+            stderr = stderr.replace(str(path).encode(), b"<FILE>").replace(str(licence).encode(), b"<LICENCE>")
+            (out / f"lic-{licence.stem}-{path.stem}.out").write_bytes(stdout + stderr + f"\nEXIT {code}\n".encode())
 
 
 def _json(value: Any) -> Any:
@@ -217,7 +257,7 @@ def snap_resume(inputs: Path, out: Path, snaps: Path, only: str) -> None:
     from sandboxwatch.streams import engine_snapshots
 
     for snap in sorted(snaps.glob("snap-*.pickle")):
-        if only not in snap.name:
+        if not any(part in snap.name for part in only.split(",")):
             continue
         saved = pickle.loads(snap.read_bytes())
         stem = snap.name[len("snap-") :].rsplit("-", 1)[0]
@@ -253,6 +293,10 @@ def main() -> None:
     (out / f"whose-code-{mode}.txt").write_text(str(Path(sandboxwatch.__file__).resolve()))
     if mode == "check":
         check(inputs, out, only)
+    elif mode == "parse":
+        parse(inputs, out, only)
+    elif mode == "check-licences":
+        check_licences(inputs, out, Path(sys.argv[5]), only)
     elif mode == "monitor":
         monitor(inputs, out, only)
     elif mode == "snap-make":
