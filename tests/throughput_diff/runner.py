@@ -22,6 +22,7 @@ import pickle
 import sys
 import traceback
 import zlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ LICENCES = {
 def _inputs(folder: Path, only: str) -> list[Path]:
     """The corpus's files whose name holds one of ``only``'s comma-separated parts (all when empty)."""
     parts = only.split(",")
-    return sorted(p for p in folder.glob("*.jsonl") if any(part in p.name for part in parts))
+    found = [*folder.glob("*.jsonl"), *folder.glob("*.csv")]
+    return sorted(p for p in found if any(part in p.name for part in parts))
 
 
 def run_cli(argv: list[str]) -> tuple[bytes, bytes, int]:
@@ -161,6 +163,8 @@ def monitor(inputs: Path, out: Path, only: str, backend: Any = None) -> None:
         backend = EmbeddedBackend(str(out / "chdb"))
     runs = []
     for path in _inputs(inputs, only):
+        if path.suffix != ".jsonl":
+            continue
         tag = path.name.split("-")[0]
         messages = pickle.loads(path.with_suffix(".messages.pickle").read_bytes())
         runs.append((path, "batched", [LICENCES[tag]], messages["batched"], 600))
@@ -252,6 +256,56 @@ def snap_make(inputs: Path, out: Path, only: str) -> None:
             )
 
 
+def replace(inputs: Path, out: Path, only: str) -> None:
+    """Reference data changing mid-stream (``Engine.replace_rule``, as the monitor's refresh does): the
+    blocklist gains addresses the stream uses, the sites list loses one, the assets list gains one; then a
+    snapshot of the engine restored and run to the end. The findings of each step."""
+    import re
+
+    from sandboxwatch.rules_engine import zone_sharing_pickle
+    from sandboxwatch.rules_engine.engine import Engine
+    from sandboxwatch.rules_engine.licence import load_licence, parse_licence
+    from sandboxwatch.streams.engine_snapshots import dump
+
+    for path in _inputs(inputs, only):
+        if not any(k in path.name for k in SNAP_FILES):
+            continue
+        tag = path.name.split("-")[0]
+        events = _events(path)
+        text = LICENCES[tag].read_text()
+        used = sorted(
+            {a for e in events for a in (getattr(e, "address", None), getattr(e, "to_address", None))
+             if a and re.fullmatch(r"0x[0-9a-fA-F]{40}", a) and not a.endswith("dead")}
+        )  # fmt: skip
+        extra = ", ".join(repr(a) for a in used[:5])
+        changed = re.sub(r"addresses: \[([^]]*)\]", partial(_with, extra), text)
+        changed = re.sub(r"sites: \[([^,\]]*), ", "sites: [", changed)
+        changed = re.sub(r"assets: \[([^]]*)\]", r"assets: [\1, BTC]", changed)
+        licence, new = load_licence(LICENCES[tag]), parse_licence(changed)
+        result: dict[str, Any] = {}
+        try:
+            engine = Engine(licence)
+            third = len(events) // 3
+            steps: list[list[Any]] = [[f.to_dict() for e in events[:third] for f in engine.process(e)]]
+            for rule in new.rules:
+                old = next((r for r in licence.rules if r.id == rule.id), None)
+                if old is not None and old != rule:
+                    engine.replace_rule(rule)
+                    steps.append([f"replaced {rule.id}"])
+            steps.append([f.to_dict() for e in events[third : 2 * third] for f in engine.process(e)])
+            engine = zone_sharing_pickle.loads(zlib.decompress(dump(engine)))
+            steps.append([f.to_dict() for e in events[2 * third :] for f in engine.process(e)])
+            steps.append([f.to_dict() for f in engine.flush()])
+            result["steps"] = steps
+        except BaseException:
+            result["CRASH"] = traceback.format_exc()
+        (out / f"replace-{path.stem}.json").write_text(json.dumps(result, indent=0, sort_keys=True, ensure_ascii=True))
+
+
+def _with(extra: str, match: Any) -> str:
+    return f"addresses: [{match.group(1)}, {extra}]"
+
+
 def snap_resume(inputs: Path, out: Path, snaps: Path, only: str) -> None:
     from sandboxwatch.rules_engine import zone_sharing_pickle
     from sandboxwatch.streams import engine_snapshots
@@ -293,6 +347,8 @@ def main() -> None:
     (out / f"whose-code-{mode}.txt").write_text(str(Path(sandboxwatch.__file__).resolve()))
     if mode == "check":
         check(inputs, out, only)
+    elif mode == "replace":
+        replace(inputs, out, only)
     elif mode == "parse":
         parse(inputs, out, only)
     elif mode == "check-licences":
