@@ -160,13 +160,18 @@ def event_columns(records: Sequence[EventRecord], recorded: datetime) -> list[li
         list(map(_source_of, records)),
         [int(recorded.timestamp())] * len(records),
     ]
-    # Only a JSON escape can bring a surrogate in (the bytes were strict UTF-8), so most batches skip the fix
-    # after one search of all their bodies at once.
-    if "\\u" not in "".join(bodies):
-        return columns
-    for index in [i for i, raw in enumerate(bodies) if "\\u" in raw]:
-        for column in _EVENT_TEXT_COLUMNS:
-            columns[column][index] = utf8_text(columns[column][index])
+    # A lone surrogate has no UTF-8 form: the store would refuse the whole batch, retried for ever. A JSON
+    # escape brings one in, and so can any caller building events itself, in any text column: each column is
+    # searched once as a whole (an ASCII column, the common case, without encoding it).
+    for column in _EVENT_TEXT_COLUMNS:
+        values = columns[column]
+        joined = "".join(values)
+        if joined.isascii():
+            continue
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            columns[column] = list(map(utf8_text, values))
     return columns
 
 

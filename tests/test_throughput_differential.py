@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 
 from sandboxwatch.rules_engine.events import FundsEvent
-from sandboxwatch.store import backends
 from sandboxwatch.store.backends import EmbeddedBackend
 from tests.throughput_diff import gen_inputs, runner
 from tests.throughput_diff.compare import first_difference
@@ -102,20 +101,10 @@ def test_an_engine_pickled_by_mains_code_resumes_to_mains_findings(corpus: Path,
     assert result["resumed_equals_uninterrupted"] is True
 
 
-_STORE_PATH_OF_S10S = hasattr(backends, "_PY_EXCEPTION_OCCURED")  # chdb reads the columns (Python())
-
-
-@pytest.mark.xfail(
-    not _STORE_PATH_OF_S10S,
-    strict=True,
-    reason="main's columnar insert fixes a lone surrogate only in a batch whose body holds a \\u escape: one "
-    "outside it is refused with the whole batch (StoreError, code 25) or stored as its CESU-8 bytes (ED B3 BF); "
-    "the Python() insert (s10s) stores ? as records.utf8_text intends. The monitor's parser never yields such "
-    "a value (an identifier with a lone surrogate is refused), so no monitored row differs",
-)
 def test_a_lone_surrogate_in_an_event_column_is_stored_as_a_question_mark(backend: EmbeddedBackend) -> None:
-    """Found by the differential harness (issue 18): main and the store path of s10s store different rows
-    for these values, through ``Store.write_events`` called directly."""
+    """Found by the differential harness (issue 18): main's columns were fixed only in a batch whose body held
+    a \\u escape, so a lone surrogate elsewhere (a caller building events itself) was refused with its whole
+    batch (code 25, retried for ever) or stored as CESU-8 bytes (ED B3 BF). Each text column is now searched."""
     import dataclasses
     import uuid
 
