@@ -91,7 +91,7 @@ def _strings(value: Any, depth: int = 1) -> int:
 
 _loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
-_UNDECIDED: Any = object()
+_NOT_EXACT: Any = object()
 # False: every line through ``_decode`` alone (bench/monitor_bench.py's stdlib decoder swaps that).
 _FAST_JSON = True
 
@@ -112,23 +112,32 @@ def decode_json(text: str) -> Any:
 
 def _decode(text: str, data: bytes | None = None) -> tuple[Any, bool]:
     """``decode_json``, and whether _DECODER decoded it (only then can it hold a ``RepeatedKeys``); ``data``:
-    the text's UTF-8, when the caller has it (its quote marks are counted there, at half the cost).
+    the text's UTF-8, when the caller has it (its quote marks are counted there, at half the cost)."""
+    value = _orjson_exact(text, data)
+    if value is _NOT_EXACT:
+        return _DECODER.decode(text), True  # also a scalar line: rare, and never an event
+    return value, False
 
-    A repeated key costs orjson one value, so the decoded value then holds fewer strings (the lost key, at
-    least) than the text: only when the counts agree is orjson's value the whole line's."""
+
+def _orjson_exact(text: str, data: bytes | None) -> Any:
+    """orjson's value of the text when it is provably _DECODER's, else ``_NOT_EXACT`` (also when orjson
+    refuses the text): an object or a list, nested at most MAX_DEPTH, holding no float and no long int
+    (``_strings``), with as many strings as the text has. A repeated key costs orjson one value, so the
+    decoded value then holds fewer strings (the lost key, at least) than the text: only when the counts
+    agree is orjson's value the whole line's."""
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return _DECODER.decode(text), True
+        value = _loads(text)
+    except JSONDecodeError:
+        return _NOT_EXACT
     if type(value) is dict or type(value) is list:
         strings = _strings(value)
-        if strings >= 0 and "\\" not in text:
-            if (text.count('"') if data is None else data.count(b'"')) == 2 * strings:
-                return value, False
-        elif strings >= 0 and _quoted(text) == strings:
-            return value, False
-        return _DECODER.decode(text), True
-    return _DECODER.decode(text), True  # a scalar line: rare, and never an event
+        if strings >= 0:
+            if "\\" not in text:
+                if (text.count('"') if data is None else data.count(b'"')) == 2 * strings:
+                    return value
+            elif _quoted(text) == strings:
+                return value
+    return _NOT_EXACT
 
 
 def error_for(source: str, line: int, raw: str, obj: Any, exc: FieldError) -> EventError:
@@ -173,21 +182,8 @@ def parse_json_line(text: str, source: str, line: int) -> Event | EventError:
     # (``_strings`` says): for valid JSON that depth is what ``too_deep`` counts, so neither the depth nor
     # the decoder would refuse it and the checks below would take this value. Their two bracket counts and
     # a call cost nearly half of what orjson itself does (issue 18). Any other line takes them, in their order.
-    obj: Any = _UNDECIDED
-    if _FAST_JSON:
-        try:
-            value = _loads(text)
-        except JSONDecodeError:
-            value = None
-        if type(value) is dict:
-            strings = _strings(value)
-            if strings >= 0:
-                if "\\" not in text:
-                    if data.count(b'"') == 2 * strings:
-                        obj = value
-                elif _quoted(text) == strings:
-                    obj = value
-    if obj is _UNDECIDED:
+    obj: Any = _orjson_exact(text, data) if _FAST_JSON else _NOT_EXACT
+    if type(obj) is not dict:  # a list, or no value known exact: the checks below decide
         if (data.count(b"{") > MAX_DEPTH or data.count(b"[") > MAX_DEPTH) and too_deep(text, MAX_DEPTH):
             return EventError(source, line, None, f"nested deeper than {MAX_DEPTH} levels", _raw(text))
         try:

@@ -123,7 +123,7 @@ _EVENT_TEXT_COLUMNS = (0, 1, 2, 4, 5, 6, 7)
 def column_seconds(ts: datetime) -> int:
     """``column_time`` as the whole seconds since the epoch that a ``DateTime`` column stores: both backends
     take an int as is, where a datetime costs a conversion per row (and chdb a date-time text parse)."""
-    return min(max(int(ts.timestamp()), 0), _DATETIME_MAX_SECONDS)
+    return _clamped_seconds(ts.timestamp())
 
 
 _event_of = attrgetter("event")
